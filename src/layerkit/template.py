@@ -1,0 +1,170 @@
+"""Reading the SAM ``template.yaml``: which function attaches which layers, in what order.
+
+The template is the one source of the deploy topology. This module reads it with a YAML loader
+that understands CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...), turning them
+into their long forms (``{"Ref": ...}``), and extracts a small, frozen description of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from layerkit.errors import SpecError
+
+LAYER_TYPE = "AWS::Serverless::LayerVersion"
+FUNCTION_TYPE = "AWS::Serverless::Function"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A safe YAML loader that maps ``!Tag value`` to ``{"Fn::Tag": value}`` like CloudFormation."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+@dataclass(frozen=True)
+class TemplateLayer:
+    """An ``AWS::Serverless::LayerVersion`` resource."""
+
+    logical_id: str
+    layer: str  # the layers/<name>/ folder its ContentUri zip is built from
+    content_uri: str
+    compatible_runtimes: tuple[str, ...]
+    compatible_architectures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TemplateFunction:
+    """An ``AWS::Serverless::Function`` resource, with Globals applied."""
+
+    logical_id: str
+    name: str  # the functions/<name>/ folder its CodeUri zip is built from
+    code_uri: str
+    handler: str
+    runtime: str
+    architecture: str
+    memory_size: int
+    timeout: int
+    layers: tuple[str, ...]  # layer folder names, in the order Lambda extracts them
+
+
+@dataclass(frozen=True)
+class Template:
+    """What layerkit needs from template.yaml."""
+
+    path: Path
+    layers: tuple[TemplateLayer, ...]
+    functions: tuple[TemplateFunction, ...]
+    document: Mapping[str, Any]
+
+
+def load_yaml(text: str) -> Any:
+    """Parse CloudFormation YAML, short tags included."""
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _artifact_stem(uri: Any, kind: str, logical_id: str, path: Path) -> str:
+    if not isinstance(uri, str) or not uri.endswith(".zip"):
+        raise SpecError(
+            f"{path}: {logical_id}: {kind} must name the zip layerkit builds, for example "
+            f"`dist/{'layers' if kind == 'ContentUri' else 'functions'}/<name>.zip` (got {uri!r})."
+        )
+    return PurePosixPath(uri).stem
+
+
+def _resolve_layer_ref(
+    entry: Any, layer_ids: Mapping[str, TemplateLayer], fn: str, path: Path
+) -> str:
+    ref = entry.get("Ref") if isinstance(entry, Mapping) else None
+    if ref is None and isinstance(entry, Mapping) and "Fn::GetAtt" in entry:
+        ref = entry["Fn::GetAtt"][0]
+    if not isinstance(ref, str) or ref not in layer_ids:
+        raise SpecError(
+            f"{path}: function {fn} attaches layer {entry!r}, which is not an "
+            f"{LAYER_TYPE} in this template; use `!Ref <LayerLogicalId>` with one of: "
+            f"{', '.join(sorted(layer_ids)) or '(none defined)'}."
+        )
+    return layer_ids[ref].layer
+
+
+def parse_template(text: str, path: Path) -> Template:
+    """Extract layers and functions (Globals applied) from the text of a SAM template."""
+    try:
+        doc = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("Resources"), Mapping):
+        raise SpecError(f"{path}: a SAM template needs a `Resources` mapping.")
+    globals_fn = (doc.get("Globals") or {}).get("Function") or {}
+    layers: dict[str, TemplateLayer] = {}
+    for logical_id, res in doc["Resources"].items():
+        if isinstance(res, Mapping) and res.get("Type") == LAYER_TYPE:
+            props = res.get("Properties") or {}
+            uri = props.get("ContentUri")
+            layers[logical_id] = TemplateLayer(
+                logical_id=logical_id,
+                layer=_artifact_stem(uri, "ContentUri", logical_id, path),
+                content_uri=uri,
+                compatible_runtimes=tuple(props.get("CompatibleRuntimes") or ()),
+                compatible_architectures=tuple(props.get("CompatibleArchitectures") or ("x86_64",)),
+            )
+    functions: list[TemplateFunction] = []
+    for logical_id, res in doc["Resources"].items():
+        if not (isinstance(res, Mapping) and res.get("Type") == FUNCTION_TYPE):
+            continue
+        props = {**globals_fn, **(res.get("Properties") or {})}
+        missing = [key for key in ("Handler", "Runtime", "CodeUri") if key not in props]
+        if missing:
+            raise SpecError(
+                f"{path}: function {logical_id} has no {', '.join(missing)} (in its Properties "
+                "or in Globals.Function); add it."
+            )
+        archs = props.get("Architectures") or ["x86_64"]
+        functions.append(
+            TemplateFunction(
+                logical_id=logical_id,
+                name=_artifact_stem(props["CodeUri"], "CodeUri", logical_id, path),
+                code_uri=props["CodeUri"],
+                handler=str(props["Handler"]),
+                runtime=str(props["Runtime"]),
+                architecture=str(archs[0]),
+                memory_size=int(props.get("MemorySize", 128)),
+                timeout=int(props.get("Timeout", 3)),
+                layers=tuple(
+                    _resolve_layer_ref(entry, layers, logical_id, path)
+                    for entry in props.get("Layers") or ()
+                ),
+            )
+        )
+    return Template(path, tuple(layers.values()), tuple(functions), doc)
+
+
+def read_template(path: Path) -> Template:
+    """Read and parse ``template.yaml``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path} not found: layerkit reads which function attaches which layers from the "
+            "SAM template; create it (see the README)."
+        ) from None
+    return parse_template(text, path)
