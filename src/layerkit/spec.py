@@ -32,8 +32,14 @@ BYTECODE_MODES = ("all", "imported", "none", "sourceless")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
 _UNITS = {
-    None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9,
-    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
+    None: 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
 }
 
 
@@ -164,14 +170,21 @@ class Project:
 
 
 _LAYER_KEYS = {
-    "description", "requires", "budget", "runtimes", "architectures", "slim", "bytecode", "smoke",
+    "description",
+    "requires",
+    "budget",
+    "runtimes",
+    "architectures",
+    "slim",
+    "bytecode",
+    "smoke",
 }
 _SLIM_KEYS = {"remove", "keep", "strip", "botocore-services"}
 
 
 def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"{where} must be a list of strings, for example [\"a\", \"b\"].")
+        raise SpecError(f'{where} must be a list of strings, for example ["a", "b"].')
     return tuple(value)
 
 
@@ -225,9 +238,13 @@ def load_layer(path: Path, root: Path) -> Layer:
     smoke = data.get("smoke")
     smoke_path = path / smoke if isinstance(smoke, str) else None
     if smoke_path is not None and not smoke_path.is_file():
-        raise SpecError(f"{display}: smoke = {smoke!r}, but {smoke_path.relative_to(root)} does not exist.")
+        raise SpecError(
+            f"{display}: smoke = {smoke!r}, but {smoke_path.relative_to(root)} does not exist."
+        )
     if "budget" not in data:
-        raise SpecError(f"{display}: set `budget`, the unzipped size limit, e.g. budget = \"100 MB\".")
+        raise SpecError(
+            f'{display}: set `budget`, the unzipped size limit, e.g. budget = "100 MB".'
+        )
     req_path = path / "requirements.txt"
     raw_req = req_path.read_bytes() if req_path.is_file() else b""
     return Layer(
@@ -237,7 +254,9 @@ def load_layer(path: Path, root: Path) -> Layer:
         requires=_str_tuple(data.get("requires", []), f"{display}: requires"),
         budget=parse_size(data["budget"], f"{display}: budget"),
         runtimes=runtimes,
-        architectures=_str_tuple(data.get("architectures", ["x86_64"]), f"{display}: architectures"),
+        architectures=_str_tuple(
+            data.get("architectures", ["x86_64"]), f"{display}: architectures"
+        ),
         requirements=read_requirements(req_path, req_path.relative_to(root)),
         slim=slim,
         bytecode=bytecode,
@@ -262,7 +281,7 @@ def order_layers(layers: Mapping[str, Layer], root: Path) -> tuple[Layer, ...]:
         if state.get(name) == "done":
             return
         if state.get(name) == "active":
-            cycle = " -> ".join((*chain[chain.index(name):], name))
+            cycle = " -> ".join((*chain[chain.index(name) :], name))
             raise SpecError(
                 f"layers require each other in a cycle: {cycle}; remove one `requires` entry "
                 "in those layer.toml files."

@@ -108,7 +108,9 @@ class Target:
         platforms += [f"{name}_{self.machine}" for m, name in legacy.items() if m <= self.glibc[1]]
         interpreter = "cp{}{}".format(*self.python_version)
         found = set(
-            tags.cpython_tags(self.python_version, abis=[interpreter, "abi3", "none"], platforms=platforms)
+            tags.cpython_tags(
+                self.python_version, abis=[interpreter, "abi3", "none"], platforms=platforms
+            )
         )
         found.update(tags.compatible_tags(self.python_version, interpreter, platforms))
         return frozenset(found)
@@ -130,7 +132,9 @@ def wheel_fits(filename: str, target: Target) -> bool:
 
 def wheel_tags_text(filename: str) -> str:
     """The platform tags of a wheel file name, for error messages."""
-    return filename.removesuffix(".whl").split("-", 2)[-1] if filename.endswith(".whl") else filename
+    return (
+        filename.removesuffix(".whl").split("-", 2)[-1] if filename.endswith(".whl") else filename
+    )
 
 
 def find_interpreter(target: Target, cwd: Path | None = None) -> Path:

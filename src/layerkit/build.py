@@ -1,0 +1,448 @@
+"""The build pipeline: lock slice -> install -> slim -> bytecode -> zip -> manifest.
+
+Incremental: an artifact is rebuilt only when the content hash of its inputs (its lock slice,
+its layer.toml and requirements, the layers it requires, its source files, the layerkit version
+and the target) differs from the one recorded in the manifest, or its zip is missing or altered.
+
+Safe: one build at a time per output folder (an advisory file lock, released by the OS even if
+the process dies), work happens in a staging folder that is always removed, every zip is renamed
+into place only when complete, and the manifest is rewritten after each artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerkit import __version__
+from layerkit.archive import write_zip
+from layerkit.errors import BuildError, BuildLockedError
+from layerkit.install import install_packages
+from layerkit.lock import Lock, Partition, partition, read_lock
+from layerkit.manifest import (
+    ArtifactRecord,
+    artifact_intact,
+    artifact_path,
+    read_manifest,
+    write_manifest,
+)
+from layerkit.spec import Function, Layer, Project
+from layerkit.target import Target
+
+DIST = "dist"
+WORK = ".work"
+LOCK_FILE = ".build.lock"
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """A progress event: which artifact, which step, and a short detail."""
+
+    artifact: str  # "layer core-data-science" / "function predictions"
+    step: str
+    detail: str = ""
+
+
+Progress = Callable[[BuildEvent], None]
+
+
+def _no_progress(event: BuildEvent) -> None:
+    """Discard progress events."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An artifact and whether it needs building."""
+
+    kind: str
+    name: str
+    path: str
+    input_hash: str
+    state: str  # "fresh", "stale" (inputs changed or zip altered), "missing"
+    record: ArtifactRecord | None
+
+    @property
+    def label(self) -> str:
+        """``layer core-data-science``."""
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did and what the output folder now holds."""
+
+    out_dir: Path
+    target: Target
+    built: tuple[str, ...]  # artifact paths rebuilt
+    records: Mapping[str, ArtifactRecord]  # every artifact in the manifest
+    partition: Partition
+
+
+def output_dir(project: Project, target: Target) -> Path:
+    """``dist/`` for the template's target (what SAM and deploy read), ``dist/<key>/`` else."""
+    base = project.root / DIST
+    return base if target == project.deploy_target else base / target.key
+
+
+# ---------------------------------------------------------------- input hashing (pure)
+
+
+def _digest(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _slice(lock: Lock, names: Sequence[str]) -> list[list[str]]:
+    wanted = set(names)
+    return [[p.name, p.version, p.sha256] for p in lock.packages if p.name in wanted]
+
+
+def layer_hashes(project: Project, target: Target, lock: Lock, part: Partition) -> dict[str, str]:
+    """The input hash of every layer (required layers' hashes feed their dependents')."""
+    hashes: dict[str, str] = {}
+    for layer in project.layers:
+        hashes[layer.name] = _digest(
+            {
+                "layerkit": __version__,
+                "target": target.key,
+                "config": layer.config_sha256,
+                "slice": _slice(lock, part.layers[layer.name]),
+                "requires": {r: hashes[r] for r in project.required_closure(layer.name)},
+            }
+        )
+    return hashes
+
+
+def function_files(fn: Function) -> tuple[Path, ...]:
+    """The files of a function folder that go into its package, relative to the folder."""
+    from layerkit.functions import package_files, refuse_secrets
+
+    files = package_files(fn.path)
+    refuse_secrets(fn.path, files)
+    return files
+
+
+def function_hash(
+    fn: Function, target: Target, lock: Lock, part: Partition, files: Sequence[Path]
+) -> str:
+    """The input hash of a function package: its files, its lock slice, its layers' contents."""
+    return _digest(
+        {
+            "layerkit": __version__,
+            "target": target.key,
+            "files": [
+                [f.as_posix(), hashlib.sha256((fn.path / f).read_bytes()).hexdigest()]
+                for f in files
+            ],
+            "slice": _slice(lock, part.functions[fn.name]),
+            "layers": list(fn.layers),
+        }
+    )
+
+
+# ---------------------------------------------------------------- planning (what is fresh)
+
+
+def plan(
+    project: Project,
+    target: Target,
+    *,
+    layers: Sequence[str] | None = None,
+    functions: bool = True,
+    lock: Lock | None = None,
+) -> tuple[tuple[Planned, ...], Lock, Partition]:
+    """Decide for each wanted artifact whether it is fresh, stale or missing."""
+    lock = lock or read_lock(project, target)
+    part = partition(project, lock)
+    out = output_dir(project, target)
+    records = read_manifest(out)
+    hashes = layer_hashes(project, target, lock, part)
+    if layers is not None:
+        layers = {*layers, *(d for name in layers for d in project.dependents(name))}
+    wanted: list[tuple[str, str, str]] = [
+        ("layer", layer.name, hashes[layer.name])
+        for layer in project.layers
+        if (layers is None or layer.name in layers) and target in layer.targets()
+    ]
+    if functions and target == project.deploy_target:
+        for fn in project.functions:
+            wanted.append(
+                ("function", fn.name, function_hash(fn, target, lock, part, function_files(fn)))
+            )
+    planned = []
+    for kind, name, digest in wanted:
+        path = artifact_path(kind, name)
+        record = records.get(path)
+        if record is None or not (out / path).is_file():
+            state = "missing"
+        elif record.input_hash != digest or not artifact_intact(out, record):
+            state = "stale"
+        else:
+            state = "fresh"
+        planned.append(Planned(kind, name, path, digest, state, record))
+    return tuple(planned), lock, part
+
+
+# ---------------------------------------------------------------- the build lock
+
+
+@contextlib.contextmanager
+def build_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder's build lock, or raise BuildLockedError at once."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_FILE
+    fh = path.open("a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise BuildLockedError(
+                f"another layerkit build is running in {out_dir} ({holder}); wait for it to "
+                "finish and run the command again. The lock is released automatically when "
+                "that process ends."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+# ---------------------------------------------------------------- building one artifact
+
+
+def _build_layer(
+    project: Project,
+    layer: Layer,
+    target: Target,
+    lock: Lock,
+    part: Partition,
+    planned: Planned,
+    out: Path,
+    work: Path,
+    progress: Progress,
+) -> ArtifactRecord:
+    label = planned.label
+    site = work / "python"
+    packages = [lock.package(n) for n in part.layers[layer.name]]
+    progress(BuildEvent(label, "install", f"{len(packages)} distributions"))
+    install_packages(packages, site, target)
+    slim_passes, bytecode = _finish_tree(site, layer, target, project, out, progress, label)
+    progress(BuildEvent(label, "zip", planned.path))
+    info = write_zip(work, out / planned.path)
+    return ArtifactRecord(
+        kind="layer",
+        name=layer.name,
+        target=target.key,
+        path=planned.path,
+        sha256=info.sha256,
+        zipped_bytes=info.zipped_bytes,
+        unzipped_bytes=info.unzipped_bytes,
+        files=info.files,
+        input_hash=planned.input_hash,
+        distributions={p.name: p.version for p in packages},
+        distribution_bytes=_distribution_sizes(site),
+        budget=layer.budget,
+        layers=project.required_closure(layer.name),
+        slim=slim_passes,
+        bytecode=bytecode,
+    )
+
+
+def _finish_tree(
+    site: Path,
+    layer: Layer,
+    target: Target,
+    project: Project,
+    out: Path,
+    progress: Progress,
+    label: str,
+) -> tuple[tuple[Mapping[str, object], ...], Mapping[str, object]]:
+    """Slim and compile a staged layer tree (the hooks of the slim and bytecode steps)."""
+    return (), {"mode": "none"}
+
+
+def _distribution_sizes(site: Path) -> dict[str, int]:
+    return {}
+
+
+def _build_function(
+    project: Project,
+    fn: Function,
+    target: Target,
+    lock: Lock,
+    part: Partition,
+    planned: Planned,
+    out: Path,
+    work: Path,
+    progress: Progress,
+) -> ArtifactRecord:
+    label = planned.label
+    packages = [lock.package(n) for n in part.functions[fn.name]]
+    if packages:
+        progress(BuildEvent(label, "install", f"{len(packages)} function-only distributions"))
+        install_packages(packages, work, target)
+    files = function_files(fn)
+    progress(BuildEvent(label, "copy", f"{len(files)} files"))
+    for rel in files:
+        dest = work / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(fn.path / rel, dest)
+    progress(BuildEvent(label, "zip", planned.path))
+    info = write_zip(work, out / planned.path)
+    return ArtifactRecord(
+        kind="function",
+        name=fn.name,
+        target=target.key,
+        path=planned.path,
+        sha256=info.sha256,
+        zipped_bytes=info.zipped_bytes,
+        unzipped_bytes=info.unzipped_bytes,
+        files=info.files,
+        input_hash=planned.input_hash,
+        distributions={p.name: p.version for p in packages},
+        layers=fn.layers,
+    )
+
+
+# ---------------------------------------------------------------- the whole build
+
+
+def build(
+    project: Project,
+    target: Target | None = None,
+    *,
+    layers: Sequence[str] | None = None,
+    functions: bool = True,
+    force: bool = False,
+    progress: Progress = _no_progress,
+) -> BuildResult:
+    """Build what is not fresh: every layer (or ``layers`` and what requires them) and function.
+
+    ``layers`` names layers to build; the layers that require them are rebuilt when stale too.
+    """
+    target = target or project.deploy_target
+    if layers is not None:
+        for name in layers:
+            project.layer(name)  # unknown names fail here, with the list of known ones
+    out = output_dir(project, target)
+    with build_lock(out):
+        planned, lock, part = plan(project, target, layers=layers, functions=functions)
+        records = dict(read_manifest(out))
+        built: list[str] = []
+        todo = [p for p in planned if force or p.state != "fresh"]
+        for item in planned:
+            if item not in todo:
+                progress(BuildEvent(item.label, "fresh", "up to date"))
+        for item in todo:
+            started = time.monotonic()
+            work_root = out / WORK
+            work_root.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=f"{item.kind}-{item.name}-", dir=work_root))
+            try:
+                records.pop(item.path, None)  # never describe a zip that is being replaced
+                write_manifest(out, target.key, records)
+                if item.kind == "layer":
+                    record = _build_layer(
+                        project,
+                        project.layer(item.name),
+                        target,
+                        lock,
+                        part,
+                        item,
+                        out,
+                        work,
+                        progress,
+                    )
+                else:
+                    record = _build_function(
+                        project,
+                        project.function(item.name),
+                        target,
+                        lock,
+                        part,
+                        item,
+                        out,
+                        work,
+                        progress,
+                    )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            records[item.path] = record
+            write_manifest(out, target.key, records)
+            built.append(item.path)
+            progress(
+                BuildEvent(
+                    item.label,
+                    "done",
+                    f"{record.unzipped_bytes / 1e6:.1f} MB unzipped, "
+                    f"{record.zipped_bytes / 1e6:.1f} MB zipped, {time.monotonic() - started:.1f}s",
+                )
+            )
+        _drop_unknown(out, records, project)
+        write_manifest(out, target.key, records)
+    return BuildResult(out, target, tuple(built), records, part)
+
+
+def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Project) -> None:
+    """Forget manifest entries of layers/functions that no longer exist in the project."""
+    known = {artifact_path("layer", x.name) for x in project.layers}
+    known |= {artifact_path("function", f.name) for f in project.functions}
+    for path in [p for p in records if p not in known]:
+        del records[path]
+        (out / path).unlink(missing_ok=True)
+
+
+def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
+    """Remove build output: everything under dist/, or one layer's zips for every target."""
+    base = project.root / DIST
+    if layer is None:
+        if base.exists():
+            with build_lock(base):
+                for child in base.iterdir():
+                    if child.name != LOCK_FILE:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+        return (base,)
+    project.layer(layer)
+    removed = []
+    for target in project.targets:
+        out = output_dir(project, target)
+        if not out.exists():
+            continue
+        with build_lock(out):
+            records = dict(read_manifest(out))
+            path = artifact_path("layer", layer)
+            if records.pop(path, None) is not None:
+                write_manifest(out, target.key, records)
+            if (out / path).exists():
+                (out / path).unlink()
+                removed.append(out / path)
+    return tuple(removed)
+
+
+def require_fresh(project: Project, target: Target | None = None) -> BuildResult:
+    """The current build, or BuildError naming what is missing or stale (for deploy/validate)."""
+    target = target or project.deploy_target
+    planned, _, part = plan(project, target)
+    bad = [p for p in planned if p.state != "fresh"]
+    if bad:
+        items = ", ".join(f"{p.path} ({p.state})" for p in bad)
+        raise BuildError(
+            f"the build in {output_dir(project, target)} is not current: {items}. "
+            "Run `inv build.all` first."
+        )
+    out = output_dir(project, target)
+    records = {p.path: p.record for p in planned if p.record is not None}
+    return BuildResult(out, target, (), records, part)
