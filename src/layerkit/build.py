@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit import __version__
+from layerkit.archive import sha256_file as archive_sha
 from layerkit.archive import write_zip
 from layerkit.errors import BuildError, BuildLockedError
 from layerkit.install import install_packages

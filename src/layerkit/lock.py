@@ -268,14 +268,31 @@ def parse_compiled(
     return result
 
 
-def _pypi_wheel_names(name: str, version: str) -> list[str]:
-    url = f"https://pypi.org/pypi/{name}/{version}/json"
+_HINT_RE = re.compile(r"Wheels are available for `[^`]+` \(v[^)]+\) on the following platforms: (.+)")
+
+
+def _available_tags(name: str, version: str, stderr: str) -> list[str]:
+    """Platform tags of the wheels that exist: from uv's hint, else from PyPI's simple index."""
+    hint = _HINT_RE.search(stderr)
+    if hint:
+        return re.findall(r"`([^`]+)`", hint.group(1))
+    request = urllib.request.Request(
+        f"https://pypi.org/simple/{canonicalize_name(name)}/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
     try:
-        with urllib.request.urlopen(url, timeout=15) as resp:
-            data = json.load(resp)
+        with urllib.request.urlopen(request, timeout=15) as resp:  # noqa: S310 - fixed https URL
+            files = json.load(resp).get("files", [])
     except (urllib.error.URLError, OSError, ValueError):
         return []
-    return sorted(f["filename"] for f in data.get("urls", []) if f["filename"].endswith(".whl"))
+    prefix = f"{canonicalize_name(name).replace('-', '_')}-{version}-"
+    return sorted(
+        {
+            wheel_tags_text(f["filename"])
+            for f in files
+            if f["filename"].endswith(".whl") and f["filename"].lower().startswith(prefix.lower())
+        }
+    )
 
 
 def _where(project: Project, name: str) -> str:
@@ -300,8 +317,7 @@ def _explain_failure(project: Project, target: Target, stderr: str) -> LayerkitE
     found = _NO_WHEEL_RE.search(stderr)
     if found:
         name, version = found.groups()
-        wheels = _pypi_wheel_names(name, version)
-        tags = ", ".join(sorted({wheel_tags_text(w) for w in wheels})) or "none (sdist only)"
+        tags = ", ".join(_available_tags(name, version, stderr)) or "none (sdist only)"
         return WheelTagError(
             f"{name} {version} has no wheel that loads on {target.runtime} "
             f"({target.machine}, glibc {target.glibc[0]}.{target.glibc[1]})"
