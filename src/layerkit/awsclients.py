@@ -1,0 +1,60 @@
+"""The AWS clients a deploy uses, made from the standard credential chain.
+
+Deploy code never creates clients itself: it takes a :class:`Clients`, so tests pass clients
+made inside moto's mock and the local stage passes clients pointed at its embedded server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from layerkit.errors import DeployError
+from layerkit.stages import Stage
+
+
+@dataclass(frozen=True)
+class Clients:
+    """A Lambda client and an S3 client for one region and account."""
+
+    lambda_: Any
+    s3: Any
+
+
+def clients_for(stage: Stage) -> Clients:
+    """Clients for a non-local ``stage`` from the standard AWS chain.
+
+    AWS_PROFILE, AWS_REGION (or the profile's region) and AWS_ENDPOINT_URL are honoured; the
+    stage's ``region`` and ``endpoint``, when set, win. Raises DeployError when no credentials
+    or no region can be found, suggesting the local stage.
+    """
+    import boto3
+    import botocore.exceptions
+
+    try:
+        session = boto3.Session(region_name=stage.region)
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as exc:
+        raise DeployError(
+            f"stage {stage.name!r}: the AWS configuration could not be read ({exc}); check "
+            "AWS_PROFILE and ~/.aws/config, or try the embedded stage with --stage=local."
+        ) from exc
+    if credentials is None:
+        raise DeployError(
+            f"stage {stage.name!r} deploys to real AWS, and no AWS credentials were found "
+            "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, SSO or "
+            "an instance role). Configure credentials, or run the whole deploy against the "
+            "embedded moto server with --stage=local (no credentials needed)."
+        )
+    if session.region_name is None:
+        raise DeployError(
+            f"stage {stage.name!r} has no region: set `region` for it in stages.toml, or "
+            "AWS_REGION / the profile's region; or use --stage=local."
+        )
+    kwargs: dict[str, Any] = {}
+    if stage.endpoint:
+        kwargs["endpoint_url"] = stage.endpoint
+    return Clients(
+        lambda_=session.client("lambda", **kwargs),
+        s3=session.client("s3", **kwargs),
+    )
