@@ -19,13 +19,14 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit import __version__
-from layerkit.archive import sha256_file as archive_sha
 from layerkit.archive import write_zip
+from layerkit.bytecode import compile_tree, top_level_modules
 from layerkit.errors import BuildError, BuildLockedError
 from layerkit.install import install_packages
 from layerkit.lock import Lock, Partition, partition, read_lock
@@ -36,8 +37,9 @@ from layerkit.manifest import (
     read_manifest,
     write_manifest,
 )
+from layerkit.slim import slim_tree
 from layerkit.spec import Function, Layer, Project
-from layerkit.target import Target
+from layerkit.target import Target, find_interpreter
 
 DIST = "dist"
 WORK = ".work"
@@ -233,6 +235,7 @@ def _build_layer(
     planned: Planned,
     out: Path,
     work: Path,
+    interpreter: Path,
     progress: Progress,
 ) -> ArtifactRecord:
     label = planned.label
@@ -240,7 +243,9 @@ def _build_layer(
     packages = [lock.package(n) for n in part.layers[layer.name]]
     progress(BuildEvent(label, "install", f"{len(packages)} distributions"))
     install_packages(packages, site, target)
-    slim_passes, bytecode = _finish_tree(site, layer, target, project, out, progress, label)
+    slim_passes, bytecode = _finish_tree(
+        site, layer, target, project, out, work, interpreter, progress, label
+    )
     progress(BuildEvent(label, "zip", planned.path))
     info = write_zip(work, out / planned.path)
     return ArtifactRecord(
@@ -268,11 +273,61 @@ def _finish_tree(
     target: Target,
     project: Project,
     out: Path,
+    work: Path,
+    interpreter: Path,
     progress: Progress,
     label: str,
 ) -> tuple[tuple[Mapping[str, object], ...], Mapping[str, object]]:
-    """Slim and compile a staged layer tree (the hooks of the slim and bytecode steps)."""
-    return (), {"mode": "none"}
+    """Slim, then compile a staged layer tree; return what each step did (for the manifest)."""
+    slimmed = slim_tree(site, layer.slim, target)
+    progress(
+        BuildEvent(
+            label,
+            "slim",
+            f"removed {slimmed.removed_files} files, {slimmed.removed_bytes / 1e6:.1f} MB "
+            f"in {len(slimmed.passes)} passes",
+        )
+    )
+    search_path: list[Path] = []
+    if layer.bytecode == "imported":  # what a cold start loads depends on the layers below
+        for name in project.required_closure(layer.name):
+            below = work / "required" / name
+            with zipfile.ZipFile(out / artifact_path("layer", name)) as zf:
+                zf.extractall(below)
+            search_path.append(below / "python")
+    compiled = compile_tree(
+        site,
+        interpreter,
+        layer.bytecode,
+        search_path=search_path,
+        entry_modules=top_level_modules(site),
+    )
+    shutil.rmtree(work / "required", ignore_errors=True)
+    progress(
+        BuildEvent(
+            label,
+            "bytecode",
+            f"{compiled.mode}: {compiled.compiled_files} modules with {interpreter.name} "
+            f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
+        )
+    )
+    passes = tuple(
+        {
+            "name": p.name,
+            "removed_files": p.removed_files,
+            "removed_bytes": p.removed_bytes,
+            "examples": list(p.examples),
+        }
+        for p in slimmed.passes
+    )
+    bytecode = {
+        "mode": compiled.mode,
+        "compiled_files": compiled.compiled_files,
+        "added_bytes": compiled.added_bytes,
+        "invalidation": compiled.invalidation,
+        "failed": [list(f) for f in compiled.failed],
+    }
+    return passes, bytecode
 
 
 def _distribution_sizes(site: Path) -> dict[str, int]:
@@ -288,6 +343,7 @@ def _build_function(
     planned: Planned,
     out: Path,
     work: Path,
+    interpreter: Path,
     progress: Progress,
 ) -> ArtifactRecord:
     label = planned.label
@@ -301,6 +357,8 @@ def _build_function(
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(fn.path / rel, dest)
+    compiled = compile_tree(work, interpreter, "all", dest_dir="/var/task")
+    progress(BuildEvent(label, "bytecode", f"{compiled.compiled_files} modules"))
     progress(BuildEvent(label, "zip", planned.path))
     info = write_zip(work, out / planned.path)
     return ArtifactRecord(
@@ -344,6 +402,7 @@ def build(
         records = dict(read_manifest(out))
         built: list[str] = []
         todo = [p for p in planned if force or p.state != "fresh"]
+        interpreter = find_interpreter(target) if todo else Path()
         for item in planned:
             if item not in todo:
                 progress(BuildEvent(item.label, "fresh", "up to date"))
@@ -365,6 +424,7 @@ def build(
                         item,
                         out,
                         work,
+                        interpreter,
                         progress,
                     )
                 else:
@@ -377,6 +437,7 @@ def build(
                         item,
                         out,
                         work,
+                        interpreter,
                         progress,
                     )
             finally:

@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 
 from layerkit import build as B
 from layerkit import lock as L
+from layerkit.archive import sha256_file
 from layerkit.errors import LockError, SpecError, WheelTagError
 from layerkit.spec import load_project
 from layerkit.target import Target
@@ -105,7 +106,7 @@ def test_manifest_describes_each_zip(built: B.BuildResult) -> None:
     assert rec.layers == ("core-data-science",)
     assert rec.distributions["scikit-learn"]
     assert rec.files > 100 and rec.unzipped_bytes > rec.zipped_bytes > 0
-    assert rec.sha256 == B.archive_sha(built.out_dir / rec.path)
+    assert rec.sha256 == sha256_file(built.out_dir / rec.path)
 
 
 def test_two_clean_builds_are_byte_identical(built: B.BuildResult, tmp_path: Path) -> None:

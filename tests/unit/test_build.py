@@ -18,6 +18,7 @@ T = Target("python3.9")
 
 def fake_install(calls: list[str]) -> Callable[[Sequence[L.LockedPackage], Path, Target], None]:
     def install(packages: Sequence[L.LockedPackage], dest: Path, target: Target) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
         for p in packages:
             calls.append(p.name)
             (dest / p.name).mkdir(parents=True, exist_ok=True)
