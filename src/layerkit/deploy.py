@@ -1198,8 +1198,7 @@ def apply(
             restored, failed = applier.undo()
             lines = [
                 f"deploy to stage {stage.name!r} failed at step {index}/{len(steps)} "
-                f"({step.describe().split(None, 1)[0]}: {step.describe().split(None, 1)[-1]}): "
-                f"{exc}",
+                f"({' '.join(step.describe().split())}): {exc}",
                 "Rolled back in reverse order:",
                 *(f"  restored: {line}" for line in restored),
                 *(f"  NOT restored: {line}" for line in failed),
