@@ -42,7 +42,7 @@ SOURCE_SUFFIXES = frozenset(
 )
 #: Files that are licences: never removed by any pass.
 _LICENCE_RE = re.compile(r"^(licen[cs]e|copying|notice|authors)([._-].*)?$", re.IGNORECASE)
-_PYC_TAG_RE = re.compile(r"^[^.]+\.(?P<tag>[a-z]+-\d+)(\.opt-\d)?\.pyc$")
+_PYC_TAG_RE = re.compile(r"^[^.]+\.(?P<tag>[a-z]+-\d+)\.pyc$")  # no .opt-N: Lambda runs without -O
 _ELF_MAGIC = b"\x7fELF"
 
 
