@@ -26,6 +26,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from layerkit.errors import SandboxError
-from layerkit.target import Target
+from layerkit.spec import Project
+from layerkit.target import Target, find_interpreter
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
 
@@ -441,3 +443,41 @@ def run_code(
             f"could not start {sandbox.interpreter} ({exc}); check that the "
             f"{sandbox.target.runtime} interpreter is installed."
         ) from None
+
+
+def invoke_function(
+    project: Project,
+    function: str,
+    event: Any,
+    out_dir: Path,
+    *,
+    interpreter: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> InvokeResult:
+    """Invoke a built function as Lambda would: its layers in the template's order, its zip.
+
+    ``out_dir`` is the build output holding ``layers/<name>.zip`` and ``functions/<name>.zip``
+    (``build.require_fresh(project).out_dir``). Memory size, timeout and handler come from
+    template.yaml; the sandbox lives in a temporary folder removed afterwards.
+    """
+    fn = project.function(function)
+    zips = [Path(out_dir) / "layers" / f"{name}.zip" for name in fn.layers]
+    package = Path(out_dir) / "functions" / f"{fn.name}.zip"
+    for path in (*zips, package):
+        if not path.is_file():
+            raise SandboxError(
+                f"{path} does not exist: function {fn.name} needs it; build first "
+                "(`inv build.all`)."
+            )
+    interpreter = interpreter or find_interpreter(fn.target, cwd=project.root)
+    with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{fn.name}-") as tmp:
+        sandbox = prepare(Path(tmp) / "sandbox", zips, package, interpreter, fn.target)
+        return invoke(
+            sandbox,
+            fn.handler,
+            event,
+            function_name=fn.name,
+            memory_mb=fn.memory_size,
+            timeout_s=fn.timeout,
+            env=env,
+        )
