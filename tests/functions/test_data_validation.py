@@ -192,3 +192,41 @@ def test_the_shipped_events_behave_as_documented(app: ModuleType) -> None:
     invalid = app.lambda_handler(load("invalid_records.json"), None)
     assert (invalid["statusCode"], invalid["valid_count"]) == (200, 0)
     assert app.lambda_handler(load("malformed.json"), None)["statusCode"] == 400
+
+
+@pytest.mark.integration
+def test_runs_under_python39_with_the_built_layers(run_function: Any) -> None:
+    event = json.loads((FN_DIR / "events" / "basic.json").read_text())
+    result = run_function("data_validation", event)
+    assert result.ok, result.response
+    assert result.response["statusCode"] == 200
+    assert result.response["valid_count"] == 3
+
+
+@pytest.mark.integration
+def test_reads_s3_under_python39_through_the_aws_utilities_layer(run_function: Any) -> None:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket="input")
+        client.put_object(Bucket="input", Key="batch.csv", Body=CSV.encode())
+        result = run_function(
+            "data_validation",
+            {"s3": {"bucket": "input", "key": "batch.csv"}},
+            env={"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"},
+        )
+    finally:
+        server.stop()
+    assert result.ok, result.response
+    assert (result.response["total"], result.response["valid_count"]) == (3, 2)

@@ -129,3 +129,16 @@ def test_the_shipped_events_behave_as_documented(app: ModuleType) -> None:
     assert app.lambda_handler(basic, None)["statusCode"] == 200
     malformed = json.loads((FN_DIR / "events" / "malformed.json").read_text())
     assert app.lambda_handler(malformed, None)["statusCode"] == 400
+
+
+@pytest.mark.integration
+def test_runs_under_python39_with_the_built_layers_and_matches_the_host(
+    app: ModuleType, run_function: Any
+) -> None:
+    event = json.loads((FN_DIR / "events" / "basic.json").read_text())
+    result = run_function("feature_engineering", event)
+    assert result.ok, result.response
+    on_host = app.lambda_handler(event, None)
+    assert result.response["columns"] == on_host["columns"]
+    for lambda_row, host_row in zip(result.response["features"], on_host["features"], strict=True):
+        assert lambda_row == pytest.approx(host_row, abs=1e-12)

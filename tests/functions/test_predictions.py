@@ -130,3 +130,41 @@ def test_the_committed_model_takes_the_features_feature_engineering_makes(
 def test_the_malformed_event_is_rejected(app: ModuleType) -> None:
     malformed = json.loads((FN_DIR / "events" / "malformed.json").read_text())
     assert app.lambda_handler(malformed, None)["statusCode"] == 400
+
+
+@pytest.mark.integration
+def test_the_committed_model_loads_and_predicts_under_python39(run_function: Any) -> None:
+    result = run_function("predictions", event())
+    assert result.ok, result.response
+    assert result.response["statusCode"] == 200, result.response
+    committed = json.loads((FN_DIR / "model" / "model.json").read_text())
+    assert result.response["model"]["sha256"] == committed["model_sha256"]
+    assert [p["id"] for p in result.response["predictions"]] == [1, 2, 3]
+
+
+@pytest.mark.integration
+def test_the_pipeline_runs_end_to_end_under_python39(run_function: Any) -> None:
+    raw = json.loads((FUNCTIONS / "data_validation" / "events" / "basic.json").read_text())
+    validated = run_function("data_validation", raw).response
+    engineered = run_function("feature_engineering", validated).response
+    scored = run_function("predictions", engineered).response
+    assert scored["statusCode"] == 200, scored
+    assert len(scored["predictions"]) == validated["valid_count"] == 3
+
+
+@pytest.mark.integration
+def test_retraining_with_the_built_layers_reproduces_the_committed_model(
+    built: Any, tmp_path: Path
+) -> None:
+    from layerkit.training import model_is_current, read_model_info, train_model
+
+    layers = built.unzipped_layers("predictions", tmp_path / "layers")
+    model = train_model(built.project, tmp_path / "model", built.interpreter, layers)
+    fresh = read_model_info(model.parent)
+    committed = read_model_info(FN_DIR / "model")
+    assert fresh is not None
+    assert committed is not None
+    assert fresh.sklearn_version == committed.sklearn_version, "retrain: `inv build.model`"
+    assert fresh.sha256 == committed.sha256
+    assert model.read_bytes() == (FN_DIR / "model" / "model.joblib").read_bytes()
+    assert model_is_current(FN_DIR / "model", fresh.sklearn_version, "3.9")
