@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +54,7 @@ from layerkit.spec import Project
 from layerkit.stagelock import acquire, default_owner
 from layerkit.stagelock import release as release_lock
 from layerkit.stages import Stage
+from layerkit.templatecheck import RuntimeStatus, lifecycle_source, runtime_lifecycle
 
 ARTIFACT_PREFIX = "artifacts/"
 HEALTH_EVENT = "events/health.json"
@@ -734,83 +734,46 @@ def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[St
 # --------------------------------------------------------------------------- runtime lifecycle
 
 
-@dataclass(frozen=True)
-class RuntimeLifecycle:
-    """Dates from cfn-lint's Lambda runtime lifecycle table (None: not announced)."""
-
-    runtime: str
-    deprecated: dt.date | None
-    create_block: dt.date | None
-    update_block: dt.date | None
-    successor: str | None
-
-
-def runtime_lifecycle(runtime: str) -> RuntimeLifecycle:
-    """The lifecycle dates of ``runtime``, read from the installed cfn-lint's data."""
-    from importlib import resources
-
-    path = resources.files("cfnlint") / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json"
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # pragma: no cover - cfn-lint without the table
-        table = {}
-    entry = table.get(runtime) or {}
-
-    def date(key: str) -> dt.date | None:
-        value = entry.get(key)
-        return dt.date.fromisoformat(value) if isinstance(value, str) else None
-
-    return RuntimeLifecycle(
-        runtime=runtime,
-        deprecated=date("deprecated"),
-        create_block=date("create-block"),
-        update_block=date("update-block"),
-        successor=entry.get("successor"),
-    )
-
-
 def runtime_problems(
     steps: Sequence[Step],
     today: dt.date,
-    lifecycle: Callable[[str], RuntimeLifecycle] = runtime_lifecycle,
+    lifecycle: Callable[[str, dt.date], RuntimeStatus] = runtime_lifecycle,
 ) -> tuple[tuple[str, bool], ...]:
     """Runtime lifecycle findings for ``steps``: (message, blocked) pairs.
 
+    The dates come from cfn-lint's lifecycle data (:func:`templatecheck.runtime_lifecycle`).
     ``blocked`` is True when AWS refuses the step's create or update on ``today``; otherwise
     the message is a deprecation warning.
     """
     findings: dict[str, tuple[str, bool]] = {}
     for step in steps:
         if isinstance(step, CreateFunction):
-            runtime, block_kind = step.config.runtime, "create"
-        elif isinstance(step, (UpdateFunctionCode, UpdateFunctionConfiguration)):
-            runtime = (
-                step.config.runtime
-                if isinstance(step, UpdateFunctionConfiguration)
-                else step.runtime
-            )
-            block_kind = "update"
+            runtime, action = step.config.runtime, "create"
+        elif isinstance(step, UpdateFunctionConfiguration):
+            runtime, action = step.config.runtime, "update"
+        elif isinstance(step, UpdateFunctionCode):
+            runtime, action = step.runtime, "update"
         else:
             continue
         if not runtime:
             continue
-        info = lifecycle(runtime)
-        block = info.create_block if block_kind == "create" else info.update_block
-        later = f" Move to {info.successor}." if info.successor else ""
-        key = f"{runtime}:{block_kind}"
-        if block is not None and today >= block:
+        status = lifecycle(runtime, today)
+        blocked = status.blocked_for_create if action == "create" else status.blocked_for_update
+        block_day = status.create_blocked if action == "create" else status.update_blocked
+        later = f" Move to {status.successor}." if status.successor else ""
+        key = f"{runtime}:{action}"
+        if blocked:
             findings[key] = (
-                f"{runtime}: AWS blocks function {block_kind}s since {block.isoformat()} "
-                f"(cfn-lint's runtime lifecycle data).{later}",
+                f"{runtime}: AWS blocks function {action}s since {block_day} "
+                f"({lifecycle_source()}).{later}",
                 True,
             )
-        elif info.deprecated is not None and today >= info.deprecated:
+        elif status.is_deprecated:
             findings.setdefault(
                 key,
                 (
-                    f"{runtime} is deprecated since {info.deprecated.isoformat()}; AWS blocks "
-                    f"{block_kind}s from {block.isoformat() if block else 'a date not yet set'}."
-                    f"{later}",
+                    f"{runtime} is deprecated since {status.deprecated}; AWS blocks {action}s "
+                    f"from {block_day or 'a date not yet set'}.{later}",
                     False,
                 ),
             )
@@ -1262,7 +1225,7 @@ def deploy(
     owner: str | None = None,
     today: dt.date | None = None,
     now: Callable[[], dt.datetime] = _utcnow,
-    lifecycle: Callable[[str], RuntimeLifecycle] = runtime_lifecycle,
+    lifecycle: Callable[[str, dt.date], RuntimeStatus] = runtime_lifecycle,
     waiter_delay: int = 1,
 ) -> DeployOutcome:
     """Deploy ``desired`` to ``stage`` under the stage lock; see :func:`plan` and :func:`apply`.

@@ -26,6 +26,7 @@ from layerkit.awsclients import Clients
 from layerkit.deploy import DesiredState, FunctionArtifact, LayerArtifact, deploy
 from layerkit.stages import Stage
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE_NAME = "layerkit-test-lambda"

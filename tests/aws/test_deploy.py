@@ -170,3 +170,34 @@ def test_failed_health_check_keeps_the_alias(clients, builder, run_deploy, monke
         run_deploy(builder.desired(functions={"one": "2"}))
     assert "runs exactly what it ran before" in str(info.value)
     assert stage_state(clients) == before
+
+
+def test_local_stage_keeps_its_state_between_runs(tmp_path, builder, monkeypatch, clock):
+    from layerkit.deploy import deploy, rollback
+    from layerkit.localstage import local_stage
+    from layerkit.stages import get_stage
+
+    from .conftest import REPO_ROOT
+
+    for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)  # the local stage needs no credentials
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # and ignores this
+    stage = get_stage(REPO_ROOT, "local")
+    state = tmp_path / "local-state"
+    local = dict(stage=stage, state_dir=state)
+    with local_stage(**local) as run:
+        first = deploy(builder.desired(), run.clients, stage, owner="t", now=clock)
+    with local_stage(**local) as run:  # a new server: the state comes from the recording
+        assert run.replayed > 0
+        again = deploy(builder.desired(), run.clients, stage, owner="t", now=clock)
+        assert again.steps == ()
+        deploy(builder.desired(functions={"one": "2"}), run.clients, stage, owner="t", now=clock)
+    with local_stage(**local) as run:
+        outcome = rollback(run.clients, stage, owner="t", now=clock)
+        alias = run.clients.lambda_.get_alias(FunctionName="local-one", Name="live")
+    assert outcome.target.release_id == first.result.release.release_id
+    assert alias["FunctionVersion"] == "1"
+    with local_stage(stage, None) as run:  # a throw-away local stage starts empty
+        assert run.clients.lambda_.list_functions()["Functions"] == []
