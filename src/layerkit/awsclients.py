@@ -6,6 +6,7 @@ made inside moto's mock and the local stage passes clients pointed at its embedd
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,10 @@ def clients_for(stage: Stage) -> Clients:
     import boto3
     import botocore.exceptions
 
+    # botocore reads AWS_DEFAULT_REGION; AWS_REGION (what the AWS CLI v2 and SDKs use) too.
+    region = stage.region or os.environ.get("AWS_REGION") or None
     try:
-        session = boto3.Session(region_name=stage.region)
+        session = boto3.Session(region_name=region)
         credentials = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
         raise DeployError(
