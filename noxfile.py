@@ -64,6 +64,11 @@ def bench(session: nox.Session) -> None:
     _install(session, "test")
     session.run("inv", "build.all")
     session.run(
-        "pytest", "tests/benchmarks", "-m", "benchmark", "--benchmark-enable",
-        "--benchmark-autosave", *session.posargs,
+        "pytest",
+        "tests/benchmarks",
+        "-m",
+        "benchmark",
+        "--benchmark-only",
+        "--benchmark-autosave",
+        *session.posargs,  # compare: nox -s bench -- --benchmark-compare
     )

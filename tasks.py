@@ -7,6 +7,7 @@ LayerkitError becomes a one-paragraph message and exit code 1, never a traceback
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,14 @@ from invoke import Collection, Context, Exit, task
 
 from layerkit import build as builder
 from layerkit import lock as locker
+from layerkit.check import function_totals, size_findings
 from layerkit.errors import LayerkitError
+from layerkit.sandbox import invoke_function
 from layerkit.spec import Project, load_project
 from layerkit.table import format_table, mb
 from layerkit.target import Target
+from layerkit.templatecheck import check_template
+from layerkit.validate import LayerValidation, format_validation, validate_built_layer
 
 ROOT = Path(__file__).resolve().parent
 
@@ -149,5 +154,102 @@ def clean(c: Context, layer: str | None = None) -> None:
     print("removed: " + (", ".join(str(p) for p in removed) or "nothing"))
 
 
+def _validate_layer(project: Project, name: str, target: Target) -> LayerValidation:
+    builder.build(
+        project,
+        target,
+        layers=[*project.required_closure(name), name],
+        functions=False,
+        progress=_progress,
+    )
+    result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)
+    print(format_validation(result))
+    return result
+
+
+@task(name="layer", help={"name": "the layer folder name", "runtime": "target runtime"})
+@_friendly
+def validate_layer(c: Context, name: str, runtime: str | None = None) -> None:
+    """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
+    project = _project()
+    target = _target(project, runtime)
+    if not _validate_layer(project, name, target).ok:
+        raise Exit(f"error: layer {name} failed validation on {target.key}", code=1)
+
+
+@task(name="all", default=True, help={"runtime": "target runtime (default: the template's)"})
+@_friendly
+def validate_all(c: Context, runtime: str | None = None) -> None:
+    """Check sizes and Lambda limits, the template, and every layer on its runtime."""
+    project = _project()
+    target = _target(project, runtime)
+    result = builder.build(project, target, progress=_progress)
+    findings = size_findings(project, result.records)
+    rows = [[f.severity, f.artifact, f.message] for f in findings]
+    totals = function_totals(project, result.records)
+    print(
+        format_table(
+            ["function", "package MB", "layers MB", "total MB", "limit MB", "headroom MB"],
+            [
+                [
+                    t.function,
+                    mb(t.code_bytes),
+                    mb(sum(t.layer_bytes.values())),
+                    mb(t.total),
+                    mb(t.total + t.headroom),
+                    mb(t.headroom),
+                ]
+                for t in totals
+            ],
+        )
+    )
+    if rows:
+        print(format_table(["severity", "artifact", "finding"], rows))
+    template = check_template(project)
+    for problem in template:
+        print(f"template {problem}")
+    failed = [
+        layer.name
+        for layer in project.layers
+        if target in layer.targets() and not _validate_layer(project, layer.name, target).ok
+    ]
+    errors = [f for f in findings if f.severity == "error"]
+    errors += [p for p in template if p.severity == "error"]  # type: ignore[misc]
+    if errors or failed:
+        raise Exit(
+            f"error: validation failed: {len(errors)} size/template error(s)"
+            + (f"; layers failing on {target.key}: {', '.join(failed)}" if failed else ""),
+            code=1,
+        )
+    print("validation passed")
+
+
+@task(
+    name="invoke",
+    help={
+        "function": "folder name or logical id",
+        "event": "event JSON (default events/basic.json)",
+    },
+)
+@_friendly
+def invoke_(c: Context, function: str, event: str | None = None) -> None:
+    """Run a built function in the local Lambda sandbox; print logs, result and REPORT line."""
+    project = _project()
+    fn = project.function(function)
+    path = Path(event) if event else fn.path / "events" / "basic.json"
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise Exit(f"error: cannot read the event {path}: {exc}", code=1) from None
+    out = builder.build(project, progress=_progress).out_dir
+    result = invoke_function(project, fn.name, payload, out)
+    print(result.logs, end="")
+    print(json.dumps(result.response, indent=2))
+    print(result.report_line())
+    if not result.ok:
+        raise Exit(code=1)
+
+
 build_ns = Collection("build", all_, layer, functions)
-ns = Collection(build_ns, lock, status, clean)
+validate_ns = Collection("validate", validate_all, validate_layer)
+ns = Collection(build_ns, validate_ns, invoke_, lock, status, clean)
