@@ -6,23 +6,34 @@ LayerkitError becomes a one-paragraph message and exit code 1, never a traceback
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
 from layerkit import build as builder
+from layerkit import deploy as deployer
 from layerkit import lock as locker
+from layerkit import releases as release_log
+from layerkit import stagelock, training
+from layerkit.awsclients import clients_for
 from layerkit.check import function_totals, size_findings
-from layerkit.errors import LayerkitError
+from layerkit.errors import DeployError, LayerkitError
+from layerkit.localstage import STATE_DIR, local_stage
 from layerkit.sandbox import invoke_function
 from layerkit.spec import Project, load_project
+from layerkit.stages import get_stage
 from layerkit.table import format_table, mb
-from layerkit.target import Target
-from layerkit.templatecheck import check_template
+from layerkit.target import Target, find_interpreter
+from layerkit.templatecheck import check_template, runtime_problems
 from layerkit.validate import LayerValidation, format_validation, validate_built_layer
 
 ROOT = Path(__file__).resolve().parent
@@ -49,6 +60,11 @@ def _target(project: Project, runtime: str | None) -> Target:
     if runtime is None:
         return project.deploy_target
     return Target(runtime, project.deploy_target.architecture)
+
+
+def _lifecycle_warnings(project: Project) -> None:
+    for problem in runtime_problems(project, date.today()):
+        print(f"{problem.severity}: {problem.message}")
 
 
 def _progress(event: builder.BuildEvent) -> None:
@@ -79,6 +95,7 @@ def _summary(result: builder.BuildResult) -> str:
 def all_(c: Context, runtime: str | None = None, force: bool = False) -> None:
     """Build every layer and function package that is not fresh (dist/)."""
     project = _project()
+    _lifecycle_warnings(project)
     result = builder.build(project, _target(project, runtime), force=force, progress=_progress)
     print(_summary(result))
 
@@ -206,7 +223,7 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
     if rows:
         print(format_table(["severity", "artifact", "finding"], rows))
     template = check_template(project)
-    for problem in template:
+    for problem in template:  # includes the runtime lifecycle warning
         print(f"template {problem}")
     failed = [
         layer.name
@@ -250,6 +267,141 @@ def invoke_(c: Context, function: str, event: str | None = None) -> None:
         raise Exit(code=1)
 
 
-build_ns = Collection("build", all_, layer, functions)
+def _git_commit() -> str | None:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None
+
+
+@contextlib.contextmanager
+def _stage_clients(name: str) -> Iterator[tuple[Any, Any]]:
+    """The stage and its clients; the local stage runs an embedded moto server meanwhile."""
+    stage = get_stage(ROOT, name)
+    if stage.local:
+        with local_stage(stage, ROOT / STATE_DIR) as local:
+            print(
+                f"local stage: moto on {local.endpoint}, state in {STATE_DIR} "
+                f"({local.replayed} requests replayed; delete the folder to start afresh)"
+            )
+            yield stage, local.clients
+    else:
+        yield stage, clients_for(stage)
+
+
+def _refuse_invalid(project: Project, result: builder.BuildResult) -> None:
+    """Refuse to deploy a build that fails the size or template checks."""
+    errors = [
+        f"{f.artifact}: {f.message}"
+        for f in size_findings(project, result.records)
+        if f.severity == "error"
+    ]
+    errors += [p.message for p in check_template(project) if p.severity == "error"]
+    if errors:
+        raise DeployError(
+            "the build fails validation, so nothing was deployed: "
+            + "; ".join(errors)
+            + ". Fix these (see `inv validate`) and deploy again."
+        )
+
+
+@task(
+    help={
+        "stage": "a stage from stages.toml (local: an embedded moto server, no credentials)",
+        "dry_run": "print the plan, change nothing",
+        "allow_deprecated_runtime": "deploy a runtime AWS blocks (real AWS only)",
+        "force_unlock": "remove a stale deploy lock of the stage, then stop",
+    }
+)
+@_friendly
+def deploy(
+    c: Context,
+    stage: str = "local",
+    dry_run: bool = False,
+    allow_deprecated_runtime: bool = False,
+    force_unlock: bool = False,
+) -> None:
+    """Deploy the current build (dist/) to a stage; roll back on any failure."""
+    project = _project()
+    with _stage_clients(stage) as (st, clients):
+        if force_unlock:
+            held = stagelock.force_unlock(clients.s3, st)
+            print(f"removed the lock of {held.owner} since {held.since}" if held else "no lock")
+            return
+        fresh = builder.require_fresh(project)
+        _refuse_invalid(project, fresh)
+        desired = deployer.desired_state(project, fresh.records, fresh.out_dir, _git_commit())
+        out = deployer.deploy(
+            desired,
+            clients,
+            st,
+            dry_run=dry_run,
+            allow_deprecated_runtime=allow_deprecated_runtime,
+        )
+        for warning in out.warnings:
+            print(f"warning: {warning}")
+        print("\n".join(s.describe() for s in out.steps) or "nothing to do: the stage is current")
+        if out.result and out.result.release:
+            for fn in out.result.release.functions:
+                print(
+                    f"{fn.function_name}:{st.alias} -> {fn.version}  layers: {', '.join(fn.layers)}"
+                )
+            print(f"release {out.result.release.release_id} recorded")
+
+
+@task(help={"stage": "a stage from stages.toml", "release": "release id (default: the previous)"})
+@_friendly
+def rollback(c: Context, stage: str = "local", release: str | None = None) -> None:
+    """Move a stage's aliases (and $LATEST) back to a recorded release."""
+    with _stage_clients(stage) as (st, clients):
+        out = deployer.rollback(clients, st, release, commit=_git_commit())
+        print("\n".join(out.restored))
+        if out.skipped:
+            print(f"not in release {out.target.release_id}, left as is: {', '.join(out.skipped)}")
+        print(
+            f"stage {st.name} runs release {out.target.release_id} "
+            f"(recorded as {out.release.release_id})"
+        )
+
+
+@task(help={"stage": "a stage from stages.toml", "limit": "show only the newest N"})
+@_friendly
+def releases(c: Context, stage: str = "local", limit: int = 20) -> None:
+    """List the releases recorded for a stage, oldest first."""
+    with _stage_clients(stage) as (st, clients):
+        for r in release_log.list_releases(clients.s3, st, limit=limit):
+            note = f" -> {r.rolled_back_to}" if r.rolled_back_to else ""
+            versions = ", ".join(f"{f.function_name}:{f.version}" for f in r.functions)
+            print(f"{r.release_id}  {r.kind}{note}  commit {r.commit or '-'}  {versions}")
+
+
+@task(name="model", help={"runtime": "train for this runtime instead of the template's"})
+@_friendly
+def model(c: Context, runtime: str | None = None) -> None:
+    """Retrain the Predictions model under the target runtime with the built layers."""
+    project = _project()
+    target = _target(project, runtime)
+    result = builder.build(project, target, functions=False, progress=_progress)
+    fn = project.function(training.PREDICTIONS)
+    out = (
+        fn.path / training.MODEL_DIR
+        if target == project.deploy_target
+        else result.out_dir / "models" / training.PREDICTIONS
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = []
+        for name in fn.layers:
+            with zipfile.ZipFile(result.out_dir / "layers" / f"{name}.zip") as zf:
+                zf.extractall(Path(tmp) / name)
+            dirs.append(Path(tmp) / name)
+        path = training.train_model(project, out, find_interpreter(target), dirs)
+    print(f"wrote {path}")
+
+
+build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
-ns = Collection(build_ns, validate_ns, invoke_, lock, status, clean)
+ns = Collection(build_ns, validate_ns, invoke_, lock, status, clean, deploy, rollback, releases)

@@ -28,6 +28,14 @@ from layerkit import __version__
 from layerkit.archive import write_zip
 from layerkit.bytecode import compile_tree, top_level_modules
 from layerkit.errors import BuildError, BuildLockedError
+from layerkit.imports import (
+    check_function_imports,
+    package_modules,
+    provider_maps,
+    raise_for_problems,
+    read_sources,
+    stdlib_modules,
+)
 from layerkit.install import install_packages
 from layerkit.lock import Lock, Partition, partition, read_lock
 from layerkit.manifest import (
@@ -41,6 +49,8 @@ from layerkit.slim import slim_tree
 from layerkit.spec import Function, Layer, Project
 from layerkit.target import Target, find_interpreter
 
+#: Bumped when what a build records or produces changes, so older artifacts count as stale.
+BUILD_FORMAT = 2
 DIST = "dist"
 WORK = ".work"
 LOCK_FILE = ".build.lock"
@@ -115,6 +125,7 @@ def layer_hashes(project: Project, target: Target, lock: Lock, part: Partition) 
         hashes[layer.name] = _digest(
             {
                 "layerkit": __version__,
+                "format": BUILD_FORMAT,
                 "target": target.key,
                 "config": layer.config_sha256,
                 "slice": _slice(lock, part.layers[layer.name]),
@@ -134,19 +145,30 @@ def function_files(fn: Function) -> tuple[Path, ...]:
 
 
 def function_hash(
-    fn: Function, target: Target, lock: Lock, part: Partition, files: Sequence[Path]
+    fn: Function,
+    target: Target,
+    lock: Lock,
+    part: Partition,
+    files: Sequence[Path],
+    layers: Mapping[str, str],
 ) -> str:
-    """The input hash of a function package: its files, its lock slice, its layers' contents."""
+    """The input hash of a function package: its files, its lock slice, the layers' hashes.
+
+    Every layer's hash counts (not only the attached ones): the import check names the layer
+    that would provide a missing module.
+    """
     return _digest(
         {
             "layerkit": __version__,
+            "format": BUILD_FORMAT,
             "target": target.key,
             "files": [
                 [f.as_posix(), hashlib.sha256((fn.path / f).read_bytes()).hexdigest()]
                 for f in files
             ],
             "slice": _slice(lock, part.functions[fn.name]),
-            "layers": list(fn.layers),
+            "attached": list(fn.layers),
+            "layers": dict(layers),
         }
     )
 
@@ -178,7 +200,11 @@ def plan(
     if functions and target == project.deploy_target:
         for fn in project.functions:
             wanted.append(
-                ("function", fn.name, function_hash(fn, target, lock, part, function_files(fn)))
+                (
+                    "function",
+                    fn.name,
+                    function_hash(fn, target, lock, part, function_files(fn), hashes),
+                )
             )
     planned = []
     for kind, name, digest in wanted:
@@ -262,6 +288,7 @@ def _build_layer(
         distribution_bytes=_distribution_sizes(site),
         budget=layer.budget,
         layers=project.required_closure(layer.name),
+        modules=top_level_modules(site),
         slim=slim_passes,
         bytecode=bytecode,
     )
@@ -345,6 +372,7 @@ def _build_function(
     work: Path,
     interpreter: Path,
     progress: Progress,
+    records: Mapping[str, ArtifactRecord],
 ) -> ArtifactRecord:
     label = planned.label
     packages = [lock.package(n) for n in part.functions[fn.name]]
@@ -357,6 +385,8 @@ def _build_function(
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(fn.path / rel, dest)
+    progress(BuildEvent(label, "imports", "static check against its layers"))
+    _check_imports(fn, target, files, work if packages else None, interpreter, records)
     compiled = compile_tree(work, interpreter, "all", dest_dir="/var/task")
     progress(BuildEvent(label, "bytecode", f"{compiled.compiled_files} modules"))
     progress(BuildEvent(label, "zip", planned.path))
@@ -373,6 +403,43 @@ def _build_function(
         input_hash=planned.input_hash,
         distributions={p.name: p.version for p in packages},
         layers=fn.layers,
+    )
+
+
+def _check_imports(
+    fn: Function,
+    target: Target,
+    files: Sequence[Path],
+    requirements_tree: Path | None,
+    interpreter: Path,
+    records: Mapping[str, ArtifactRecord],
+) -> None:
+    """Fail when the function imports something neither it, its layers nor the runtime has."""
+    layer_modules = {}
+    for rec in records.values():
+        if rec.kind == "layer":
+            layer_modules[rec.name] = rec.modules
+    missing = [name for name in fn.layers if name not in layer_modules]
+    if missing:
+        raise BuildError(
+            f"function {fn.name} attaches {', '.join(missing)}, which is not built for "
+            f"{target.key}; run `inv build.all` (it builds layers before functions)."
+        )
+    provided, elsewhere = provider_maps(
+        fn.layers,
+        layer_modules,
+        top_level_modules(requirements_tree) if requirements_tree else (),
+    )
+    raise_for_problems(
+        fn.name,
+        check_function_imports(
+            read_sources(fn.path, files),
+            package_modules(files),
+            provided,
+            elsewhere,
+            stdlib_modules(interpreter),
+            feature_version=target.python_version,
+        ),
     )
 
 
@@ -439,6 +506,7 @@ def build(
                         work,
                         interpreter,
                         progress,
+                        records,
                     )
             finally:
                 shutil.rmtree(work, ignore_errors=True)

@@ -39,6 +39,7 @@ class ArtifactRecord:
     distribution_bytes: Mapping[str, int] = field(default_factory=dict)
     budget: int | None = None
     layers: tuple[str, ...] = ()  # a layer: the layers it requires; a function: what it attaches
+    modules: tuple[str, ...] = ()  # a layer: its importable top-level modules
     slim: tuple[Mapping[str, Any], ...] = ()
     bytecode: Mapping[str, Any] = field(default_factory=dict)
 
@@ -46,6 +47,7 @@ class ArtifactRecord:
         """A JSON-ready dict."""
         data = asdict(self)
         data["layers"] = list(self.layers)
+        data["modules"] = list(self.modules)
         data["slim"] = [dict(s) for s in self.slim]
         return data
 
@@ -56,6 +58,7 @@ class ArtifactRecord:
             **{
                 **data,
                 "layers": tuple(data.get("layers", ())),
+                "modules": tuple(data.get("modules", ())),
                 "slim": tuple(data.get("slim", ())),
             }
         )
