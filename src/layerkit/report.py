@@ -267,7 +267,7 @@ def render_table(manifest: Mapping[str, Any], project: Any = None) -> str:
 
 # --- HTML -------------------------------------------------------------------------------------
 
-_PALETTE = (
+_PALETTE = (  # Tableau 20: enough for the code, the layers and every distribution of a target
     "#4e79a7",
     "#f28e2b",
     "#59a14f",
@@ -277,9 +277,17 @@ _PALETTE = (
     "#b07aa1",
     "#ff9da7",
     "#9c755f",
-    "#bab0ac",
+    "#79706e",
+    "#a0cbe8",
+    "#ffbe7d",
+    "#8cd17d",
+    "#b6992d",
+    "#499894",
     "#86bcb6",
     "#d37295",
+    "#fabfd2",
+    "#d4a6c8",
+    "#f1ce63",
 )
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;
@@ -349,6 +357,14 @@ def _bar_chart(
     return "".join(out)
 
 
+def _palette_for(entry: Mapping[str, Any]) -> dict[str, str]:
+    """One colour per name across a target's charts: the code, each layer, each distribution."""
+    names = [CODE, *(layer["name"] for layer in entry["layers"])]
+    for layer in entry["layers"]:
+        names += [d for d in layer["distribution_bytes"] if d not in names]
+    return {**_color(names), "(smaller)": "#bab0ac"}
+
+
 def _legend(colors: Mapping[str, str]) -> str:
     return (
         '<div class="legend">'
@@ -360,7 +376,7 @@ def _legend(colors: Mapping[str, str]) -> str:
     )
 
 
-def _layer_section(entry: Mapping[str, Any]) -> str:
+def _layer_section(entry: Mapping[str, Any], palette: Mapping[str, str]) -> str:
     layers = entry["layers"]
     if not layers:
         return "<p class='muted'>No layers built for this target.</p>"
@@ -375,7 +391,7 @@ def _layer_section(entry: Mapping[str, Any]) -> str:
         dist_names += [n for n, _ in segments if n not in dist_names]
         rows.append((layer["name"], segments, layer["budget"], f"budget {_mb(layer['budget'])}"))
     scale = max(max(layer["unzipped_bytes"], layer["budget"] or 0) for layer in layers)
-    colors = _color(dist_names)
+    colors = {n: palette.get(n, "#bbb") for n in dist_names}
     table_rows = "".join(
         f"<tr><td>{html.escape(layer['name'])}</td><td class=n>{_mb(layer['unzipped_bytes'])}</td>"
         f"<td class=n>{_mb(layer['budget'])}</td>"
@@ -399,12 +415,12 @@ def _layer_section(entry: Mapping[str, Any]) -> str:
     )
 
 
-def _function_section(entry: Mapping[str, Any]) -> str:
+def _function_section(entry: Mapping[str, Any], palette: Mapping[str, str]) -> str:
     fns = entry["functions"]
     if not fns:
         return ""
     names = [CODE, *[layer["name"] for layer in entry["layers"]]]
-    colors = _color(names)
+    colors = {n: palette.get(n, "#bbb") for n in names}
     rows = [
         (
             fn["name"],
@@ -472,8 +488,8 @@ def render_html(report: Mapping[str, Any]) -> str:
     """One self-contained HTML page (inline CSS and SVG, no scripts, no network) for a report."""
     sections = "".join(
         f"<h2>{html.escape(entry['target'])}</h2>"
-        + _function_section(entry)
-        + _layer_section(entry)
+        + _function_section(entry, _palette_for(entry))
+        + _layer_section(entry, _palette_for(entry))
         + _slim_section(entry)
         for entry in report["targets"]
     )
