@@ -96,6 +96,15 @@ def _error(error_type, message, tb=None):
 
 
 def _max_memory_mb():
+    # VmHWM is this process image's own peak. ru_maxrss is not: Linux carries the peak of the
+    # process that forked us across execve, so a large parent (a test runner) would show through.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int((int(line.split()[1]) + 1023) // 1024)
+    except OSError:
+        pass
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return int((kib + 1023) // 1024)
 
