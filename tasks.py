@@ -28,6 +28,7 @@ from layerkit.awsclients import clients_for
 from layerkit.check import function_totals, size_findings
 from layerkit.errors import DeployError, LayerkitError
 from layerkit.localstage import STATE_DIR, local_stage
+from layerkit.report import render_table, write_report
 from layerkit.sandbox import invoke_function
 from layerkit.spec import Project, load_project
 from layerkit.stages import get_stage
@@ -71,11 +72,13 @@ def _progress(event: builder.BuildEvent) -> None:
     print(f"[{event.artifact}] {event.step}: {event.detail}", flush=True)
 
 
-def _summary(result: builder.BuildResult) -> str:
+def _summary(project: Project, result: builder.BuildResult) -> str:
+    findings = {f.artifact: f.severity for f in size_findings(project, result.records)}
+    status_of = {"error": "OVER BUDGET", "warning": "over budget (accepted)", "info": "ok (S3)"}
     rows = []
     for path, rec in sorted(result.records.items()):
-        over = rec.budget is not None and rec.unzipped_bytes > rec.budget
-        status = ("OVER BUDGET" if over else "ok") + (" (built)" if path in result.built else "")
+        status = status_of.get(findings.get(path, ""), "ok")
+        status += " (built)" if path in result.built else ""
         rows.append(
             [path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status]
         )
@@ -97,7 +100,7 @@ def all_(c: Context, runtime: str | None = None, force: bool = False) -> None:
     project = _project()
     _lifecycle_warnings(project)
     result = builder.build(project, _target(project, runtime), force=force, progress=_progress)
-    print(_summary(result))
+    print(_summary(project, result))
 
 
 @task(name="layer", help={"name": "the layer folder name", "runtime": "target runtime"})
@@ -113,7 +116,7 @@ def layer(c: Context, name: str, runtime: str | None = None, force: bool = False
         force=force,
         progress=_progress,
     )
-    print(_summary(result))
+    print(_summary(project, result))
 
 
 @task(name="functions")
@@ -122,7 +125,7 @@ def functions(c: Context, force: bool = False) -> None:
     """Build the function packages (app code and function-only dependencies)."""
     project = _project()
     result = builder.build(project, layers=[], force=force, progress=_progress)
-    print(_summary(result))
+    print(_summary(project, result))
 
 
 @task(name="lock", help={"upgrade": "re-resolve every version instead of keeping locked ones"})
@@ -402,6 +405,24 @@ def model(c: Context, runtime: str | None = None) -> None:
     print(f"wrote {path}")
 
 
+@task(name="report", help={"runtime": "report this runtime's build instead of the template's"})
+@_friendly
+def report(c: Context, runtime: str | None = None) -> None:
+    """Write dist/report.json and dist/report.html (sizes, passes, budgets) and print a table."""
+    project = _project()
+    out = builder.output_dir(project, _target(project, runtime))
+    manifest_path = out / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Exit(f"error: {manifest_path} does not exist; run `inv build.all` first.") from None
+    json_path, html_path = write_report(manifest, project, out)
+    print(render_table(manifest, project))
+    print(f"wrote {json_path} and {html_path}")
+
+
 build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
-ns = Collection(build_ns, validate_ns, invoke_, lock, status, clean, deploy, rollback, releases)
+ns = Collection(
+    build_ns, validate_ns, invoke_, lock, status, clean, report, deploy, rollback, releases
+)

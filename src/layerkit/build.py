@@ -45,6 +45,7 @@ from layerkit.manifest import (
     read_manifest,
     write_manifest,
 )
+from layerkit.report import distribution_sizes
 from layerkit.slim import slim_tree
 from layerkit.spec import Function, Layer, Project
 from layerkit.target import Target, find_interpreter
@@ -285,7 +286,7 @@ def _build_layer(
         files=info.files,
         input_hash=planned.input_hash,
         distributions={p.name: p.version for p in packages},
-        distribution_bytes=_distribution_sizes(site),
+        distribution_bytes=distribution_sizes(site),
         budget=layer.budget,
         layers=project.required_closure(layer.name),
         modules=top_level_modules(site),
@@ -328,6 +329,8 @@ def _finish_tree(
         layer.bytecode,
         search_path=search_path,
         entry_modules=top_level_modules(site),
+        # what a cold start loads is more than the top-level imports: run the smoke test too
+        scripts=(layer.smoke_test,) if layer.smoke_test else (),
     )
     shutil.rmtree(work / "required", ignore_errors=True)
     progress(
@@ -355,10 +358,6 @@ def _finish_tree(
         "failed": [list(f) for f in compiled.failed],
     }
     return passes, bytecode
-
-
-def _distribution_sizes(site: Path) -> dict[str, int]:
-    return {}
 
 
 def _build_function(

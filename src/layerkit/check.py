@@ -22,7 +22,7 @@ MAX_LAYERS = 5
 
 @dataclass(frozen=True)
 class Finding:
-    """One result of a check: ``error`` fails validation, ``info`` does not."""
+    """One result of a check: ``error`` fails validation; ``warning`` and ``info`` do not."""
 
     severity: str
     artifact: str
@@ -69,14 +69,16 @@ def size_findings(project: Project, records: Mapping[str, ArtifactRecord]) -> tu
     for path, rec in sorted(records.items()):
         if rec.kind == "layer" and rec.budget is not None and rec.unzipped_bytes > rec.budget:
             over = rec.unzipped_bytes - rec.budget
-            found.append(
-                Finding(
-                    "error",
-                    path,
-                    f"{rec.unzipped_bytes:,} bytes unzipped is {over:,} bytes over the budget of "
-                    f"{rec.budget:,} in layers/{rec.name}/layer.toml",
-                )
+            known = {x.name: x for x in project.layers}
+            reason = known[rec.name].over_budget_reason if rec.name in known else None
+            message = (
+                f"{rec.unzipped_bytes:,} bytes unzipped is {over:,} bytes over the budget of "
+                f"{rec.budget:,} in layers/{rec.name}/layer.toml"
             )
+            if reason:
+                found.append(Finding("warning", path, f"{message}; accepted there: {reason}"))
+            else:
+                found.append(Finding("error", path, message))
         if rec.zipped_bytes > DIRECT_UPLOAD_LIMIT:
             found.append(
                 Finding(

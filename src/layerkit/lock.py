@@ -268,7 +268,9 @@ def parse_compiled(
     return result
 
 
-_HINT_RE = re.compile(r"Wheels are available for `[^`]+` \(v[^)]+\) on the following platforms: (.+)")
+_HINT_RE = re.compile(
+    r"Wheels are available for `[^`]+` \(v[^)]+\) on the following platforms: (.+)"
+)
 
 
 def _available_tags(name: str, version: str, stderr: str) -> list[str]:
@@ -281,7 +283,7 @@ def _available_tags(name: str, version: str, stderr: str) -> list[str]:
         headers={"Accept": "application/vnd.pypi.simple.v1+json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=15) as resp:  # noqa: S310 - fixed https URL
+        with urllib.request.urlopen(request, timeout=15) as resp:
             files = json.load(resp).get("files", [])
     except (urllib.error.URLError, OSError, ValueError):
         return []

@@ -81,7 +81,8 @@ class Layer:
     slim: SlimConfig = field(default_factory=SlimConfig)
     bytecode: str = "all"
     smoke_test: Path | None = None
-    config_sha256: str = ""  # of layer.toml and requirements.txt, byte for byte
+    config_sha256: str = ""
+    over_budget_reason: str | None = None  # a reviewed reason to accept an overrun
 
     def targets(self) -> tuple[Target, ...]:
         """Every (runtime, architecture) this layer is built and validated for."""
@@ -178,6 +179,7 @@ _LAYER_KEYS = {
     "slim",
     "bytecode",
     "smoke",
+    "over-budget-reason",
 }
 _SLIM_KEYS = {"remove", "keep", "strip", "botocore-services"}
 
@@ -262,6 +264,7 @@ def load_layer(path: Path, root: Path) -> Layer:
         bytecode=bytecode,
         smoke_test=smoke_path,
         config_sha256=hashlib.sha256(raw_toml + b"\0" + raw_req).hexdigest(),
+        over_budget_reason=data.get("over-budget-reason"),
     )
 
 

@@ -13,7 +13,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     def fmt(row: Sequence[str]) -> str:
         parts = []
         for i, cell in enumerate(row):
-            numeric = cell[:1].isdigit() or cell[:2] in ("-0", "+0") or cell == "-"
+            numeric = cell.lstrip("+-")[:1].isdigit() or cell == "-"
             parts.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
         return "  ".join(parts).rstrip()
 

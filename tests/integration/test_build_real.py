@@ -45,15 +45,24 @@ def dists_in(zip_path: Path) -> dict[str, tuple[str, list[str]]]:
         for name in zf.namelist():
             if name.endswith(".dist-info/METADATA"):
                 meta = Parser().parsestr(zf.read(name).decode())
-                found[canonicalize_name(meta["Name"])] = (meta["Version"], meta.get_all("Requires-Dist") or [])
+                found[canonicalize_name(meta["Name"])] = (
+                    meta["Version"],
+                    meta.get_all("Requires-Dist") or [],
+                )
     return found
 
 
 def target_env() -> dict[str, str]:
     env = default_environment()
-    env.update(python_version="3.9", python_full_version="3.9.18", sys_platform="linux",
-               platform_system="Linux", platform_machine="x86_64", implementation_name="cpython",
-               platform_python_implementation="CPython")
+    env.update(
+        python_version="3.9",
+        python_full_version="3.9.18",
+        sys_platform="linux",
+        platform_system="Linux",
+        platform_machine="x86_64",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+    )
     return env
 
 
@@ -61,7 +70,8 @@ def test_every_layer_zip_has_lambda_layout_and_no_build_debris(built: B.BuildRes
     for name in ("core-data-science", "ml-libraries", "aws-utilities"):
         with zipfile.ZipFile(built.out_dir / "layers" / f"{name}.zip") as zf:
             names = zf.namelist()
-        assert names and all(n.startswith("python/") for n in names), name
+        assert names, name
+        assert all(n.startswith("python/") for n in names), name
         assert "python/.lock" not in names
         assert not any(n.startswith("python/bin/") for n in names)
         assert not any(".cpython-311" in n or ".cpython-312" in n for n in names)
@@ -69,8 +79,11 @@ def test_every_layer_zip_has_lambda_layout_and_no_build_debris(built: B.BuildRes
 
 def test_no_distribution_in_a_layer_and_a_layer_it_requires(built: B.BuildResult) -> None:
     project = load_project(built.out_dir.parent)
-    contents = {x.name: dists_in(built.out_dir / "layers" / f"{x.name}.zip") for x in project.layers}
-    assert "numpy" not in contents["ml-libraries"] and "python-dateutil" not in contents["ml-libraries"]
+    contents = {
+        x.name: dists_in(built.out_dir / "layers" / f"{x.name}.zip") for x in project.layers
+    }
+    assert "numpy" not in contents["ml-libraries"]
+    assert "python-dateutil" not in contents["ml-libraries"]
     assert {"pandas", "numpy", "python-dateutil"} <= set(contents["core-data-science"])
     assert {"scikit-learn", "joblib", "scipy"} <= set(contents["ml-libraries"])
     for layer in project.layers:
@@ -83,13 +96,17 @@ def test_no_distribution_in_a_layer_and_a_layer_it_requires(built: B.BuildResult
                 assert contents[a][dist][0] == contents[b][dist][0]
 
 
-def test_each_layers_dependencies_are_met_by_itself_and_what_it_requires(built: B.BuildResult) -> None:
+def test_each_layers_dependencies_are_met_by_itself_and_what_it_requires(
+    built: B.BuildResult,
+) -> None:
     project = load_project(built.out_dir.parent)
     env = target_env()
     for layer in project.layers:
         available: dict[str, str] = {}
         for name in (*project.required_closure(layer.name), layer.name):
-            available.update({d: v for d, (v, _) in dists_in(built.out_dir / "layers" / f"{name}.zip").items()})
+            available.update(
+                {d: v for d, (v, _) in dists_in(built.out_dir / "layers" / f"{name}.zip").items()}
+            )
         for dist, (_, requires) in dists_in(built.out_dir / "layers" / f"{layer.name}.zip").items():
             for text in requires:
                 req = Requirement(text)
@@ -105,7 +122,8 @@ def test_manifest_describes_each_zip(built: B.BuildResult) -> None:
     assert rec.target == "python3.9-x86_64"
     assert rec.layers == ("core-data-science",)
     assert rec.distributions["scikit-learn"]
-    assert rec.files > 100 and rec.unzipped_bytes > rec.zipped_bytes > 0
+    assert rec.files > 100
+    assert rec.unzipped_bytes > rec.zipped_bytes > 0
     assert rec.sha256 == sha256_file(built.out_dir / rec.path)
 
 
@@ -116,15 +134,21 @@ def test_two_clean_builds_are_byte_identical(built: B.BuildResult, tmp_path: Pat
         assert again.records[path].sha256 == built.records[path].sha256, path
 
 
-def test_build_with_stale_lock_says_run_inv_lock(make_project: Callable[..., Path], tmp_path: Path) -> None:
+def test_build_with_stale_lock_says_run_inv_lock(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
     root = copy_repo(tmp_path / "stale")
     (root / "layers" / "aws-utilities" / "requirements.txt").write_text("boto3>=1.35\nrequests\n")
     with pytest.raises(LockError, match=r"stale.*layers/aws-utilities/requirements.txt.*inv lock"):
         B.build(load_project(root), T)
 
 
-def test_wheel_without_fitting_glibc_is_named_with_existing_tags(make_project: Callable[..., Path]) -> None:
-    project = load_project(make_project({"base": ([], "onnxruntime==1.19.2\n"), "top": (["base"], "")}))
+def test_wheel_without_fitting_glibc_is_named_with_existing_tags(
+    make_project: Callable[..., Path],
+) -> None:
+    project = load_project(
+        make_project({"base": ([], "onnxruntime==1.19.2\n"), "top": (["base"], "")})
+    )
     with pytest.raises(WheelTagError) as info:
         L.resolve(project, T)
     message = str(info.value)
@@ -134,18 +158,26 @@ def test_wheel_without_fitting_glibc_is_named_with_existing_tags(make_project: C
 
 
 def test_unknown_package_is_named_with_its_line(make_project: Callable[..., Path]) -> None:
-    project = load_project(make_project({"base": ([], "six\nno-such-package-layerkit-xyz\n"), "top": (["base"], "")}))
-    with pytest.raises(SpecError, match=r"'no-such-package-layerkit-xyz' is not on PyPI; required at layers/base/requirements.txt:2"):
+    project = load_project(
+        make_project({"base": ([], "six\nno-such-package-layerkit-xyz\n"), "top": (["base"], "")})
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"'no-such-package-layerkit-xyz' is not on PyPI; required at layers/base/requirements.txt:2",
+    ):
         L.resolve(project, T)
 
 
 def test_conflicting_versions_across_layers_name_both(make_project: Callable[..., Path]) -> None:
-    project = load_project(make_project({"base": ([], "six==1.16.0\n"), "top": (["base"], "six==1.17.0\n")}))
+    project = load_project(
+        make_project({"base": ([], "six==1.16.0\n"), "top": (["base"], "six==1.17.0\n")})
+    )
     with pytest.raises(LockError) as info:
         L.resolve(project, T)
     message = str(info.value)
     assert "six: layer:base alone resolves 1.16.0, layer:top alone resolves 1.17.0" in message
-    assert "layers/base/requirements.txt:1" in message and "layers/top/requirements.txt:1" in message
+    assert "layers/base/requirements.txt:1" in message
+    assert "layers/top/requirements.txt:1" in message
 
 
 def test_lock_keeps_versions_when_another_layer_changes(make_project: Callable[..., Path]) -> None:

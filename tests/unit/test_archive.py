@@ -28,18 +28,26 @@ def test_same_tree_gives_same_bytes_whatever_the_times(tmp_path: Path) -> None:
     assert (a.files, a.unzipped_bytes) == (3, len("x = 1\n") + 1 + len("#!/bin/sh\n"))
 
 
-def test_entries_sorted_modes_normalised_times_fixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entries_sorted_modes_normalised_times_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     info = write_zip(tree(tmp_path / "a", 5), tmp_path / "a.zip")
     with zipfile.ZipFile(info.path) as zf:
         names = zf.namelist()
         assert names == sorted(names) == ["python/b.txt", "python/pkg/__init__.py", "python/tool"]
         modes = {i.filename: stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()}
-        assert modes == {"python/b.txt": 0o644, "python/pkg/__init__.py": 0o644, "python/tool": 0o755}
+        assert modes == {
+            "python/b.txt": 0o644,
+            "python/pkg/__init__.py": 0o644,
+            "python/tool": 0o755,
+        }
         assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
 
 
-def test_source_date_epoch_changes_the_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_date_epoch_changes_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = write_zip(tree(tmp_path / "a", 5), tmp_path / "a.zip")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     assert write_zip(tmp_path / "a", tmp_path / "b.zip").sha256 != first.sha256
@@ -53,7 +61,9 @@ def test_symlinks_are_refused_and_nothing_is_left(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "a.zip").exists()
 
 
-def test_an_interrupted_write_keeps_the_old_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_write_keeps_the_old_zip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tree(tmp_path / "a", 5)
     old = write_zip(root, tmp_path / "a.zip")
     (root / "python" / "big.bin").write_bytes(b"0" * 100)

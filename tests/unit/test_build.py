@@ -32,7 +32,9 @@ def fake_install(calls: list[str]) -> Callable[[Sequence[L.LockedPackage], Path,
 
 def locked(project: Project) -> L.Lock:
     def pkg(name: str, *by: str) -> L.LockedPackage:
-        return L.LockedPackage(name, "1.0", f"https://x/{name}-1.0-py3-none-any.whl", "00" * 32, 1, by)  # type: ignore[arg-type]
+        return L.LockedPackage(
+            name, "1.0", f"https://x/{name}-1.0-py3-none-any.whl", "00" * 32, 1, by
+        )  # type: ignore[arg-type]
 
     lock = L.Lock(T, L.input_hashes(project), (pkg("pytz", "layer:top"), pkg("six", "layer:base")))
     L.write_lock(project, lock)
@@ -69,7 +71,10 @@ def test_changed_layer_rebuilds_it_and_its_dependents_only(
     B.build(load_project(root), functions=False)
     toml = root / "layers" / "base" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
-    assert B.build(load_project(root), functions=False).built == ("layers/base.zip", "layers/top.zip")
+    assert B.build(load_project(root), functions=False).built == (
+        "layers/base.zip",
+        "layers/top.zip",
+    )
     toml = root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"30 MB"'))
     assert B.build(load_project(root), functions=False).built == ("layers/top.zip",)
@@ -94,7 +99,9 @@ def test_manifest_records_what_was_built(project: Project) -> None:
     assert (result.out_dir / record.path).stat().st_size == record.zipped_bytes
 
 
-def test_interrupted_build_leaves_no_fresh_looking_artifact(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_leaves_no_fresh_looking_artifact(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     B.build(project, functions=False)
     toml = project.root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text() + "# changed\n")

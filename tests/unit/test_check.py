@@ -41,7 +41,8 @@ def test_within_limits_finds_nothing(make_project: Callable[..., Path]) -> None:
 def test_over_budget_layer_names_budget_and_excess(make_project: Callable[..., Path]) -> None:
     project = load_project(make_project())
     (finding,) = size_findings(project, records(base=10_000_001, top=1))
-    assert finding.severity == "error" and finding.artifact == "layers/base.zip"
+    assert finding.severity == "error"
+    assert finding.artifact == "layers/base.zip"
     assert "1 bytes over the budget of 10,000,000 in layers/base/layer.toml" in finding.message
 
 
@@ -73,3 +74,15 @@ def test_more_than_five_layers_is_an_error(make_project: Callable[..., Path]) ->
     assert any(
         "attaches 6 layers; Lambda allows 5" in f.message for f in size_findings(project, {})
     )
+
+
+def test_overrun_with_a_written_reason_is_a_warning_that_still_shows_the_excess(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text() + 'over-budget-reason = "scipy alone is bigger"\n')
+    (finding,) = size_findings(load_project(root), records(base=10_000_001, top=1))
+    assert finding.severity == "warning"
+    assert "1 bytes over the budget" in finding.message
+    assert "scipy alone is bigger" in finding.message

@@ -32,7 +32,9 @@ def test_parse_compiled_reads_versions_and_parents() -> None:
 
 
 def pkg(name: str, *required_by: str) -> L.LockedPackage:
-    return L.LockedPackage(name, "1.0", f"https://files/{name}-1.0-py3-none-any.whl", "ab" * 32, 10, required_by)  # type: ignore[arg-type]
+    return L.LockedPackage(
+        name, "1.0", f"https://files/{name}-1.0-py3-none-any.whl", "ab" * 32, 10, required_by
+    )  # type: ignore[arg-type]
 
 
 def make_lock(project_inputs: dict[str, str]) -> L.Lock:
@@ -47,12 +49,18 @@ def make_lock(project_inputs: dict[str, str]) -> L.Lock:
         pkg("requests", "function:fn"),
         pkg("pytz", "function:fn", "layer:base"),
     )
-    return L.Lock(Target("python3.9"), project_inputs, tuple(sorted(packages, key=lambda p: p.name)))
+    return L.Lock(
+        Target("python3.9"), project_inputs, tuple(sorted(packages, key=lambda p: p.name))
+    )
 
 
-def test_partition_never_duplicates_along_requires_and_reports_shared(make_project: Callable[..., Path]) -> None:
+def test_partition_never_duplicates_along_requires_and_reports_shared(
+    make_project: Callable[..., Path],
+) -> None:
     project = load_project(
-        make_project({"base": ([], "numpy\n"), "top": (["base"], "scikit-learn\n"), "aws": ([], "boto3\n")})
+        make_project(
+            {"base": ([], "numpy\n"), "top": (["base"], "scikit-learn\n"), "aws": ([], "boto3\n")}
+        )
     )
     lock = make_lock(L.input_hashes(project))
     part = L.partition(project, lock)

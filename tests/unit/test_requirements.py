@@ -17,7 +17,9 @@ def test_parses_names_lines_and_skips_comments() -> None:
 
 
 def test_malformed_requirement_names_file_and_line() -> None:
-    with pytest.raises(SpecError, match=r"layers/x/requirements.txt:2: malformed requirement 'pandas>=>2'"):
+    with pytest.raises(
+        SpecError, match=r"layers/x/requirements.txt:2: malformed requirement 'pandas>=>2'"
+    ):
         parse_requirements("numpy\npandas>=>2\n", P)
 
 

@@ -28,7 +28,9 @@ def test_requires_cycle_is_reported(make_project: Callable[..., Path]) -> None:
         load_project(root)
 
 
-def test_malformed_requirement_is_reported_with_file_and_line(make_project: Callable[..., Path]) -> None:
+def test_malformed_requirement_is_reported_with_file_and_line(
+    make_project: Callable[..., Path],
+) -> None:
     root = make_project({"base": ([], "six\nnumpy>=>1\n"), "top": (["base"], "")})
     with pytest.raises(SpecError, match=r"layers/base/requirements.txt:2: malformed"):
         load_project(root)
@@ -38,7 +40,7 @@ def test_unknown_key_and_bad_budget(make_project: Callable[..., Path]) -> None:
     root = make_project()
     toml = root / "layers" / "base" / "layer.toml"
     toml.write_text(toml.read_text() + "budgett = 3\n")
-    with pytest.raises(SpecError, match="unknown key.*budgett"):
+    with pytest.raises(SpecError, match=r"unknown key.*budgett"):
         load_project(root)
     toml.write_text('budget = "lots"\n')
     with pytest.raises(SpecError, match="size 'lots' is not understood"):
@@ -52,7 +54,8 @@ def test_template_layer_without_folder(make_project: Callable[..., Path]) -> Non
 
 
 @pytest.mark.parametrize(
-    ("text", "size"), [("100 MB", 100_000_000), ("250 MiB", 262_144_000), (1234, 1234), ("1.5GB", 1_500_000_000)]
+    ("text", "size"),
+    [("100 MB", 100_000_000), ("250 MiB", 262_144_000), (1234, 1234), ("1.5GB", 1_500_000_000)],
 )
 def test_parse_size(text: str | int, size: int) -> None:
     assert parse_size(text, "x") == size
@@ -62,10 +65,22 @@ def test_repository_project_loads() -> None:
     from tests.conftest import REPO
 
     project = load_project(REPO)
-    assert [x.name for x in project.layers] == ["aws-utilities", "core-data-science", "ml-libraries"]
+    assert [x.name for x in project.layers] == [
+        "aws-utilities",
+        "core-data-science",
+        "ml-libraries",
+    ]
     assert project.layer("ml-libraries").requires == ("core-data-science",)
     assert project.layer("aws-utilities").requires == ()
     budgets = {x.name: x.budget for x in project.layers}
-    assert budgets == {"core-data-science": 100_000_000, "ml-libraries": 100_000_000, "aws-utilities": 50_000_000}
+    assert budgets == {
+        "core-data-science": 100_000_000,
+        "ml-libraries": 100_000_000,
+        "aws-utilities": 50_000_000,
+    }
     assert project.function("DataValidation").layers == ("core-data-science", "aws-utilities")
-    assert project.function("Predictions").layers == ("core-data-science", "ml-libraries", "aws-utilities")
+    assert project.function("Predictions").layers == (
+        "core-data-science",
+        "ml-libraries",
+        "aws-utilities",
+    )

@@ -23,7 +23,12 @@ def test_globals_apply_and_layers_resolve_in_order() -> None:
 
     template = parse_template(TEMPLATE, P)
     (fn,) = template.functions
-    assert (fn.name, fn.runtime, fn.architecture, fn.layers) == ("fn", "python3.9", "x86_64", ("base", "top"))
+    assert (fn.name, fn.runtime, fn.architecture, fn.layers) == (
+        "fn",
+        "python3.9",
+        "x86_64",
+        ("base", "top"),
+    )
 
 
 def test_unknown_layer_reference_is_named() -> None:
@@ -33,7 +38,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties: {CodeUri: dist/functions/fn.zip, Handler: app.h, Runtime: python3.9, Layers: [!Ref Nope]}
 """
-    with pytest.raises(SpecError, match="function Fn attaches layer .*Nope"):
+    with pytest.raises(SpecError, match=r"function Fn attaches layer .*Nope"):
         parse_template(text, P)
 
 
