@@ -62,3 +62,15 @@ def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Targ
         )
     (dest / ".lock").unlink(missing_ok=True)
     shutil.rmtree(dest / "bin", ignore_errors=True)
+    for record in dest.glob("*.dist-info/RECORD"):
+        record.write_text(drop_script_entries(record.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def drop_script_entries(record: str) -> str:
+    """RECORD without its ``bin/`` lines.
+
+    The installer rewrites console scripts' shebangs to the interpreter that ran it, so their
+    hashes differ from machine to machine; the scripts themselves are not shipped.
+    """
+    kept = [line for line in record.splitlines(keepends=True) if not line.startswith("bin/")]
+    return "".join(kept)

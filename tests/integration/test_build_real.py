@@ -75,6 +75,10 @@ def test_every_layer_zip_has_lambda_layout_and_no_build_debris(built: B.BuildRes
         assert "python/.lock" not in names
         assert not any(n.startswith("python/bin/") for n in names)
         assert not any(".cpython-311" in n or ".cpython-312" in n for n in names)
+        with zipfile.ZipFile(built.out_dir / "layers" / f"{name}.zip") as zf:
+            records = [zf.read(n).decode() for n in names if n.endswith(".dist-info/RECORD")]
+        # scripts' shebangs name the build machine's interpreter: neither shipped nor recorded
+        assert not any(line.startswith("bin/") for r in records for line in r.splitlines())
 
 
 def test_no_distribution_in_a_layer_and_a_layer_it_requires(built: B.BuildResult) -> None:

@@ -150,3 +150,10 @@ def test_clean_one_layer_then_all(project: Project) -> None:
     assert set(read_manifest(result.out_dir)) == {"layers/base.zip"}
     B.clean(project)
     assert not (result.out_dir / "layers").exists()
+
+
+def test_installer_script_entries_leave_record() -> None:
+    from layerkit.install import drop_script_entries
+
+    record = "bin/jp.py,sha256=abc,1703\njmespath/__init__.py,sha256=def,10\n"
+    assert drop_script_entries(record) == "jmespath/__init__.py,sha256=def,10\n"
