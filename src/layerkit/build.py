@@ -26,7 +26,7 @@ from pathlib import Path
 
 from layerkit import __version__
 from layerkit.archive import write_zip
-from layerkit.bytecode import compile_tree, top_level_modules
+from layerkit.bytecode import compile_tree, imported_files, top_level_modules
 from layerkit.errors import BuildError, BuildLockedError
 from layerkit.imports import (
     check_function_imports,
@@ -316,23 +316,22 @@ def _finish_tree(
             f"in {len(slimmed.passes)} passes",
         )
     )
-    search_path: list[Path] = []
-    if layer.bytecode == "imported":  # what a cold start loads depends on the layers below
-        for name in project.required_closure(layer.name):
-            below = work / "required" / name
-            with zipfile.ZipFile(out / artifact_path("layer", name)) as zf:
-                zf.extractall(below)
-            search_path.append(below / "python")
+    search_path: list[Path] = []  # the layers this one requires, as Lambda stacks them
+    for name in project.required_closure(layer.name):
+        below = work / "required" / name
+        with zipfile.ZipFile(out / artifact_path("layer", name)) as zf:
+            zf.extractall(below)
+        search_path.append(below / "python")
+    modules = top_level_modules(site)
     compiled = compile_tree(
         site,
         interpreter,
         layer.bytecode,
         search_path=search_path,
-        entry_modules=top_level_modules(site),
+        entry_modules=modules,
         # what a cold start loads is more than the top-level imports: run the smoke test too
         scripts=(layer.smoke_test,) if layer.smoke_test else (),
     )
-    shutil.rmtree(work / "required", ignore_errors=True)
     progress(
         BuildEvent(
             label,
@@ -341,6 +340,11 @@ def _finish_tree(
             f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
         )
     )
+    # The quick check before anything is zipped: the slimmed, compiled tree still imports every
+    # top-level module in a fresh target interpreter with only the required layers beside it.
+    imported_files(site, interpreter, modules, search_path=search_path)
+    shutil.rmtree(work / "required", ignore_errors=True)
+    progress(BuildEvent(label, "import-check", f"{len(modules)} top-level modules import"))
     passes = tuple(
         {
             "name": p.name,

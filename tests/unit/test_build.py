@@ -22,10 +22,12 @@ def fake_install(calls: list[str]) -> Callable[[Sequence[L.LockedPackage], Path,
         for p in packages:
             calls.append(p.name)
             (dest / p.name).mkdir(parents=True, exist_ok=True)
-            (dest / p.name / "__init__.py").write_text(f"version = {p.version!r}\n")
+            (dest / p.name / "__init__.py").write_text("from .core import version\n")
+            (dest / p.name / "core.py").write_text(f"version = {p.version!r}\n")
             info = dest / f"{p.name}-{p.version}.dist-info"
             info.mkdir()
             (info / "METADATA").write_text(f"Name: {p.name}\nVersion: {p.version}\n")
+            (info / "top_level.txt").write_text(f"{p.name}\n")
 
     return install
 
@@ -157,3 +159,18 @@ def test_installer_script_entries_leave_record() -> None:
 
     record = "bin/jp.py,sha256=abc,1703\njmespath/__init__.py,sha256=def,10\n"
     assert drop_script_entries(record) == "jmespath/__init__.py,sha256=def,10\n"
+
+
+def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
+    project: Project,
+) -> None:
+    from layerkit.errors import BuildError
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text() + '[slim]\nremove = ["pytz/core.py"]\n')
+    with pytest.raises(BuildError, match=r"importing 'pytz' .* failed"):
+        B.build(load_project(project.root), functions=False)
+    out = B.output_dir(project, T)
+    assert not (out / "layers" / "top.zip").exists()
+    assert "layers/top.zip" not in read_manifest(out)
+    assert (out / "layers" / "base.zip").exists()  # built before, and still fresh
