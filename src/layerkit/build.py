@@ -51,7 +51,7 @@ from layerkit.spec import Function, Layer, Project
 from layerkit.target import Target, find_interpreter
 
 #: Bumped when what a build records or produces changes, so older artifacts count as stale.
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 DIST = "dist"
 WORK = ".work"
 LOCK_FILE = ".build.lock"
