@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from layerkit import __version__
 from layerkit.archive import write_zip
@@ -37,7 +38,7 @@ from layerkit.imports import (
     stdlib_modules,
 )
 from layerkit.install import install_packages
-from layerkit.lock import Lock, Partition, partition, read_lock
+from layerkit.lock import Lock, LockedPackage, Partition, partition, read_lock
 from layerkit.manifest import (
     ArtifactRecord,
     artifact_intact,
@@ -273,11 +274,37 @@ def _build_layer(
     slim_passes, bytecode = _finish_tree(
         site, layer, target, project, out, work, interpreter, progress, label
     )
-    progress(BuildEvent(label, "zip", planned.path))
+    return _zip_and_record(
+        planned,
+        target,
+        work,
+        out,
+        packages,
+        progress,
+        distribution_bytes=distribution_sizes(site),
+        budget=layer.budget,
+        layers=project.required_closure(layer.name),
+        modules=top_level_modules(site),
+        slim=slim_passes,
+        bytecode=bytecode,
+    )
+
+
+def _zip_and_record(
+    planned: Planned,
+    target: Target,
+    work: Path,
+    out: Path,
+    packages: Sequence[LockedPackage],
+    progress: Progress,
+    **details: Any,
+) -> ArtifactRecord:
+    """Zip the staged tree into place and describe the result for the manifest."""
+    progress(BuildEvent(planned.label, "zip", planned.path))
     info = write_zip(work, out / planned.path)
     return ArtifactRecord(
-        kind="layer",
-        name=layer.name,
+        kind=planned.kind,
+        name=planned.name,
         target=target.key,
         path=planned.path,
         sha256=info.sha256,
@@ -286,12 +313,7 @@ def _build_layer(
         files=info.files,
         input_hash=planned.input_hash,
         distributions={p.name: p.version for p in packages},
-        distribution_bytes=distribution_sizes(site),
-        budget=layer.budget,
-        layers=project.required_closure(layer.name),
-        modules=top_level_modules(site),
-        slim=slim_passes,
-        bytecode=bytecode,
+        **details,
     )
 
 
@@ -392,21 +414,7 @@ def _build_function(
     _check_imports(fn, target, files, work if packages else None, interpreter, records)
     compiled = compile_tree(work, interpreter, "all", dest_dir="/var/task")
     progress(BuildEvent(label, "bytecode", f"{compiled.compiled_files} modules"))
-    progress(BuildEvent(label, "zip", planned.path))
-    info = write_zip(work, out / planned.path)
-    return ArtifactRecord(
-        kind="function",
-        name=fn.name,
-        target=target.key,
-        path=planned.path,
-        sha256=info.sha256,
-        zipped_bytes=info.zipped_bytes,
-        unzipped_bytes=info.unzipped_bytes,
-        files=info.files,
-        input_hash=planned.input_hash,
-        distributions={p.name: p.version for p in packages},
-        layers=fn.layers,
-    )
+    return _zip_and_record(planned, target, work, out, packages, progress, layers=fn.layers)
 
 
 def _check_imports(
