@@ -178,8 +178,9 @@ def _validate_layer(project: Project, name: str, target: Target) -> LayerValidat
     builder.build(
         project,
         target,
-        layers=[*project.required_closure(name), name],
+        layers=[name],
         functions=False,
+        dependents=False,
         progress=_progress,
     )
     result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)

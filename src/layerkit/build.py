@@ -192,8 +192,6 @@ def plan(
     out = output_dir(project, target)
     records = read_manifest(out)
     hashes = layer_hashes(project, target, lock, part)
-    if layers is not None:
-        layers = {*layers, *(d for name in layers for d in project.dependents(name))}
     wanted: list[tuple[str, str, str]] = [
         ("layer", layer.name, hashes[layer.name])
         for layer in project.layers
@@ -463,17 +461,23 @@ def build(
     *,
     layers: Sequence[str] | None = None,
     functions: bool = True,
+    dependents: bool = True,
     force: bool = False,
     progress: Progress = _no_progress,
 ) -> BuildResult:
-    """Build what is not fresh: every layer (or ``layers`` and what requires them) and function.
+    """Build what is not fresh: every layer (or ``layers``) and every function.
 
-    ``layers`` names layers to build; the layers that require them are rebuilt when stale too.
+    ``layers`` names layers to build; the layers they require are built first when stale (a
+    layer is checked on top of them), and with ``dependents`` the layers that require them too.
     """
     target = target or project.deploy_target
     if layers is not None:
         for name in layers:
             project.layer(name)  # unknown names fail here, with the list of known ones
+        wanted = {*layers, *(r for name in layers for r in project.required_closure(name))}
+        if dependents:
+            wanted |= {d for name in layers for d in project.dependents(name)}
+        layers = sorted(wanted)
     out = output_dir(project, target)
     with build_lock(out):
         planned, lock, part = plan(project, target, layers=layers, functions=functions)

@@ -174,3 +174,17 @@ def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
     assert not (out / "layers" / "top.zip").exists()
     assert "layers/top.zip" not in read_manifest(out)
     assert (out / "layers" / "base.zip").exists()  # built before, and still fresh
+
+
+def test_one_layer_builds_what_it_requires_and_optionally_what_requires_it(
+    project: Project,
+) -> None:
+    assert B.build(project, layers=["top"], functions=False).built == (
+        "layers/base.zip",
+        "layers/top.zip",
+    )
+    B.clean(project)
+    assert B.build(project, layers=["base"], functions=False, dependents=False).built == (
+        "layers/base.zip",
+    )
+    assert B.build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
