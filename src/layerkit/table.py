@@ -5,22 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def _numeric(cell: str) -> bool:
+    return cell.lstrip("+-")[:1].isdigit() or cell == "-"
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Align columns; numbers (and text starting with a digit) are right-aligned."""
-    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    """Align columns: a column whose cells are all numbers is right-aligned, header included."""
+    body = [[str(c) for c in row] for row in rows]
+    cells = [[str(c) for c in headers], *body]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    right = [bool(body) and all(_numeric(row[i]) for row in body) for i in range(len(headers))]
 
     def fmt(row: Sequence[str]) -> str:
-        parts = []
-        for i, cell in enumerate(row):
-            numeric = cell.lstrip("+-")[:1].isdigit() or cell == "-"
-            parts.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
+        parts = [
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(cells[0]), rule, *(fmt(r) for r in cells[1:])])
+    return "\n".join([fmt(cells[0]), rule, *(fmt(r) for r in body)])
 
 
 def mb(n: int | None) -> str:
-    """Bytes as MB (10^6) with one decimal; ``-`` for unknown."""
-    return "-" if n is None else f"{n / 1e6:.1f}"
+    """Bytes as MB (10^6): one decimal, three below 0.1 MB; ``-`` for unknown."""
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.3f}" if n < 100_000 else f"{n / 1e6:.1f}"
