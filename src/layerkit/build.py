@@ -152,12 +152,12 @@ def function_hash(
     lock: Lock,
     part: Partition,
     files: Sequence[Path],
-    layers: Mapping[str, str],
 ) -> str:
-    """The input hash of a function package: its files, its lock slice, the layers' hashes.
+    """The input hash of a function package: its files, its lock slice, what layers carry.
 
-    Every layer's hash counts (not only the attached ones): the import check names the layer
-    that would provide a missing module.
+    Which distributions every layer carries counts (not only the attached layers: the import
+    check names the layer that would provide a missing module), their versions do not: a new
+    numpy in core-data-science changes nothing in a function's package.
     """
     return _digest(
         {
@@ -170,7 +170,7 @@ def function_hash(
             ],
             "slice": _slice(lock, part.functions[fn.name]),
             "attached": list(fn.layers),
-            "layers": dict(layers),
+            "layers": {name: list(names) for name, names in sorted(part.layers.items())},
         }
     )
 
@@ -203,7 +203,7 @@ def plan(
                 (
                     "function",
                     fn.name,
-                    function_hash(fn, target, lock, part, function_files(fn), hashes),
+                    function_hash(fn, target, lock, part, function_files(fn)),
                 )
             )
     planned = []

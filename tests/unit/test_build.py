@@ -188,3 +188,24 @@ def test_one_layer_builds_what_it_requires_and_optionally_what_requires_it(
         "layers/base.zip",
     )
     assert B.build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
+
+
+def test_function_packages_rebuild_for_their_own_changes_not_a_layers(project: Project) -> None:
+    first = B.build(project)
+    assert "functions/fn.zip" in first.built
+    toml = project.root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
+    assert B.build(load_project(project.root)).built == ("layers/base.zip", "layers/top.zip")
+    app = project.root / "functions" / "fn" / "app.py"
+    app.write_text(app.read_text() + "# changed\n")
+    assert B.build(load_project(project.root)).built == ("functions/fn.zip",)
+
+
+def test_function_importing_an_unattached_layers_module_fails_naming_it(project: Project) -> None:
+    from layerkit.errors import CheckError
+
+    B.build(project, functions=False)
+    (project.root / "functions" / "fn" / "app.py").write_text("import pytz\nimport nothere\n")
+    with pytest.raises(CheckError, match=r"app.py:2: `nothere`"):
+        B.build(load_project(project.root))
+    assert not (B.output_dir(project, T) / "functions" / "fn.zip").exists()
