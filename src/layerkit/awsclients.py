@@ -7,11 +7,20 @@ made inside moto's mock and the local stage passes clients pointed at its embedd
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from layerkit.errors import DeployError
 from layerkit.stages import Stage
+
+#: What a call through :class:`Clients` raises when AWS (or the way to it) fails.
+AWS_ERRORS = (ClientError, BotoCoreError, WaiterError)
+
+_NOT_FOUND = ("ResourceNotFoundException", "404", "NoSuchKey", "NotFound")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -61,3 +70,25 @@ def clients_for(stage: Stage) -> Clients:
         lambda_=session.client("lambda", **kwargs),
         s3=session.client("s3", **kwargs),
     )
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError (``""`` for anything else)."""
+    return (
+        str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""
+    )
+
+
+def not_found(exc: Exception) -> bool:
+    """Whether ``exc`` is AWS saying the function, alias, layer, key or object does not exist."""
+    return error_code(exc) in _NOT_FOUND
+
+
+def if_found(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+    """``call(*args, **kwargs)``, or None when AWS answers that the thing does not exist."""
+    try:
+        return call(*args, **kwargs)
+    except ClientError as exc:
+        if not_found(exc):
+            return None
+        raise

@@ -5,6 +5,7 @@ for exactly one of two racing writers and answers the other with 412 Preconditio
 holds who took it and when. It is removed with a conditional delete (``IfMatch=<etag>``), so a
 deploy never removes a lock someone else took after a forced unlock. A lock left by a killed
 process is removed with :func:`force_unlock` (``inv deploy --stage=X --force-unlock``).
+:func:`held` releases a lock when the work done under it ends, and says so if it cannot.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import getpass
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from layerkit.awsclients import AWS_ERRORS, error_code
 from layerkit.errors import DeployError
 from layerkit.stages import Stage
 
@@ -73,8 +77,7 @@ def acquire(s3: Any, stage: Stage, owner: str, purpose: str, now: dt.datetime) -
             IfNoneMatch="*",
         )
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+        if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
             raise DeployError(
                 f"stage {stage.name!r}: could not write the deploy lock "
                 f"s3://{stage.bucket}/{stage.lock_key} ({exc}). Check that the bucket exists "
@@ -98,6 +101,36 @@ def acquire(s3: Any, stage: Stage, owner: str, purpose: str, now: dt.datetime) -
 def release(s3: Any, stage: Stage, lock: LockInfo) -> None:
     """Remove the lock if it is still the one ``lock`` describes (conditional delete)."""
     s3.delete_object(Bucket=stage.bucket, Key=stage.lock_key, IfMatch=lock.etag)
+
+
+def _release_problem(s3: Any, stage: Stage, lock: LockInfo) -> str | None:
+    try:
+        release(s3, stage, lock)
+    except AWS_ERRORS as exc:
+        return (
+            f"the deploy lock s3://{stage.bucket}/{stage.lock_key} could not be removed "
+            f"({exc}); remove it with `inv deploy --stage={stage.name} --force-unlock`."
+        )
+    return None
+
+
+@contextmanager
+def held(s3: Any, stage: Stage, lock: LockInfo) -> Iterator[LockInfo]:
+    """Release ``lock`` when the ``with`` block ends, whether it succeeds or raises DeployError.
+
+    A lock that cannot be removed is reported in a DeployError: appended to the block's own
+    DeployError, or as "the <purpose> succeeded, but ..." after a block that succeeded.
+    """
+    try:
+        yield lock
+    except DeployError as exc:
+        problem = _release_problem(s3, stage, lock)
+        if problem:
+            raise DeployError(f"{exc}\nAlso: {problem}") from exc
+        raise
+    problem = _release_problem(s3, stage, lock)
+    if problem:
+        raise DeployError(f"the {lock.purpose} succeeded, but {problem}")
 
 
 def force_unlock(s3: Any, stage: Stage) -> LockInfo | None:
