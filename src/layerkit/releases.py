@@ -14,33 +14,37 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from layerkit import __version__
+from layerkit.deployplan import FunctionState
 from layerkit.errors import DeployError
 from layerkit.stages import Stage
 
 SCHEMA = 1
 
 
-@dataclass(frozen=True)
-class FunctionRelease:
-    """One function as a release recorded it: the alias target and what that version carries."""
+@dataclass(frozen=True, kw_only=True)
+class FunctionRelease(FunctionState):
+    """One function as a release recorded it: the alias target and what that version carries.
+
+    The version, code sha256, layer version ARNs (in extraction order) and configuration are
+    the :class:`FunctionState` of the version the stage alias points to.
+    """
 
     function: str  # the functions/<name>/ folder
     function_name: str  # the AWS function name
-    version: str
-    code_sha256: str  # hex
-    layers: tuple[str, ...]  # layer version ARNs, in extraction order
-    handler: str
-    runtime: str
-    architecture: str
-    memory_size: int
-    timeout: int
-    role: str
-    environment: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, function: str, function_name: str, state: FunctionState) -> FunctionRelease:
+        """The record of ``state``, the alias target of the function folder ``function``."""
+        return cls(
+            function=function,
+            function_name=function_name,
+            **{f.name: getattr(state, f.name) for f in fields(FunctionState)},
+        )
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,29 @@ def new_release_id(content: str, now: dt.datetime) -> str:
     """A sortable release id: the UTC time, then 8 hex digits of the content's sha256."""
     stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     return f"{stamp}-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
+
+
+def new_release(
+    stage: Stage,
+    kind: str,
+    functions: Iterable[FunctionRelease],
+    layers: Iterable[tuple[str, str]],
+    commit: str | None,
+    now: Callable[[], dt.datetime],
+    rolled_back_to: str | None = None,
+) -> Release:
+    """A new record for ``stage``: created ``now()``, its id the time and a content hash."""
+    draft = Release(
+        release_id="",
+        stage=stage.name,
+        created=now().astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+        commit=commit,
+        kind=kind,
+        functions=tuple(functions),
+        layers=tuple(layers),
+        rolled_back_to=rolled_back_to,
+    )
+    return replace(draft, release_id=new_release_id(draft.to_json(), now()))
 
 
 def release_key(stage: Stage, release_id: str) -> str:

@@ -23,7 +23,8 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from layerkit.awsclients import Clients
-from layerkit.deploy import DesiredState, FunctionArtifact, LayerArtifact, deploy
+from layerkit.deploy import deploy
+from layerkit.deployplan import DesiredState, FunctionArtifact, LayerArtifact
 from layerkit.stages import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from layerkit.deploy import (
+from layerkit.deployplan import (
     CreateFunction,
     MoveAlias,
     PublishLayerVersion,
     UpdateFunctionCode,
     UpdateFunctionConfiguration,
-    read_current,
 )
 from layerkit.errors import DeployError
 from layerkit.releases import list_releases
 from layerkit.stagelock import acquire, force_unlock, read_lock
+from layerkit.stagestate import read_current
 
 from .conftest import STAGE, layer_versions, stage_state
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from layerkit.deploy import DeployOutcome, operations
+from layerkit.deploy import DeployOutcome
+from layerkit.deployplan import operations
 from layerkit.errors import DeployError
 
 from .conftest import (
@@ -81,7 +82,7 @@ def test_the_matrix_covers_every_operation_the_plan_declares():
     recorded = {(service, op) for service, op, _ in TRACE}
     assert recorded == set(operations(OUTCOME.steps))
     # the scenario exercises every kind of step there is
-    from layerkit.deploy import STEP_TYPES
+    from layerkit.deployplan import STEP_TYPES
 
     assert {type(s) for s in OUTCOME.steps} == set(STEP_TYPES)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.deploy import (
+from layerkit.deploy import desired_state
+from layerkit.deployplan import (
     STEP_TYPES,
     CreateAlias,
     CreateFunction,
@@ -32,7 +33,6 @@ from layerkit.deploy import (
     UploadArtifact,
     artifact_key,
     b64_from_hex,
-    desired_state,
     hex_from_b64,
     operations,
     plan,

@@ -94,7 +94,18 @@ def test_region_and_endpoint_from_the_environment(monkeypatch, tmp_path):
 
 def _release(rid: str, kind: str = "deploy", to: str | None = None) -> Release:
     fn = FunctionRelease(
-        "one", "dev-one", "1", "ab" * 32, (), "h", "python3.9", "x86_64", 1, 1, ROLE
+        function="one",
+        function_name="dev-one",
+        version="1",
+        code_sha256="ab" * 32,
+        layers=(),
+        handler="h",
+        runtime="python3.9",
+        architecture="x86_64",
+        memory_size=1,
+        timeout=1,
+        role=ROLE,
+        environment=(),
     )
     return Release(rid, "dev", "t", None, kind, (fn,), rolled_back_to=to)
 
