@@ -252,36 +252,33 @@ def build_lock(out_dir: Path) -> Iterator[None]:
 # ---------------------------------------------------------------- building one artifact
 
 
-def _build_layer(
-    project: Project,
-    layer: Layer,
-    target: Target,
-    lock: Lock,
-    part: Partition,
-    planned: Planned,
-    out: Path,
-    work: Path,
-    interpreter: Path,
-    progress: Progress,
-) -> ArtifactRecord:
-    label = planned.label
+@dataclass(frozen=True)
+class _Run:
+    """What every artifact of one build shares."""
+
+    project: Project
+    target: Target
+    lock: Lock
+    part: Partition
+    out: Path
+    interpreter: Path
+    progress: Progress
+
+
+def _build_layer(run: _Run, layer: Layer, planned: Planned, work: Path) -> ArtifactRecord:
     site = work / "python"
-    packages = [lock.package(n) for n in part.layers[layer.name]]
-    progress(BuildEvent(label, "install", f"{len(packages)} distributions"))
-    install_packages(packages, site, target)
-    slim_passes, bytecode = _finish_tree(
-        site, layer, target, project, out, work, interpreter, progress, label
-    )
+    packages = [run.lock.package(n) for n in run.part.layers[layer.name]]
+    run.progress(BuildEvent(planned.label, "install", f"{len(packages)} distributions"))
+    install_packages(packages, site, run.target)
+    slim_passes, bytecode = _finish_tree(run, layer, planned.label, work)
     return _zip_and_record(
+        run,
         planned,
-        target,
         work,
-        out,
         packages,
-        progress,
         distribution_bytes=distribution_sizes(site),
         budget=layer.budget,
-        layers=project.required_closure(layer.name),
+        layers=run.project.required_closure(layer.name),
         modules=top_level_modules(site),
         slim=slim_passes,
         bytecode=bytecode,
@@ -289,21 +286,15 @@ def _build_layer(
 
 
 def _zip_and_record(
-    planned: Planned,
-    target: Target,
-    work: Path,
-    out: Path,
-    packages: Sequence[LockedPackage],
-    progress: Progress,
-    **details: Any,
+    run: _Run, planned: Planned, work: Path, packages: Sequence[LockedPackage], **details: Any
 ) -> ArtifactRecord:
     """Zip the staged tree into place and describe the result for the manifest."""
-    progress(BuildEvent(planned.label, "zip", planned.path))
-    info = write_zip(work, out / planned.path)
+    run.progress(BuildEvent(planned.label, "zip", planned.path))
+    info = write_zip(work, run.out / planned.path)
     return ArtifactRecord(
         kind=planned.kind,
         name=planned.name,
-        target=target.key,
+        target=run.target.key,
         path=planned.path,
         sha256=info.sha256,
         zipped_bytes=info.zipped_bytes,
@@ -316,18 +307,12 @@ def _zip_and_record(
 
 
 def _finish_tree(
-    site: Path,
-    layer: Layer,
-    target: Target,
-    project: Project,
-    out: Path,
-    work: Path,
-    interpreter: Path,
-    progress: Progress,
-    label: str,
+    run: _Run, layer: Layer, label: str, work: Path
 ) -> tuple[tuple[Mapping[str, object], ...], Mapping[str, object]]:
     """Slim, then compile a staged layer tree; return what each step did (for the manifest)."""
-    slimmed = slim_tree(site, layer.slim, target)
+    site = work / "python"
+    progress, interpreter = run.progress, run.interpreter
+    slimmed = slim_tree(site, layer.slim, run.target)
     progress(
         BuildEvent(
             label,
@@ -337,9 +322,9 @@ def _finish_tree(
         )
     )
     search_path: list[Path] = []  # the layers this one requires, as Lambda stacks them
-    for name in project.required_closure(layer.name):
+    for name in run.project.required_closure(layer.name):
         below = work / "required" / name
-        with zipfile.ZipFile(out / artifact_path("layer", name)) as zf:
+        with zipfile.ZipFile(run.out / artifact_path("layer", name)) as zf:
             zf.extractall(below)
         search_path.append(below / "python")
     modules = top_level_modules(site)
@@ -385,23 +370,17 @@ def _finish_tree(
 
 
 def _build_function(
-    project: Project,
+    run: _Run,
     fn: Function,
-    target: Target,
-    lock: Lock,
-    part: Partition,
     planned: Planned,
-    out: Path,
     work: Path,
-    interpreter: Path,
-    progress: Progress,
     records: Mapping[str, ArtifactRecord],
 ) -> ArtifactRecord:
-    label = planned.label
-    packages = [lock.package(n) for n in part.functions[fn.name]]
+    label, progress = planned.label, run.progress
+    packages = [run.lock.package(n) for n in run.part.functions[fn.name]]
     if packages:
         progress(BuildEvent(label, "install", f"{len(packages)} function-only distributions"))
-        install_packages(packages, work, target)
+        install_packages(packages, work, run.target)
     files = function_files(fn)
     progress(BuildEvent(label, "copy", f"{len(files)} files"))
     for rel in files:
@@ -409,10 +388,10 @@ def _build_function(
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(fn.path / rel, dest)
     progress(BuildEvent(label, "imports", "static check against its layers"))
-    _check_imports(fn, target, files, work if packages else None, interpreter, records)
-    compiled = compile_tree(work, interpreter, "all", dest_dir="/var/task")
+    _check_imports(fn, run.target, files, work if packages else None, run.interpreter, records)
+    compiled = compile_tree(work, run.interpreter, "all", dest_dir="/var/task")
     progress(BuildEvent(label, "bytecode", f"{compiled.compiled_files} modules"))
-    return _zip_and_record(planned, target, work, out, packages, progress, layers=fn.layers)
+    return _zip_and_record(run, planned, work, packages, layers=fn.layers)
 
 
 def _check_imports(
@@ -485,6 +464,7 @@ def build(
         built: list[str] = []
         todo = [p for p in planned if force or p.state != "fresh"]
         interpreter = find_interpreter(target) if todo else Path()
+        run = _Run(project, target, lock, part, out, interpreter, progress)
         for item in planned:
             if item not in todo:
                 progress(BuildEvent(item.label, "fresh", "up to date"))
@@ -497,32 +477,9 @@ def build(
                 records.pop(item.path, None)  # never describe a zip that is being replaced
                 write_manifest(out, target.key, records)
                 if item.kind == "layer":
-                    record = _build_layer(
-                        project,
-                        project.layer(item.name),
-                        target,
-                        lock,
-                        part,
-                        item,
-                        out,
-                        work,
-                        interpreter,
-                        progress,
-                    )
+                    record = _build_layer(run, project.layer(item.name), item, work)
                 else:
-                    record = _build_function(
-                        project,
-                        project.function(item.name),
-                        target,
-                        lock,
-                        part,
-                        item,
-                        out,
-                        work,
-                        interpreter,
-                        progress,
-                        records,
-                    )
+                    record = _build_function(run, project.function(item.name), item, work, records)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             records[item.path] = record
