@@ -30,4 +30,4 @@ def mb(n: int | None) -> str:
     """Bytes as MB (10^6): one decimal, three below 0.1 MB; ``-`` for unknown."""
     if n is None:
         return "-"
-    return f"{n / 1e6:.3f}" if n < 100_000 else f"{n / 1e6:.1f}"
+    return f"{n / 1e6:.3f}" if 0 < abs(n) < 100_000 else f"{n / 1e6:.1f}"

@@ -14,4 +14,4 @@ def test_numbers_right_aligned_text_left() -> None:
 
 
 def test_mb_keeps_small_sizes_visible() -> None:
-    assert (mb(None), mb(6_927), mb(96_900_000)) == ("-", "0.007", "96.9")
+    assert (mb(None), mb(0), mb(6_927), mb(96_900_000)) == ("-", "0.0", "0.007", "96.9")
