@@ -25,7 +25,7 @@ from layerkit import lock as locker
 from layerkit import releases as release_log
 from layerkit import stagelock, training
 from layerkit.awsclients import clients_for
-from layerkit.check import function_totals, size_findings
+from layerkit.check import function_totals, size_findings, worst_severity
 from layerkit.errors import DeployError, LayerkitError
 from layerkit.localstage import STATE_DIR, local_stage
 from layerkit.report import render_table, write_report
@@ -60,7 +60,9 @@ def _project() -> Project:
 def _target(project: Project, runtime: str | None) -> Target:
     if runtime is None:
         return project.deploy_target
-    return Target(runtime, project.deploy_target.architecture)
+    target = Target(runtime, project.deploy_target.architecture)
+    builder.check_target(project, target)
+    return target
 
 
 def _lifecycle_warnings(project: Project) -> None:
@@ -73,7 +75,7 @@ def _progress(event: builder.BuildEvent) -> None:
 
 
 def _summary(project: Project, result: builder.BuildResult) -> str:
-    findings = {f.artifact: f.severity for f in size_findings(project, result.records)}
+    findings = worst_severity(size_findings(project, result.records))
     status_of = {"error": "OVER BUDGET", "warning": "over budget (accepted)", "info": "ok (S3)"}
     rows = []
     for path, rec in sorted(result.records.items()):

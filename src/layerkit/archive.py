@@ -59,7 +59,15 @@ def collect_files(root: Path) -> list[tuple[str, Path]]:
                 )
         for name in filenames:
             path = base / name
-            found.append((path.relative_to(root).as_posix(), path))
+            relative = path.relative_to(root).as_posix()
+            try:
+                relative.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BuildError(
+                    f"{path!r}: the file name is not valid UTF-8, which a zip cannot record "
+                    "portably; rename the file (or remove it with a [slim] remove pattern)."
+                ) from None
+            found.append((relative, path))
     found.sort()
     return found
 

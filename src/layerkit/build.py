@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from typing import Any
 from layerkit import __version__
 from layerkit.archive import write_zip
 from layerkit.bytecode import compile_tree, imported_files, top_level_modules
-from layerkit.errors import BuildError, BuildLockedError
+from layerkit.errors import BuildError, BuildLockedError, SpecError
 from layerkit.imports import (
     check_function_imports,
     package_modules,
@@ -52,7 +55,7 @@ from layerkit.spec import Function, Layer, Project
 from layerkit.target import Target, find_interpreter
 
 #: Bumped when what a build records or produces changes, so older artifacts count as stale.
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4
 DIST = "dist"
 WORK = ".work"
 LOCK_FILE = ".build.lock"
@@ -120,6 +123,17 @@ def _slice(lock: Lock, names: Sequence[str]) -> list[list[str]]:
     return [[p.name, p.version, p.sha256] for p in lock.packages if p.name in wanted]
 
 
+@functools.lru_cache(maxsize=1)
+def tool_versions() -> dict[str, str]:
+    """Host tools whose version changes a layer's bytes: zlib (deflate) and strip."""
+    strip = shutil.which("strip")
+    version = "absent"
+    if strip is not None:
+        proc = subprocess.run([strip, "--version"], capture_output=True, text=True, check=False)
+        version = (proc.stdout.splitlines() or ["unknown"])[0]
+    return {"zlib": zlib.ZLIB_RUNTIME_VERSION, "strip": version}
+
+
 def layer_hashes(project: Project, target: Target, lock: Lock, part: Partition) -> dict[str, str]:
     """The input hash of every layer (required layers' hashes feed their dependents')."""
     hashes: dict[str, str] = {}
@@ -128,6 +142,7 @@ def layer_hashes(project: Project, target: Target, lock: Lock, part: Partition) 
             {
                 "layerkit": __version__,
                 "format": BUILD_FORMAT,
+                "tools": tool_versions(),
                 "target": target.key,
                 "config": layer.config_sha256,
                 "slice": _slice(lock, part.layers[layer.name]),
@@ -225,7 +240,11 @@ def plan(
 
 @contextlib.contextmanager
 def build_lock(out_dir: Path) -> Iterator[None]:
-    """Hold the output folder's build lock, or raise BuildLockedError at once."""
+    """Hold the build lock of ``out_dir``, or raise BuildLockedError at once.
+
+    Builds and cleans take the one lock of ``dist/`` whatever their target: ``dist/`` holds the
+    other targets' folders, so a clean of it must not run beside any build.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / LOCK_FILE
     fh = path.open("a+")
@@ -452,13 +471,19 @@ def build(
     target = target or project.deploy_target
     if layers is not None:
         for name in layers:
-            project.layer(name)  # unknown names fail here, with the list of known ones
+            if target not in project.layer(name).targets():  # unknown names fail here too
+                raise SpecError(
+                    f"layer {name} is not built for {target.key}; its layer.toml lists "
+                    f"{', '.join(t.key for t in project.layer(name).targets())}."
+                )
         wanted = {*layers, *(r for name in layers for r in project.required_closure(name))}
         if dependents:
             wanted |= {d for name in layers for d in project.dependents(name)}
         layers = sorted(wanted)
+    check_target(project, target)
     out = output_dir(project, target)
-    with build_lock(out):
+    with build_lock(project.root / DIST):
+        _sweep(out)
         planned, lock, part = plan(project, target, layers=layers, functions=functions)
         records = dict(read_manifest(out))
         built: list[str] = []
@@ -507,15 +532,34 @@ def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Projec
         (out / path).unlink(missing_ok=True)
 
 
+def _sweep(out: Path) -> None:
+    """Remove what a killed build left behind (staging folders, half-written zips)."""
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    for folder in (out / "layers", out / "functions"):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
+def check_target(project: Project, target: Target) -> None:
+    """Refuse a target no layer is built for (there is no lock for it either)."""
+    if target not in project.targets:
+        raise SpecError(
+            f"no layer is built for {target.key}: the targets are "
+            f"{', '.join(t.key for t in project.targets)}. Add the runtime to the `runtimes` of "
+            "the layers in their layer.toml files and run `inv lock`."
+        )
+
+
 def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
     """Remove build output: everything under dist/, or one layer's zips for every target."""
     base = project.root / DIST
     if layer is None:
-        if base.exists():
-            with build_lock(base):
-                for child in base.iterdir():
-                    if child.name != LOCK_FILE:
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if not base.exists():
+            return ()
+        with build_lock(base):
+            for child in base.iterdir():
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
         return (base,)
     project.layer(layer)
     removed = []
@@ -523,7 +567,7 @@ def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
         out = output_dir(project, target)
         if not out.exists():
             continue
-        with build_lock(out):
+        with build_lock(base):
             records = dict(read_manifest(out))
             path = artifact_path("layer", layer)
             if records.pop(path, None) is not None:

@@ -257,7 +257,7 @@ def compile_tree(
             f"invalidation mode {invalidation!r} is unknown; choose one of "
             f"{', '.join(INVALIDATION_MODES)}."
         )
-    if mode == "none":
+    if mode == "none" or not python_sources(root):  # nothing to compile (an empty layer)
         return BytecodeResult(mode, 0, 0, 0, invalidation)
     before = _tree_bytes(root)
     if mode == "imported":

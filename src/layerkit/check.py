@@ -110,3 +110,15 @@ def size_findings(project: Project, records: Mapping[str, ArtifactRecord]) -> tu
                 )
             )
     return tuple(found)
+
+
+_RANK = {"info": 1, "warning": 2, "error": 3}
+
+
+def worst_severity(findings: tuple[Finding, ...]) -> dict[str, str]:
+    """The most severe finding's severity per artifact (an S3 note never hides an overrun)."""
+    worst: dict[str, str] = {}
+    for f in findings:
+        if _RANK[f.severity] > _RANK.get(worst.get(f.artifact, ""), 0):
+            worst[f.artifact] = f.severity
+    return worst

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import tempfile
@@ -25,7 +26,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
 from layerkit.errors import LayerkitError, LockError, SpecError, WheelTagError
 from layerkit.requirements import LineRequirement
@@ -169,7 +172,7 @@ def parse_lock(text: str, path: Path) -> Lock:
             for p in data.get("package", [])
         )
         return Lock(Target.parse(data["target"]), dict(data["inputs"]), packages)
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise LockError(
             f"{path} is not a valid layerkit lock ({exc}); run `inv lock` to write it again."
         ) from None
@@ -206,9 +209,10 @@ def write_lock(project: Project, lock: Lock) -> Path:
     """Write the lock atomically (temp file + rename) and return its path."""
     path = lock_path(project.root, lock.target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(render_lock(lock), encoding="utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render_lock(lock))
+    os.replace(tmp, path)
     return path
 
 
@@ -273,11 +277,19 @@ _HINT_RE = re.compile(
 )
 
 
-def _available_tags(name: str, version: str, stderr: str) -> list[str]:
-    """Platform tags of the wheels that exist: from uv's hint, else from PyPI's simple index."""
+def _available_tags(name: str, version: str, stderr: str, target: Target) -> list[str]:
+    """Linux tags for the target's machine of the wheels that exist (uv's hint, else PyPI)."""
     hint = _HINT_RE.search(stderr)
     if hint:
-        return re.findall(r"`([^`]+)`", hint.group(1))
+        found = re.findall(r"`([^`]+)`", hint.group(1))
+    else:
+        found = [wheel_tags_text(f) for f in _release_wheels(name, version)]
+    relevant = sorted({t for t in found if target.machine in t and "linux" in t})
+    return relevant or sorted(set(found))
+
+
+def _release_wheels(name: str, version: str) -> list[str]:
+    """File names of the wheels PyPI's simple index lists for one release."""
     request = urllib.request.Request(
         f"https://pypi.org/simple/{canonicalize_name(name)}/",
         headers={"Accept": "application/vnd.pypi.simple.v1+json"},
@@ -287,14 +299,15 @@ def _available_tags(name: str, version: str, stderr: str) -> list[str]:
             files = json.load(resp).get("files", [])
     except (urllib.error.URLError, OSError, ValueError):
         return []
-    prefix = f"{canonicalize_name(name).replace('-', '_')}-{version}-"
-    return sorted(
-        {
-            wheel_tags_text(f["filename"])
-            for f in files
-            if f["filename"].endswith(".whl") and f["filename"].lower().startswith(prefix.lower())
-        }
-    )
+    wheels = []
+    for f in files:
+        try:
+            dist, release, _, _ = parse_wheel_filename(f["filename"])
+        except (ValueError, KeyError):
+            continue
+        if dist == canonicalize_name(name) and str(release) == version:
+            wheels.append(f["filename"])
+    return wheels
 
 
 def _where(project: Project, name: str) -> str:
@@ -319,7 +332,7 @@ def _explain_failure(project: Project, target: Target, stderr: str) -> LayerkitE
     found = _NO_WHEEL_RE.search(stderr)
     if found:
         name, version = found.groups()
-        tags = ", ".join(_available_tags(name, version, stderr)) or "none (sdist only)"
+        tags = ", ".join(_available_tags(name, version, stderr, target)) or "none (sdist only)"
         return WheelTagError(
             f"{name} {version} has no wheel that loads on {target.runtime} "
             f"({target.machine}, glibc {target.glibc[0]}.{target.glibc[1]})"
@@ -335,7 +348,17 @@ def _compile(
     project: Project, target: Target, files: Mapping[str, str], extra: list[str]
 ) -> tuple[bool, str, str]:
     proc = run_uv(
-        ["pip", "compile", *files, *target_args(target), "--no-header", "--quiet", *extra],
+        [
+            "pip",
+            "compile",
+            *files,
+            *target_args(target),
+            "--no-header",
+            "--quiet",
+            "--annotation-style",
+            "split",
+            *extra,
+        ],
         cwd=project.root,
     )
     return proc.returncode == 0, proc.stdout, proc.stderr
@@ -344,7 +367,12 @@ def _compile(
 def _find_conflicts(
     project: Project, target: Target, files: Mapping[str, str]
 ) -> LayerkitError | None:
-    """Resolve each source alone; report distributions they pin to different versions."""
+    """Name the distributions whose requirement lines in different files cannot all hold.
+
+    Each source is resolved alone; a distribution is reported when its direct requirement lines
+    exclude every version that any source alone resolved to. Conflicts that arise deeper in
+    the dependency tree are left to uv's own explanation.
+    """
     pins: dict[str, dict[NormalizedName, str]] = {}
     for path, source in files.items():
         ok, out, err = _compile(project, target, {path: source}, [])
@@ -354,9 +382,12 @@ def _find_conflicts(
     lines = []
     for name in sorted({n for p in pins.values() for n in p}):
         versions = {s: p[name] for s, p in pins.items() if name in p}
-        if len(set(versions.values())) > 1:
-            alone = ", ".join(f"{s} alone resolves {v}" for s, v in sorted(versions.items()))
-            lines.append(f"{name}: {alone}{_where(project, name)}")
+        direct = [r for reqs in sources(project).values() for r in reqs if r.name == name]
+        wanted = SpecifierSet(",".join(str(Requirement(r.text).specifier) for r in direct))
+        if len(direct) < 2 or any(wanted.contains(v, prereleases=True) for v in versions.values()):
+            continue
+        alone = ", ".join(f"{s} alone resolves {v}" for s, v in sorted(versions.items()))
+        lines.append(f"{name}: {alone}{_where(project, name)}")
     if not lines:
         return None
     return LockError(
@@ -372,11 +403,11 @@ def resolve(project: Project, target: Target, previous: Lock | None = None) -> L
     Versions in ``previous`` are kept where they still satisfy the requirements, so changing one
     layer's requirements does not move every other layer (pass ``None`` to upgrade everything).
     """
-    files = {str(source_file(project, s)): s for s in sources(project)}
-    for path in files:
-        if not (project.root / path).is_file():
-            (project.root / path).parent.mkdir(parents=True, exist_ok=True)
-            raise SpecError(f"{path} is missing; create it (it may hold only comments).")
+    files = {  # a missing requirements.txt means no requirements, as when the spec is read
+        str(source_file(project, s)): s
+        for s, reqs in sources(project).items()
+        if reqs and (project.root / source_file(project, s)).is_file()
+    }
     with tempfile.TemporaryDirectory(prefix="layerkit-lock-") as tmp:
         pins_file = Path(tmp) / "resolved.txt"
         if previous is not None:
@@ -416,7 +447,15 @@ def resolve(project: Project, target: Target, previous: Lock | None = None) -> L
                 required_by=required_by,
             )
         )
-    return Lock(target, input_hashes(project), tuple(packages))
+    lock = Lock(target, input_hashes(project), tuple(packages))
+    reached = closure((n for s in sources(project) for n in _direct(lock, s)), lock)
+    orphans = sorted({p.name for p in packages} - reached)
+    if orphans:
+        raise LockError(
+            f"could not tell which layer or function needs {', '.join(orphans)}: uv's output "
+            "did not say. Please report this with the output of `uv --version`."
+        )
+    return lock
 
 
 # ---------------------------------------------------------------- partition

@@ -80,7 +80,10 @@ def read_manifest(out_dir: Path) -> dict[str, ArtifactRecord]:
         raise BuildError(
             f"{path} is not valid JSON ({exc}); run `inv clean` and build again."
         ) from None
-    return {k: ArtifactRecord.from_json(v) for k, v in data.get("artifacts", {}).items()}
+    try:
+        return {k: ArtifactRecord.from_json(v) for k, v in data.get("artifacts", {}).items()}
+    except (TypeError, AttributeError):
+        return {}  # written by another layerkit version: every artifact counts as missing
 
 
 def write_manifest(out_dir: Path, target: str, records: Mapping[str, ArtifactRecord]) -> Path:

@@ -70,4 +70,8 @@ def read_requirements(path: Path, display: Path | None = None) -> tuple[LineRequ
     """Read and parse a requirements file; a missing file means no requirements."""
     if not path.is_file():
         return ()
-    return parse_requirements(path.read_text(encoding="utf-8"), display or path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{display or path}: not UTF-8 text ({exc}); save it as UTF-8.") from None
+    return parse_requirements(text, display or path)

@@ -12,12 +12,13 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from layerkit.errors import SpecError
 from layerkit.requirements import LineRequirement, read_requirements
-from layerkit.target import RUNTIME_GLIBC, Target
+from layerkit.target import ARCHITECTURES, RUNTIME_GLIBC, Target
 from layerkit.template import Template, read_template
 
 if sys.version_info >= (3, 11):
@@ -45,15 +46,19 @@ _UNITS = {
 
 def parse_size(text: str | int, where: str) -> int:
     """Parse ``"100 MB"`` (10^6 bytes), ``"250 MiB"`` (2^20) or a plain byte count."""
-    if isinstance(text, int) and not isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise SpecError(f'{where}: size {text!r} is not understood; write e.g. "100 MB".')
+    if isinstance(text, int):
+        if text < 0:
+            raise SpecError(f"{where}: size {text} is negative.")
         return text
-    match = _SIZE_RE.match(str(text))
+    match = _SIZE_RE.match(text)
     if match is None:
         raise SpecError(
             f"{where}: size {text!r} is not understood; write a number with a unit such as "
             '"100 MB" (10^6 bytes) or "250 MiB" (2^20 bytes).'
         )
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+    return int(Decimal(match.group(1)) * _UNITS[match.group(2)])
 
 
 @dataclass(frozen=True)
@@ -212,16 +217,23 @@ def load_layer(path: Path, root: Path) -> Layer:
         ) from None
     try:
         data = tomllib.loads(raw_toml.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{display}: not UTF-8 text ({exc}); save it as UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{display}: invalid TOML: {exc}.") from None
     _check_keys(data, _LAYER_KEYS, str(display))
     slim_raw = data.get("slim", {})
+    if not isinstance(slim_raw, dict):
+        raise SpecError(f"{display}: `slim` must be a table: write a [slim] section.")
     _check_keys(slim_raw, _SLIM_KEYS, f"{display} [slim]")
+    strip = slim_raw.get("strip", True)
+    if not isinstance(strip, bool):
+        raise SpecError(f"{display}: slim.strip must be true or false, not {strip!r}.")
     services = slim_raw.get("botocore-services")
     slim = SlimConfig(
         remove=_str_tuple(slim_raw.get("remove", []), f"{display}: slim.remove"),
         keep=_str_tuple(slim_raw.get("keep", []), f"{display}: slim.keep"),
-        strip=bool(slim_raw.get("strip", True)),
+        strip=strip,
         botocore_services=None
         if services is None
         else _str_tuple(services, f"{display}: slim.botocore-services"),
@@ -237,6 +249,15 @@ def load_layer(path: Path, root: Path) -> Layer:
             raise SpecError(
                 f"{display}: unknown runtime {runtime!r}; use one of {', '.join(RUNTIME_GLIBC)}."
             )
+    architectures = _str_tuple(data.get("architectures", ["x86_64"]), f"{display}: architectures")
+    for arch in architectures:
+        if arch not in ARCHITECTURES:
+            raise SpecError(
+                f"{display}: unknown architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}."
+            )
+    reason = data.get("over-budget-reason")
+    if reason is not None and not (isinstance(reason, str) and reason.strip()):
+        raise SpecError(f"{display}: over-budget-reason must be a sentence saying why.")
     smoke = data.get("smoke")
     smoke_path = path / smoke if isinstance(smoke, str) else None
     if smoke_path is not None and not smoke_path.is_file():
@@ -249,6 +270,8 @@ def load_layer(path: Path, root: Path) -> Layer:
         )
     req_path = path / "requirements.txt"
     raw_req = req_path.read_bytes() if req_path.is_file() else b""
+    # the smoke test is an input too: in "imported" mode it decides what gets compiled
+    raw_smoke = smoke_path.read_bytes() if smoke_path is not None else b""
     return Layer(
         name=name,
         path=path,
@@ -256,15 +279,13 @@ def load_layer(path: Path, root: Path) -> Layer:
         requires=_str_tuple(data.get("requires", []), f"{display}: requires"),
         budget=parse_size(data["budget"], f"{display}: budget"),
         runtimes=runtimes,
-        architectures=_str_tuple(
-            data.get("architectures", ["x86_64"]), f"{display}: architectures"
-        ),
+        architectures=architectures,
         requirements=read_requirements(req_path, req_path.relative_to(root)),
         slim=slim,
         bytecode=bytecode,
         smoke_test=smoke_path,
-        config_sha256=hashlib.sha256(raw_toml + b"\0" + raw_req).hexdigest(),
-        over_budget_reason=data.get("over-budget-reason"),
+        config_sha256=hashlib.sha256(b"\0".join((raw_toml, raw_req, raw_smoke))).hexdigest(),
+        over_budget_reason=reason,
     )
 
 
@@ -272,6 +293,14 @@ def order_layers(layers: Mapping[str, Layer], root: Path) -> tuple[Layer, ...]:
     """Sort layers so that each comes after every layer it requires; refuse unknowns and cycles."""
     for layer in layers.values():
         for req in layer.requires:
+            if req in layers and not set(layer.targets()) <= set(layers[req].targets()):
+                missing = sorted(t.key for t in set(layer.targets()) - set(layers[req].targets()))
+                raise SpecError(
+                    f"{(layer.path / 'layer.toml').relative_to(root)} is built for "
+                    f"{', '.join(missing)}, but the layer it requires, {req}, is not "
+                    f"({(layers[req].path / 'layer.toml').relative_to(root)}): add those runtimes "
+                    "and architectures there too, or remove them here."
+                )
             if req not in layers:
                 raise SpecError(
                     f"{(layer.path / 'layer.toml').relative_to(root)}: requires unknown layer "
@@ -320,7 +349,14 @@ def load_project(root: Path) -> Project:
                 f"is no {LAYERS_DIR}/{tl.layer}/ folder; create it or fix the ContentUri."
             )
     functions = []
+    seen: dict[str, str] = {}
     for tf in template.functions:
+        if tf.name in seen:
+            raise SpecError(
+                f"{TEMPLATE_FILE}: {tf.logical_id} and {seen[tf.name]} both have CodeUri "
+                f"{tf.code_uri!r}; each function needs its own functions/<name>/ folder and zip."
+            )
+        seen[tf.name] = tf.logical_id
         fn_path = root / FUNCTIONS_DIR / tf.name
         if not fn_path.is_dir():
             raise SpecError(

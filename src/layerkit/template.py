@@ -106,6 +106,16 @@ def _resolve_layer_ref(
     return layer_ids[ref].layer
 
 
+def _int_prop(props: Mapping[str, Any], key: str, default: int, fn: str, path: Path) -> int:
+    value = props.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise SpecError(
+            f"{path}: function {fn}: {key} must be a literal number (got {value!r}); layerkit "
+            "reads it from the template for the sandbox and the deploy."
+        )
+    return int(value)
+
+
 def parse_template(text: str, path: Path) -> Template:
     """Extract layers and functions (Globals applied) from the text of a SAM template."""
     try:
@@ -114,7 +124,10 @@ def parse_template(text: str, path: Path) -> Template:
         raise SpecError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("Resources"), Mapping):
         raise SpecError(f"{path}: a SAM template needs a `Resources` mapping.")
-    globals_fn = (doc.get("Globals") or {}).get("Function") or {}
+    globals_all = doc.get("Globals") or {}
+    globals_fn = globals_all.get("Function") or {} if isinstance(globals_all, Mapping) else None
+    if not isinstance(globals_fn, Mapping):
+        raise SpecError(f"{path}: `Globals` must be a mapping with a `Function` mapping inside.")
     layers: dict[str, TemplateLayer] = {}
     for logical_id, res in doc["Resources"].items():
         if isinstance(res, Mapping) and res.get("Type") == LAYER_TYPE:
@@ -139,6 +152,17 @@ def parse_template(text: str, path: Path) -> Template:
                 "or in Globals.Function); add it."
             )
         archs = props.get("Architectures") or ["x86_64"]
+        if not (isinstance(archs, list) and archs and isinstance(archs[0], str)):
+            raise SpecError(
+                f"{path}: function {logical_id}: Architectures must be a literal list such as "
+                f"[x86_64] (got {archs!r}); layerkit builds for the architecture it names."
+            )
+        for key in ("Handler", "Runtime"):
+            if not isinstance(props[key], str):
+                raise SpecError(
+                    f"{path}: function {logical_id}: {key} must be a literal string (got "
+                    f"{props[key]!r}); layerkit reads it from the template to build and test."
+                )
         functions.append(
             TemplateFunction(
                 logical_id=logical_id,
@@ -147,8 +171,8 @@ def parse_template(text: str, path: Path) -> Template:
                 handler=str(props["Handler"]),
                 runtime=str(props["Runtime"]),
                 architecture=str(archs[0]),
-                memory_size=int(props.get("MemorySize", 128)),
-                timeout=int(props.get("Timeout", 3)),
+                memory_size=_int_prop(props, "MemorySize", 128, logical_id, path),
+                timeout=_int_prop(props, "Timeout", 3, logical_id, path),
                 layers=tuple(
                     _resolve_layer_ref(entry, layers, logical_id, path)
                     for entry in props.get("Layers") or ()

@@ -45,8 +45,17 @@ def target_args(target: Target) -> list[str]:
 
 
 def run_uv(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``uv ARGS`` in ``cwd``; never downloads interpreters; returns the finished process."""
+    """Run ``uv ARGS`` in ``cwd``; never downloads interpreters; returns the finished process.
+
+    ``--no-config``: a user's or project's uv.toml (annotation style, index, resolution
+    strategy) must not change what a lock or a build contains from one machine to the next.
+    """
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
     return subprocess.run(
-        [uv_binary(), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        [uv_binary(), "--no-config", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )

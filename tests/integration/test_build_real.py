@@ -191,3 +191,33 @@ def test_lock_keeps_versions_when_another_layer_changes(make_project: Callable[.
     lock = L.resolve(project, T, previous=old)
     assert lock.package("six").version == "1.16.0"  # kept, although 1.17.0 exists
     assert L.resolve(project, T).package("six").version != "1.16.0"
+
+
+def test_a_users_uv_config_does_not_change_the_lock(
+    make_project: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "xdg" / "uv" / "uv.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[pip]\nannotation-style = "line"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    project = load_project(
+        make_project({"base": ([], "six\n"), "top": (["base"], "python-dateutil\n")})
+    )
+    part = L.partition(project, L.resolve(project, T))
+    assert part.layers["base"] == ("six",)  # with "line" annotations uv would leave it empty
+    assert "python-dateutil" in part.layers["top"]
+
+
+def test_compatible_ranges_are_not_reported_as_conflicts(make_project: Callable[..., Path]) -> None:
+    project = load_project(
+        make_project(
+            {
+                "base": ([], "six>=1.15\npytz==2024.1\n"),
+                "top": (["base"], "six<1.17\npytz==2024.2\n"),
+            }
+        )
+    )
+    with pytest.raises(LockError) as info:
+        L.resolve(project, T)
+    assert "pytz:" in str(info.value)
+    assert "six:" not in str(info.value)

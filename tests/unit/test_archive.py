@@ -78,3 +78,10 @@ def test_an_interrupted_write_keeps_the_old_zip(
 
     assert sha256_file(tmp_path / "a.zip") == old.sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "a.zip"]
+
+
+def test_non_utf8_file_names_are_refused(tmp_path: Path) -> None:
+    root = tree(tmp_path / "a", 5)
+    (root / "python" / os.fsdecode(b"caf\xe9.txt")).write_text("x")
+    with pytest.raises(BuildError, match="not valid UTF-8"):
+        write_zip(root, tmp_path / "a.zip")

@@ -209,3 +209,34 @@ def test_function_importing_an_unattached_layers_module_fails_naming_it(project:
     with pytest.raises(CheckError, match=r"app.py:2: `nothere`"):
         B.build(load_project(project.root))
     assert not (B.output_dir(project, T) / "functions" / "fn.zip").exists()
+
+
+def test_clean_waits_for_no_build_of_any_target(project: Project) -> None:
+    B.build(project, functions=False)
+    with B.build_lock(project.root / B.DIST), pytest.raises(BuildLockedError):
+        B.clean(project)
+    assert (B.output_dir(project, T) / "layers" / "base.zip").exists()
+
+
+def test_an_unknown_target_is_refused_before_any_work(project: Project) -> None:
+    from layerkit.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"no layer is built for python3.13-x86_64"):
+        B.build(project, Target("python3.13"))
+
+
+def test_a_manifest_from_another_version_counts_as_nothing_built(project: Project) -> None:
+    result = B.build(project, functions=False)
+    path = result.out_dir / "manifest.json"
+    path.write_text(path.read_text().replace('"input_hash"', '"input_digest"'))
+    assert {p.state for p in B.plan(project, T, functions=False)[0]} == {"missing"}
+
+
+def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
+    out = B.output_dir(project, T)
+    (out / B.WORK / "layer-base-x").mkdir(parents=True)
+    (out / "layers").mkdir(parents=True, exist_ok=True)
+    (out / "layers" / ".base.zip.123.tmp").write_bytes(b"half")
+    B.build(project, functions=False)
+    assert list((out / B.WORK).iterdir()) == []
+    assert not (out / "layers" / ".base.zip.123.tmp").exists()

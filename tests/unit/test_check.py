@@ -86,3 +86,14 @@ def test_overrun_with_a_written_reason_is_a_warning_that_still_shows_the_excess(
     assert finding.severity == "warning"
     assert "1 bytes over the budget" in finding.message
     assert "scipy alone is bigger" in finding.message
+
+
+def test_an_s3_note_never_hides_an_overrun(make_project: Callable[..., Path]) -> None:
+    from layerkit.check import worst_severity
+
+    project = load_project(make_project())
+    recs = records(base=1, top=1)
+    recs["layers/top.zip"] = rec("layer", "top", 60_000_000, zipped=60_000_000, budget=10_000_000)
+    findings = size_findings(project, recs)
+    assert {f.severity for f in findings} == {"error", "info"}
+    assert worst_severity(findings) == {"layers/top.zip": "error"}

@@ -84,3 +84,70 @@ def test_repository_project_loads() -> None:
         "ml-libraries",
         "aws-utilities",
     )
+
+
+def test_smoke_test_is_part_of_the_layer_inputs(make_project: Callable[..., Path]) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text() + 'smoke = "smoke_test.py"\n')
+    smoke = root / "layers" / "base" / "smoke_test.py"
+    smoke.write_text("import six\n")
+    before = load_project(root).layer("base").config_sha256
+    smoke.write_text("import six\nimport six.moves\n")
+    assert load_project(root).layer("base").config_sha256 != before
+
+
+def test_a_layer_must_not_target_more_than_a_layer_it_requires(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project()
+    toml = root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('["python3.9"]', '["python3.9", "python3.12"]'))
+    with pytest.raises(
+        SpecError,
+        match=r"layers/top/layer.toml is built for python3.12-x86_64, but the layer it requires, base, is not",
+    ):
+        load_project(root)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[slim]\nstrip = "false"\n', "slim.strip must be true or false"),
+        ("slim = []\n", "`slim` must be a table"),
+        ('architectures = ["arm"]\n', "unknown architecture 'arm'"),
+    ],
+)
+def test_layer_toml_type_mistakes_are_named(
+    make_project: Callable[..., Path], extra: str, message: str
+) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text() + extra)
+    with pytest.raises(SpecError, match=message):
+        load_project(root)
+
+
+def test_non_utf8_requirements_are_named(make_project: Callable[..., Path]) -> None:
+    root = make_project()
+    (root / "layers" / "base" / "requirements.txt").write_bytes(b"six # caf\xe9\n")
+    with pytest.raises(SpecError, match=r"layers/base/requirements.txt: not UTF-8"):
+        load_project(root)
+
+
+def test_two_functions_sharing_a_code_uri_are_refused(make_project: Callable[..., Path]) -> None:
+    from tests.conftest import TEMPLATE
+
+    second = "\n  Fn2:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: dist/functions/fn.zip\n      Handler: app.handler\n"
+    with pytest.raises(SpecError, match="Fn2 and Fn both have CodeUri"):
+        load_project(make_project(template=TEMPLATE + second))
+
+
+@pytest.mark.parametrize("size", [-5, True, 1.5])
+def test_bad_budget_values_are_refused(size: object) -> None:
+    with pytest.raises(SpecError):
+        parse_size(size, "x")  # type: ignore[arg-type]
+
+
+def test_parse_size_is_exact() -> None:
+    assert parse_size("2.01 MB", "x") == 2_010_000

@@ -46,3 +46,31 @@ def test_function_without_runtime_is_named() -> None:
     text = "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: dist/functions/fn.zip, Handler: a.b}\n"
     with pytest.raises(SpecError, match="function Fn has no Runtime"):
         parse_template(text, P)
+
+
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ("MemorySize: !Ref Mem", "MemorySize must be a literal number"),
+        ("Architectures: !Ref Arch", "Architectures must be a literal list"),
+        ("Runtime: !Ref Rt", "Runtime must be a literal string"),
+    ],
+)
+def test_non_literal_properties_layerkit_needs_are_named(prop: str, message: str) -> None:
+    text = f"""
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: dist/functions/fn.zip
+      Handler: app.h
+      Runtime: python3.9
+      {prop}
+"""
+    with pytest.raises(SpecError, match=message):
+        parse_template(text, P)
+
+
+def test_globals_must_be_a_mapping() -> None:
+    with pytest.raises(SpecError, match="`Globals` must be a mapping"):
+        parse_template("Globals: [a]\nResources: {}\n", P)
