@@ -374,6 +374,35 @@ def restore_report(restored: Sequence[str], failed: Sequence[str]) -> list[str]:
     ]
 
 
+def _rolled_back(
+    applier: _Applier,
+    stage: Stage,
+    steps: Sequence[Step],
+    index: int,
+    step: Step,
+    what: str,
+    exc: BaseException,
+) -> DeployError:
+    """Undo everything the deploy changed and describe the outcome."""
+    restored, failed = applier.undo()
+    lines = [
+        f"deploy to stage {stage.name!r} {what} {index}/{len(steps)} "
+        f"({' '.join(step.describe().split())}): {exc}",
+        "Rolled back in reverse order:",
+        *restore_report(restored, failed),
+    ]
+    if not restored and not failed:
+        lines[1] = "Nothing had been changed yet."
+    if failed:
+        lines.append(
+            "Some changes could not be undone: fix the cause above, then run "
+            f"`inv rollback --stage={stage.name}` or deploy again."
+        )
+    else:
+        lines.append("The stage runs exactly what it ran before this deploy.")
+    return DeployError("\n".join(lines))
+
+
 def apply(
     steps: Sequence[Step],
     clients: Clients,
@@ -397,23 +426,12 @@ def apply(
         try:
             applier.run(step)
         except (*AWS_ERRORS, DeployError) as exc:
-            restored, failed = applier.undo()
-            lines = [
-                f"deploy to stage {stage.name!r} failed at step {index}/{len(steps)} "
-                f"({' '.join(step.describe().split())}): {exc}",
-                "Rolled back in reverse order:",
-                *restore_report(restored, failed),
-            ]
-            if not restored and not failed:
-                lines[1] = "Nothing had been changed yet."
-            if failed:
-                lines.append(
-                    "Some changes could not be undone: fix the cause above, then run "
-                    f"`inv rollback --stage={stage.name}` or deploy again."
-                )
-            else:
-                lines.append("The stage runs exactly what it ran before this deploy.")
-            raise DeployError("\n".join(lines)) from exc
+            raise _rolled_back(applier, stage, steps, index, step, "failed at step", exc) from exc
+        except (KeyboardInterrupt, Exception) as exc:  # interrupted, or a bug: undo all the same
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+            raise _rolled_back(
+                applier, stage, steps, index, step, f"was {reason} at step", exc
+            ) from exc
     return ApplyResult(
         release=applier.release,
         uploaded=tuple(applier.uploaded),

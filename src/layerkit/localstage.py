@@ -19,6 +19,8 @@ processes must not use the same local stage at once: they would append to one re
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import shutil
@@ -86,12 +88,36 @@ def local_stage(stage: Stage, state_dir: Path | None) -> Iterator[LocalStage]:
     """Run a moto server for ``stage`` (``local = true``) while the ``with`` block lasts.
 
     With ``state_dir``, the state recorded there by earlier runs is replayed first and this
-    run's requests are appended to it; with None the state dies with the block.
+    run's requests are appended to it; with None the state dies with the block. One process at a
+    time holds a recorded local stage: each runs its own moto, so the stage's S3 deploy lock
+    cannot see another process; an OS file lock on the state folder does.
     """
     if not stage.local:
         raise DeployError(
             f"stage {stage.name!r} is not a local stage (set `local = true` in stages.toml)."
         )
+    with contextlib.ExitStack() as stack:
+        if state_dir is not None:
+            stack.enter_context(_exclusive(state_dir))
+        yield from _serve(stage, state_dir)
+
+
+@contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """Hold the local stage's folder for this process, or refuse at once."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / ".in-use").open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeployError(
+                f"the local stage ({state_dir}) is in use by another layerkit process (a deploy, "
+                "rollback or releases); wait for it to finish and run the command again."
+            ) from None
+        yield
+
+
+def _serve(stage: Stage, state_dir: Path | None) -> Iterator[LocalStage]:
     import boto3
     import botocore.session
     from moto.moto_api import recorder

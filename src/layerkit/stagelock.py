@@ -128,6 +128,9 @@ def held(s3: Any, stage: Stage, lock: LockInfo) -> Iterator[LockInfo]:
         if problem:
             raise DeployError(f"{exc}\nAlso: {problem}") from exc
         raise
+    except BaseException:  # interrupted while reading or planning: the lock goes all the same
+        _release_problem(s3, stage, lock)
+        raise
     problem = _release_problem(s3, stage, lock)
     if problem:
         raise DeployError(f"the {lock.purpose} succeeded, but {problem}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from layerkit.deployplan import (
@@ -172,6 +175,16 @@ def test_failed_health_check_keeps_the_alias(clients, builder, run_deploy, monke
     assert stage_state(clients) == before
 
 
+_OPEN_LOCAL_STAGE = """
+import sys
+from pathlib import Path
+from layerkit.localstage import local_stage
+from layerkit.stages import get_stage
+with local_stage(get_stage(Path(sys.argv[1]), "local"), Path(sys.argv[2])):
+    pass
+"""
+
+
 def test_local_stage_keeps_its_state_between_runs(tmp_path, builder, monkeypatch, clock):
     from layerkit.deploy import deploy, rollback
     from layerkit.localstage import local_stage
@@ -189,6 +202,16 @@ def test_local_stage_keeps_its_state_between_runs(tmp_path, builder, monkeypatch
     local = dict(stage=stage, state_dir=state)
     with local_stage(**local) as run:
         first = deploy(builder.desired(), run.clients, stage, owner="t", now=clock)
+        # a second process cannot open the same local stage meanwhile (its own moto could not
+        # see this one's deploy lock)
+        child = subprocess.run(
+            [sys.executable, "-c", _OPEN_LOCAL_STAGE, str(REPO_ROOT), str(state)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert child.returncode != 0
+        assert "in use by another layerkit process" in child.stderr
     with local_stage(**local) as run:  # a new server: the state comes from the recording
         assert run.replayed > 0
         again = deploy(builder.desired(), run.clients, stage, owner="t", now=clock)

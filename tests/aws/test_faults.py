@@ -137,3 +137,23 @@ def test_every_undo_is_attempted_even_when_one_fails(clients, builder, run_deplo
     assert after["functions"] == before["functions"]
     assert after["releases"] == before["releases"]
     assert layer_versions(clients)["core"] == [1, 2]  # the one undo that could not be done
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupt_mid_deploy_is_undone_and_releases_the_lock(
+    clients, builder, run_deploy, error
+):
+    deploy_before(builder, run_deploy)
+    before = stage_state(clients)
+
+    def interrupt(**_):
+        raise error("Ctrl-C" if error is KeyboardInterrupt else "a bug")
+
+    clients.lambda_.meta.events.register("before-call.lambda.PublishVersion", interrupt)
+    with pytest.raises(DeployError) as info:
+        run_deploy(change(builder))
+
+    reason = "interrupted" if error is KeyboardInterrupt else "RuntimeError"
+    assert f"was {reason} at step" in str(info.value)
+    assert "The stage runs exactly what it ran before this deploy." in str(info.value)
+    assert stage_state(clients) == before  # lock released, aliases and $LATEST as before
