@@ -10,6 +10,7 @@ import contextlib
 import functools
 import json
 import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -26,8 +27,9 @@ from layerkit import releases as release_log
 from layerkit import stagelock, training
 from layerkit.awsclients import clients_for
 from layerkit.check import function_totals, size_findings, worst_severity
-from layerkit.errors import DeployError, LayerkitError
+from layerkit.errors import DeployError, LayerkitError, LockError
 from layerkit.localstage import STATE_DIR, local_stage
+from layerkit.manifest import read_manifest
 from layerkit.report import render_table, write_report
 from layerkit.sandbox import invoke_function
 from layerkit.spec import Project, load_project
@@ -49,6 +51,15 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except LayerkitError as exc:
             raise Exit(f"error: {exc}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit(
+                "interrupted: nothing half-written was kept (a build keeps only complete zips "
+                "and manifest entries; a deploy rolls back what it changed).",
+                code=130,
+            ) from None
+        except BrokenPipeError:  # `inv status | head`: the reader went away; nothing to say
+            sys.stderr.close()
+            raise Exit(code=0) from None
 
     return wrapper
 
@@ -135,13 +146,16 @@ def functions(c: Context, force: bool = False) -> None:
 def lock(c: Context, upgrade: bool = False) -> None:
     """Resolve all requirements once per target with uv and write locks/<target>.toml."""
     project = _project()
+    results = []  # every target resolves before any lock is written: all or nothing
     for target in project.targets:
         path = locker.lock_path(project.root, target)
         previous = None
         if not upgrade and path.exists():
             previous = locker.parse_lock(path.read_text(), path)
-        result = locker.resolve(project, target, previous)
-        locker.write_lock(project, result)
+        print(f"resolving {target.key} ...", flush=True)
+        results.append(locker.resolve(project, target, previous))
+    for result in results:
+        path = locker.write_lock(project, result)
         shared = locker.partition(project, result).shared()
         print(f"{path.relative_to(project.root)}: {len(result.packages)} distributions")
         for name, owners in shared.items():
@@ -154,25 +168,34 @@ def status(c: Context, runtime: str | None = None) -> None:
     """Show what is built, whether it is fresh or stale, and its sizes."""
     project = _project()
     target = _target(project, runtime)
-    planned, _, _ = builder.plan(project, target)
+    out = builder.output_dir(project, target)
+    note = ""
+    try:
+        states = [(p.path, p.state, p.record) for p in builder.plan(project, target)[0]]
+    except LockError as exc:  # what is on disk is still worth showing
+        states = [(path, "unknown", rec) for path, rec in sorted(read_manifest(out).items())]
+        note = f"note: freshness unknown: {exc}"
     rows = [
         [
-            p.path,
-            p.state,
-            mb(p.record.unzipped_bytes if p.record else None),
-            mb(p.record.zipped_bytes if p.record else None),
+            path,
+            state,
+            mb(rec.unzipped_bytes if rec else None),
+            mb(rec.zipped_bytes if rec else None),
         ]
-        for p in planned
+        for path, state, rec in states
     ]
-    print(f"{builder.output_dir(project, target)} ({target.key})")
+    print(f"{out} ({target.key})")
     print(format_table(["artifact", "state", "unzipped MB", "zipped MB"], rows))
+    if note:
+        print(note)
 
 
 @task(name="clean", help={"layer": "remove only this layer's zips (every target)"})
 @_friendly
 def clean(c: Context, layer: str | None = None) -> None:
     """Remove build output: all of dist/, or one layer."""
-    removed = builder.clean(_project(), layer)
+    # removing everything needs no valid project: it must work when the project is broken
+    removed = builder.clean_all(ROOT) if layer is None else builder.clean(_project(), layer)
     print("removed: " + (", ".join(str(p) for p in removed) or "nothing"))
 
 
@@ -226,8 +249,8 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
             ],
         )
     )
-    if rows:
-        print(format_table(["severity", "artifact", "finding"], rows))
+    for severity, artifact, message in rows:  # sentences, not a table: they are long
+        print(f"{severity}: {artifact}: {message}")
     template = check_template(project)
     for problem in template:  # includes the runtime lifecycle warning
         print(f"template {problem}")
@@ -274,14 +297,14 @@ def invoke_(c: Context, function: str, event: str | None = None) -> None:
 
 
 def _git_commit() -> str | None:
-    proc = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip() or None
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return proc.stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return None
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 @contextlib.contextmanager
@@ -333,14 +356,17 @@ def deploy(
 ) -> None:
     """Deploy the current build (dist/) to a stage; roll back on any failure."""
     project = _project()
+    if not force_unlock:  # refuse a stale or invalid build before starting anything
+        fresh = builder.require_fresh(project)
+        _refuse_invalid(project, fresh)
+        desired = deployer.desired_state(project, fresh.records, fresh.out_dir, _git_commit())
     with _stage_clients(stage) as (st, clients):
         if force_unlock:
             held = stagelock.force_unlock(clients.s3, st)
             print(f"removed the lock of {held.owner} since {held.since}" if held else "no lock")
             return
-        fresh = builder.require_fresh(project)
-        _refuse_invalid(project, fresh)
-        desired = deployer.desired_state(project, fresh.records, fresh.out_dir, _git_commit())
+        if dry_run:
+            print(f"dry run: the plan for stage {st.name}; nothing is changed")
         out = deployer.deploy(
             desired,
             clients,
@@ -351,6 +377,8 @@ def deploy(
         for warning in out.warnings:
             print(f"warning: {warning}")
         print("\n".join(s.describe() for s in out.steps) or "nothing to do: the stage is current")
+        if dry_run and out.steps:
+            print(f"dry run: {len(out.steps)} steps planned, nothing was changed")
         if out.result and out.result.release:
             for fn in out.result.release.functions:
                 print(

@@ -51,7 +51,8 @@ from layerkit.manifest import (
 )
 from layerkit.report import distribution_sizes
 from layerkit.slim import slim_tree
-from layerkit.spec import Function, Layer, Project
+from layerkit.spec import TEMPLATE_FILE, Function, Layer, Project
+from layerkit.table import mb
 from layerkit.target import Target, find_interpreter
 
 #: Bumped when what a build records or produces changes, so older artifacts count as stale.
@@ -202,6 +203,15 @@ def plan(
     lock: Lock | None = None,
 ) -> tuple[tuple[Planned, ...], Lock, Partition]:
     """Decide for each wanted artifact whether it is fresh, stale or missing."""
+    if functions and target == project.deploy_target:
+        for fn in project.functions:
+            for name in fn.layers:
+                if target not in project.layer(name).targets():
+                    raise SpecError(
+                        f"{TEMPLATE_FILE}: {fn.logical_id} runs on {target.key} and attaches "
+                        f"{name}, but layers/{name}/layer.toml does not build it for "
+                        f"{target.key}; add the runtime there or change the function's Runtime."
+                    )
     lock = lock or read_lock(project, target)
     part = partition(project, lock)
     out = output_dir(project, target)
@@ -488,7 +498,7 @@ def build(
         records = dict(read_manifest(out))
         built: list[str] = []
         todo = [p for p in planned if force or p.state != "fresh"]
-        interpreter = find_interpreter(target) if todo else Path()
+        interpreter = find_interpreter(target, cwd=project.root) if todo else Path()
         run = _Run(project, target, lock, part, out, interpreter, progress)
         for item in planned:
             if item not in todo:
@@ -514,8 +524,8 @@ def build(
                 BuildEvent(
                     item.label,
                     "done",
-                    f"{record.unzipped_bytes / 1e6:.1f} MB unzipped, "
-                    f"{record.zipped_bytes / 1e6:.1f} MB zipped, {time.monotonic() - started:.1f}s",
+                    f"{mb(record.unzipped_bytes)} MB unzipped, "
+                    f"{mb(record.zipped_bytes)} MB zipped, {time.monotonic() - started:.1f}s",
                 )
             )
         _drop_unknown(out, records, project)
@@ -550,17 +560,23 @@ def check_target(project: Project, target: Target) -> None:
         )
 
 
+def clean_all(root: Path) -> tuple[Path, ...]:
+    """Remove everything under ``root/dist`` (needs no valid project: it works on a broken one)."""
+    base = root / DIST
+    if not base.exists():
+        return ()
+    with build_lock(base):
+        for child in base.iterdir():
+            if child.name != LOCK_FILE:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    return (base,)
+
+
 def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
     """Remove build output: everything under dist/, or one layer's zips for every target."""
     base = project.root / DIST
     if layer is None:
-        if not base.exists():
-            return ()
-        with build_lock(base):
-            for child in base.iterdir():
-                if child.name != LOCK_FILE:
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-        return (base,)
+        return clean_all(project.root)
     project.layer(layer)
     removed = []
     for target in project.targets:

@@ -531,7 +531,11 @@ def runtime_problems(
         status = lifecycle(runtime, today)
         blocked = status.blocked_for_create if action == "create" else status.blocked_for_update
         block_day = status.create_blocked if action == "create" else status.update_blocked
-        later = f" Move to {status.successor}." if status.successor else ""
+        later = (
+            " The way out is one setting: Runtime in template.yaml Globals.Function "
+            "(python3.12 is built and validated by `nox -s validate_layers`)"
+            + (f"; AWS names {status.successor} as the successor." if status.successor else ".")
+        )
         key = f"{runtime}:{action}"
         if blocked:
             findings[key] = (

@@ -341,7 +341,12 @@ def _explain_failure(project: Project, target: Target, stderr: str) -> LayerkitE
             f"manylinux_2_{target.glibc[1]} (or older) {target.machine} wheel for "
             f"cp{target.python_version[0]}{target.python_version[1]}."
         )
-    return LockError(f"uv could not resolve the requirements for {target.key}:\n{stderr.strip()}")
+    files = ", ".join(str(source_file(project, s)) for s, reqs in sources(project).items() if reqs)
+    return LockError(
+        f"the requirements cannot be resolved together for {target.key} (from {files}); uv "
+        f"explains which lines conflict:\n{stderr.strip()}\nChange the requirement lines it "
+        "names and run `inv lock` again."
+    )
 
 
 def _compile(

@@ -21,14 +21,10 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from layerkit import __version__
+from layerkit.check import DIRECT_UPLOAD_LIMIT, MAX_LAYERS
+from layerkit.check import FUNCTION_UNZIPPED_LIMIT as LAMBDA_UNZIPPED_LIMIT
 from layerkit.table import format_table, mb
 
-#: Lambda's limit for a function's code plus all its layers, unzipped (AWS names this number).
-LAMBDA_UNZIPPED_LIMIT = 262_144_000
-#: Above this a zip cannot be sent in the API request; it goes through S3.
-DIRECT_UPLOAD_LIMIT = 52_428_800
-#: Lambda attaches at most this many layers to a function.
-MAX_LAYERS = 5
 OTHER = "(other)"
 CODE = "(function code)"
 
@@ -134,6 +130,7 @@ def build_report(manifest: Mapping[str, Any], project: Any = None) -> dict[str, 
                     "budget": budget,
                     "headroom_bytes": None if budget is None else budget - common["unzipped_bytes"],
                     "over_budget": budget is not None and common["unzipped_bytes"] > budget,
+                    "over_budget_reason": _over_budget_reason(rec["name"], project),
                     "requires": list(rec.get("layers") or rec.get("requires") or ()),
                     "distributions": dict(rec.get("distributions") or {}),
                     "distribution_bytes": dict(rec.get("distribution_bytes") or {}),
@@ -180,8 +177,14 @@ def _headroom(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:+.1f}"
 
 
-def _status(over: bool, s3: bool) -> str:
-    flags = ["OVER" if over else "ok"]
+def _over_budget_reason(name: str, project: Any) -> str | None:
+    """The reason a layer's layer.toml gives for accepting an overrun, if any."""
+    layers = {x.name: x for x in getattr(project, "layers", ())}
+    return layers[name].over_budget_reason if name in layers else None
+
+
+def _status(over: bool, s3: bool, accepted: bool = False) -> str:
+    flags = [("OVER (accepted)" if accepted else "OVER") if over else "ok"]
     if s3:
         flags.append("upload via S3")
     return ", ".join(flags)
@@ -204,7 +207,11 @@ def render_table(manifest: Mapping[str, Any], project: Any = None) -> str:
                 ", ".join(
                     f"{d} {v / 1e6:.1f}" for d, v in list(layer["distribution_bytes"].items())[:3]
                 ),
-                _status(layer["over_budget"], layer["upload_via_s3"]),
+                _status(
+                    layer["over_budget"],
+                    layer["upload_via_s3"],
+                    accepted=bool(layer.get("over_budget_reason")),
+                ),
             )
             for layer in entry["layers"]
         ]

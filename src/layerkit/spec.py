@@ -8,6 +8,7 @@ requires, its budget, runtimes, slim rules, bytecode mode, smoke test). A functi
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from collections.abc import Mapping
@@ -203,6 +204,15 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
         )
 
 
+def _config_digest(data: Mapping[str, Any], requirements: bytes, smoke: bytes) -> str:
+    """Hash what of a layer's folder can change its zip.
+
+    That is its settings (not the description or comments), requirement lines and smoke test.
+    """
+    settings = json.dumps({k: v for k, v in data.items() if k != "description"}, sort_keys=True)
+    return hashlib.sha256(b"\0".join((settings.encode(), requirements, smoke))).hexdigest()
+
+
 def load_layer(path: Path, root: Path) -> Layer:
     """Read one ``layers/<name>/`` folder."""
     name = path.name
@@ -284,7 +294,7 @@ def load_layer(path: Path, root: Path) -> Layer:
         slim=slim,
         bytecode=bytecode,
         smoke_test=smoke_path,
-        config_sha256=hashlib.sha256(b"\0".join((raw_toml, raw_req, raw_smoke))).hexdigest(),
+        config_sha256=_config_digest(data, raw_req, raw_smoke),
         over_budget_reason=reason,
     )
 

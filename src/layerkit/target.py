@@ -145,12 +145,15 @@ def find_interpreter(target: Target, cwd: Path | None = None) -> Path:
     """
     name = f"python{target.python_version_text}"
     found = shutil.which(name)
-    if found is not None:
+    # the project folder first: a pyenv shim picks versions by the .python-version it finds there
+    for folder in dict.fromkeys((cwd, None)):
+        if found is None:
+            break
         proc = subprocess.run(
             [found, "-c", "import sys; print(sys.executable); print(sys.version_info[:2])"],
             capture_output=True,
             text=True,
-            cwd=cwd,
+            cwd=folder,
             check=False,
         )
         lines = proc.stdout.split("\n")

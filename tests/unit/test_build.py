@@ -106,7 +106,7 @@ def test_interrupted_build_leaves_no_fresh_looking_artifact(
 ) -> None:
     B.build(project, functions=False)
     toml = project.root / "layers" / "top" / "layer.toml"
-    toml.write_text(toml.read_text() + "# changed\n")
+    toml.write_text(toml.read_text().replace('"10 MB"', '"11 MB"'))
     changed = load_project(project.root)
 
     def interrupted(*args: object, **kwargs: object) -> None:
@@ -240,3 +240,18 @@ def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
     B.build(project, functions=False)
     assert list((out / B.WORK).iterdir()) == []
     assert not (out / "layers" / ".base.zip.123.tmp").exists()
+
+
+def test_a_function_on_a_runtime_its_layer_is_not_built_for(
+    make_project: Callable[..., Path],
+) -> None:
+    from layerkit.errors import SpecError
+    from tests.conftest import TEMPLATE
+
+    root = make_project(template=TEMPLATE.replace("Runtime: python3.9", "Runtime: python3.12"))
+    project = load_project(root)
+    with pytest.raises(
+        SpecError,
+        match=r"Fn runs on python3.12-x86_64 and attaches base, but layers/base/layer.toml does not build it",
+    ):
+        B.plan(project, Target("python3.12"))

@@ -151,3 +151,15 @@ def test_bad_budget_values_are_refused(size: object) -> None:
 
 def test_parse_size_is_exact() -> None:
     assert parse_size("2.01 MB", "x") == 2_010_000
+
+
+def test_comments_and_description_do_not_change_a_layers_inputs(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    before = load_project(root).layer("base").config_sha256
+    toml.write_text(toml.read_text() + '# a note\ndescription = "the base"\n')
+    assert load_project(root).layer("base").config_sha256 == before
+    toml.write_text(toml.read_text() + 'bytecode = "none"\n')
+    assert load_project(root).layer("base").config_sha256 != before
