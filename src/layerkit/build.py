@@ -439,8 +439,9 @@ def _check_imports(
     missing = [name for name in fn.layers if name not in layer_modules]
     if missing:
         raise BuildError(
-            f"function {fn.name} attaches {', '.join(missing)}, which is not built for "
-            f"{target.key}; run `inv build.all` (it builds layers before functions)."
+            f"function {fn.name} attaches {', '.join(missing)}, "
+            f"{'which is' if len(missing) == 1 else 'which are'} not built for {target.key} "
+            "yet; run `inv build.all` (it builds the layers before the functions)."
         )
     provided, elsewhere = provider_maps(
         fn.layers,
