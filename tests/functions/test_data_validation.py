@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +10,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
+from tests.functions.loading import load_module
 
 FN_DIR = Path(__file__).resolve().parents[2] / "functions" / "data_validation"
 
@@ -27,12 +28,7 @@ GOOD = {
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(FN_DIR))
-    spec = importlib.util.spec_from_file_location("data_validation_app", FN_DIR / "app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("data_validation_app", FN_DIR / "app.py")
 
 
 def record(**changes: Any) -> dict[str, Any]:

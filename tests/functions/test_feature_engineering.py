@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.functions.loading import load_module
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 FN_DIR = FUNCTIONS / "feature_engineering"
@@ -25,12 +26,7 @@ GOOD = {
 
 def load(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(name, path)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ is exactly what the handler must refuse (tested below) rather than unpickle.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -14,17 +13,13 @@ from typing import Any
 
 import pytest
 
+from tests.functions.loading import load_module
+
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 FN_DIR = FUNCTIONS / "predictions"
 
 
-def load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load = load_module
 
 
 @pytest.fixture(scope="module")
