@@ -393,6 +393,9 @@ def rollback(c: Context, stage: str = "local", release: str | None = None) -> No
     """Move a stage's aliases (and $LATEST) back to a recorded release."""
     with _stage_clients(stage) as (st, clients):
         out = deployer.rollback(clients, st, release, commit=_git_commit())
+        if out.release is None:
+            print(f"stage {st.name} already runs release {out.target.release_id}: nothing to do")
+            return
         print("\n".join(out.restored))
         if out.skipped:
             print(f"not in release {out.target.release_id}, left as is: {', '.join(out.skipped)}")

@@ -40,7 +40,7 @@ class RollbackOutcome:
 
     stage: str
     target: Release
-    release: Release  # the new record of kind "rollback"
+    release: Release | None  # the new record of kind "rollback"; None: it already ran target
     restored: tuple[str, ...]
     skipped: tuple[str, ...]  # functions the stage runs that the target release does not name
 
@@ -71,6 +71,8 @@ def rollback(
         except AWS_ERRORS as exc:
             raise DeployError(f"stage {stage.name!r}: could not read the releases: {exc}") from exc
         lam = clients.lambda_
+        if _already_running(lam, stage, history, target):
+            return RollbackOutcome(stage.name, target, None, (), ())
         wait = function_waiter(lam, waiter_delay)
         for fn in target.functions:  # traffic first: aliases
             try:
@@ -109,6 +111,20 @@ def rollback(
                 f"could not be recorded ({exc}); `inv releases` will not show it."
             ) from exc
     return RollbackOutcome(stage.name, target, record, tuple(restored), skipped)
+
+
+def _already_running(lam: Any, stage: Stage, history: list[Release], target: Release) -> bool:
+    """Whether the stage's live release is ``target`` and every alias still points at it."""
+    if not history:
+        return False
+    live = history[-1]
+    if target.release_id not in (live.release_id, live.rolled_back_to):
+        return False
+    for fn in target.functions:
+        alias = if_found(lam.get_alias, FunctionName=fn.function_name, Name=stage.alias)
+        if alias is None or alias["FunctionVersion"] != fn.version:
+            return False
+    return True
 
 
 def _point_or_create_alias(lam: Any, function_name: str, alias: str, version: str) -> str:

@@ -81,3 +81,22 @@ def test_rollback_refused_while_a_deploy_holds_the_lock(clients, clock, three_re
     with pytest.raises(DeployError, match="locked by bob@laptop pid 7"):
         rollback(clients, STAGE, owner="pytest", now=clock)
     assert stage_state(clients) == before
+
+
+def test_rolling_back_to_the_release_already_running_changes_nothing(
+    clients, clock, three_releases
+):
+    ids, states = three_releases
+    rollback(clients, STAGE, ids[0], owner="pytest", now=clock)
+    history = list_release_ids(clients.s3, STAGE)
+
+    again = rollback(clients, STAGE, ids[0], owner="pytest", now=clock)
+
+    assert again.release is None  # nothing to do, nothing recorded
+    assert list_release_ids(clients.s3, STAGE) == history
+    assert stage_state(clients)["functions"] == states[0]
+    # but once an alias has drifted, the same rollback puts it back
+    clients.lambda_.update_alias(FunctionName="test-one", Name="live", FunctionVersion="2")
+    fixed = rollback(clients, STAGE, ids[0], owner="pytest", now=clock)
+    assert fixed.release is not None
+    assert stage_state(clients)["functions"] == states[0]
