@@ -299,7 +299,7 @@ def _build_layer(run: _Run, layer: Layer, planned: Planned, work: Path) -> Artif
     packages = [run.lock.package(n) for n in run.part.layers[layer.name]]
     run.progress(BuildEvent(planned.label, "install", f"{len(packages)} distributions"))
     install_packages(packages, site, run.target)
-    slim_passes, bytecode = _finish_tree(run, layer, planned.label, work)
+    slim_passes, bytecode, modules = _finish_tree(run, layer, planned.label, work)
     return _zip_and_record(
         run,
         planned,
@@ -308,7 +308,7 @@ def _build_layer(run: _Run, layer: Layer, planned: Planned, work: Path) -> Artif
         distribution_bytes=distribution_sizes(site),
         budget=layer.budget,
         layers=run.project.required_closure(layer.name),
-        modules=top_level_modules(site),
+        modules=modules,
         slim=slim_passes,
         bytecode=bytecode,
     )
@@ -337,8 +337,11 @@ def _zip_and_record(
 
 def _finish_tree(
     run: _Run, layer: Layer, label: str, work: Path
-) -> tuple[tuple[Mapping[str, object], ...], Mapping[str, object]]:
-    """Slim, then compile a staged layer tree; return what each step did (for the manifest)."""
+) -> tuple[tuple[Mapping[str, object], ...], Mapping[str, object], tuple[str, ...]]:
+    """Slim, compile and import-check a staged layer tree.
+
+    Returns what slimming and compiling did (for the manifest) and the layer's top-level modules.
+    """
     site = work / "python"
     progress, interpreter = run.progress, run.interpreter
     slimmed = slim_tree(site, layer.slim, run.target)
@@ -395,7 +398,7 @@ def _finish_tree(
         "invalidation": compiled.invalidation,
         "failed": [list(f) for f in compiled.failed],
     }
-    return passes, bytecode
+    return passes, bytecode, modules
 
 
 def _build_function(

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from layerkit.errors import BuildError
+from layerkit.spec import BYTECODE_MODES
 
-MODES = ("all", "imported", "none", "sourceless")
+MODES = BYTECODE_MODES
 INVALIDATION_MODES = ("unchecked-hash", "checked-hash")
 #: Top-level names in a ``--target`` folder that are never importable modules.
 _NOT_MODULES = frozenset({"__pycache__", "bin", "..", "."})

@@ -66,10 +66,10 @@ def function_totals(
 def size_findings(project: Project, records: Mapping[str, ArtifactRecord]) -> tuple[Finding, ...]:
     """Every budget and Lambda-limit finding for a build."""
     found: list[Finding] = []
+    known = {x.name: x for x in project.layers}
     for path, rec in sorted(records.items()):
         if rec.kind == "layer" and rec.budget is not None and rec.unzipped_bytes > rec.budget:
             over = rec.unzipped_bytes - rec.budget
-            known = {x.name: x for x in project.layers}
             reason = known[rec.name].over_budget_reason if rec.name in known else None
             message = (
                 f"{rec.unzipped_bytes:,} bytes unzipped is {over:,} bytes over the budget of "
