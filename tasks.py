@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -20,24 +19,24 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from layerkit import build as builder
-from layerkit import deploy as deployer
-from layerkit import lock as locker
-from layerkit import releases as release_log
-from layerkit import stagelock, training
-from layerkit.awsclients import clients_for
-from layerkit.check import function_totals, size_findings, worst_severity
+from layerkit import training
+from layerkit.build import lock as locker
+from layerkit.build import pipeline as builder
+from layerkit.build.manifest import read_manifest
+from layerkit.check.layer import LayerValidation, format_validation, validate_built_layer
+from layerkit.check.sizes import function_totals, size_findings, worst_severity
+from layerkit.check.template import check_template, runtime_problems
+from layerkit.deploy import deployer, stagelock
+from layerkit.deploy import releases as release_log
+from layerkit.deploy.clients import clients_for
+from layerkit.deploy.localstage import STATE_DIR, local_stage
 from layerkit.errors import DeployError, LayerkitError, LockError
-from layerkit.localstage import STATE_DIR, local_stage
-from layerkit.manifest import read_manifest
-from layerkit.report import render_table, write_report
-from layerkit.sandbox import invoke_function
-from layerkit.spec import Project, load_project
-from layerkit.stages import get_stage
-from layerkit.table import format_table, mb
-from layerkit.target import Target, find_interpreter
-from layerkit.templatecheck import check_template, runtime_problems
-from layerkit.validate import LayerValidation, format_validation, validate_built_layer
+from layerkit.project.spec import Project, load_project
+from layerkit.project.stages import get_stage
+from layerkit.report.data import render_table, write_report
+from layerkit.report.table import format_table, mb
+from layerkit.runtime.sandbox import extract_zip, invoke_function
+from layerkit.runtime.target import Target, find_interpreter
 
 ROOT = Path(__file__).resolve().parent
 
@@ -432,8 +431,7 @@ def model(c: Context, runtime: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dirs = []
         for name in fn.layers:
-            with zipfile.ZipFile(result.out_dir / "layers" / f"{name}.zip") as zf:
-                zf.extractall(Path(tmp) / name)
+            extract_zip(result.out_dir / "layers" / f"{name}.zip", Path(tmp) / name)
             dirs.append(Path(tmp) / name)
         path = training.train_model(project, out, find_interpreter(target), dirs)
     print(f"wrote {path}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.errors import BuildError
-from layerkit.spec import Project
+from layerkit.project.spec import Project
 
 PREDICTIONS = "predictions"
 FEATURE_ENGINEERING = "feature_engineering"

@@ -22,10 +22,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from layerkit.awsclients import Clients
-from layerkit.deploy import deploy
-from layerkit.deployplan import DesiredState, FunctionArtifact, LayerArtifact
-from layerkit.stages import Stage
+from layerkit.deploy.clients import Clients
+from layerkit.deploy.deployer import deploy
+from layerkit.deploy.planner import DesiredState, FunctionArtifact, LayerArtifact
+from layerkit.project.stages import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

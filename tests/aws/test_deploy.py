@@ -7,17 +7,17 @@ import sys
 
 import pytest
 
-from layerkit.deployplan import (
+from layerkit.deploy.planner import (
     CreateFunction,
     MoveAlias,
     PublishLayerVersion,
     UpdateFunctionCode,
     UpdateFunctionConfiguration,
 )
+from layerkit.deploy.releases import list_releases
+from layerkit.deploy.stagelock import acquire, force_unlock, read_lock
+from layerkit.deploy.state import read_current
 from layerkit.errors import DeployError
-from layerkit.releases import list_releases
-from layerkit.stagelock import acquire, force_unlock, read_lock
-from layerkit.stagestate import read_current
 
 from .conftest import STAGE, layer_versions, stage_state
 
@@ -178,17 +178,17 @@ def test_failed_health_check_keeps_the_alias(clients, builder, run_deploy, monke
 _OPEN_LOCAL_STAGE = """
 import sys
 from pathlib import Path
-from layerkit.localstage import local_stage
-from layerkit.stages import get_stage
+from layerkit.deploy.localstage import local_stage
+from layerkit.project.stages import get_stage
 with local_stage(get_stage(Path(sys.argv[1]), "local"), Path(sys.argv[2])):
     pass
 """
 
 
 def test_local_stage_keeps_its_state_between_runs(tmp_path, builder, monkeypatch, clock):
-    from layerkit.deploy import deploy, rollback
-    from layerkit.localstage import local_stage
-    from layerkit.stages import get_stage
+    from layerkit.deploy.deployer import deploy, rollback
+    from layerkit.deploy.localstage import local_stage
+    from layerkit.project.stages import get_stage
 
     from .conftest import REPO_ROOT
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from layerkit.deploy import DeployOutcome
-from layerkit.deployplan import operations
+from layerkit.deploy.deployer import DeployOutcome
+from layerkit.deploy.planner import operations
 from layerkit.errors import DeployError
 
 from .conftest import (
@@ -49,8 +49,8 @@ def change(builder: Builder):
 def _trace() -> tuple[list[tuple[str, str, int]], DeployOutcome]:
     import boto3
 
-    from layerkit.awsclients import Clients
-    from layerkit.deploy import deploy
+    from layerkit.deploy.clients import Clients
+    from layerkit.deploy.deployer import deploy
 
     from .conftest import REGION, ROLE_NAME
 
@@ -82,7 +82,7 @@ def test_the_matrix_covers_every_operation_the_plan_declares():
     recorded = {(service, op) for service, op, _ in TRACE}
     assert recorded == set(operations(OUTCOME.steps))
     # the scenario exercises every kind of step there is
-    from layerkit.deployplan import STEP_TYPES
+    from layerkit.deploy.planner import STEP_TYPES
 
     assert {type(s) for s in OUTCOME.steps} == set(STEP_TYPES)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from layerkit.deploy.releases import list_release_ids, list_releases
+from layerkit.deploy.rollback import rollback
+from layerkit.deploy.stagelock import acquire
 from layerkit.errors import DeployError
-from layerkit.releases import list_release_ids, list_releases
-from layerkit.rollback import rollback
-from layerkit.stagelock import acquire
 
 from .conftest import STAGE, stage_state
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from layerkit.build import output_dir, require_fresh
+from layerkit.build.pipeline import output_dir, require_fresh
 from layerkit.errors import LayerkitError
-from layerkit.sandbox import Sandbox, invoke, prepare, run_code
-from layerkit.spec import Project, load_project
-from layerkit.target import find_interpreter
+from layerkit.project.spec import Project, load_project
+from layerkit.runtime.sandbox import Sandbox, invoke, prepare, run_code
+from layerkit.runtime.target import find_interpreter
 
 pytestmark = pytest.mark.benchmark(group="cold-start", disable_gc=False, warmup=False)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import InterpreterNotFoundError
-from layerkit.target import Target, find_interpreter
+from layerkit.runtime.target import Target, find_interpreter
 
 pytestmark = pytest.mark.benchmark
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from layerkit import build as B
-from layerkit.sandbox import InvokeResult, invoke, prepare
-from layerkit.spec import Project, load_project
-from layerkit.target import Target, find_interpreter
+from layerkit.build import pipeline as B
+from layerkit.project.spec import Project, load_project
+from layerkit.runtime.sandbox import InvokeResult, invoke, prepare
+from layerkit.runtime.target import Target, find_interpreter
 from tests.conftest import REPO
 
 PY39 = Target("python3.9")

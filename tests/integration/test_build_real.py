@@ -13,12 +13,12 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from layerkit import build as B
-from layerkit import lock as L
-from layerkit.archive import sha256_file
+from layerkit.build import lock as L
+from layerkit.build import pipeline as B
+from layerkit.build.archive import sha256_file
 from layerkit.errors import LockError, SpecError, WheelTagError
-from layerkit.spec import load_project
-from layerkit.target import Target
+from layerkit.project.spec import load_project
+from layerkit.runtime.target import Target
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

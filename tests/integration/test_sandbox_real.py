@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.elf import check_tree, scan_tree
-from layerkit.sandbox import invoke, prepare, run_code
-from layerkit.target import Target, find_interpreter
-from layerkit.uv import run_uv, target_args
-from layerkit.validate import modules_in_zip
+from layerkit.build.uv import run_uv, target_args
+from layerkit.check.elf import check_tree, scan_tree
+from layerkit.check.layer import modules_in_zip
+from layerkit.runtime.sandbox import invoke, prepare, run_code
+from layerkit.runtime.target import Target, find_interpreter
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.bytecode import compile_tree, top_level_modules
+from layerkit.build.bytecode import compile_tree, top_level_modules
+from layerkit.build.slim import SlimConfig, slim_tree
+from layerkit.build.uv import run_uv, target_args
 from layerkit.errors import InterpreterNotFoundError
-from layerkit.slim import SlimConfig, slim_tree
-from layerkit.target import Target, find_interpreter
-from layerkit.uv import run_uv, target_args
+from layerkit.runtime.target import Target, find_interpreter
 
 pytestmark = pytest.mark.integration
 

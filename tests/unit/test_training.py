@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import BuildError
-from layerkit.spec import load_project
+from layerkit.project.spec import load_project
 from layerkit.training import (
     layer_python_paths,
     layers_sklearn_version,

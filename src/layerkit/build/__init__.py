@@ -1,0 +1,1 @@
+"""The build: lock and partition, install, slim, bytecode, archive, manifest, freshness."""

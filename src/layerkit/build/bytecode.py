@@ -1,0 +1,367 @@
+"""Compiling a layer tree to bytecode with the TARGET interpreter, hash-based and reproducible.
+
+Lambda's ``/opt`` and ``/var/task`` are read-only, so a module without shipped bytecode is compiled
+again at every cold start. Timestamp-based ``.pyc`` files go stale once zipped (a zip stores times
+at 2 s resolution, FACTS.md), so layerkit writes hash-based pycs. It uses **unchecked-hash**: the
+interpreter trusts the pyc without reading or hashing the source, the fastest load, and safe
+because a layer is immutable once built (a file changed after the build is a different layer
+with a different hash). ``checked-hash`` is available for trees that are edited after compiling.
+
+The compilation itself runs in the target interpreter (python3.9 bytecode differs from 3.12's)
+through a small driver over :func:`py_compile.compile`, the function ``compileall`` calls per
+file. The driver gets an explicit, sorted file list (so ``imported`` mode compiles exactly what a
+cold start loads), reports per-file failures as data instead of console text, sets the
+traceback path to where the tree lives at run time (``/opt/python/...``, not the build folder)
+and runs with ``PYTHONHASHSEED=0`` (set constants are marshalled in hash order): the same tree
+gives the same bytes on every build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from layerkit.errors import BuildError
+from layerkit.project.spec import BYTECODE_MODES
+
+MODES = BYTECODE_MODES
+INVALIDATION_MODES = ("unchecked-hash", "checked-hash")
+#: Top-level names in a ``--target`` folder that are never importable modules.
+_NOT_MODULES = frozenset({"__pycache__", "bin", "..", "."})
+
+_COMPILE_DRIVER = r"""
+import json, os, py_compile, sys
+from importlib.util import cache_from_source
+job = json.load(sys.stdin)
+mode = py_compile.PycInvalidationMode[job["invalidation"].upper().replace("-", "_")]
+done, failed = [], []
+for rel in job["files"]:
+    src = os.path.join(job["root"], rel)
+    cfile = src + "c" if job["legacy"] else cache_from_source(src)
+    dfile = job["dest"].rstrip("/") + "/" + rel
+    try:
+        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=mode)
+    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeError) as exc:
+        failed.append([rel, (str(exc).strip().splitlines() or [repr(exc)])[-1][:300]])
+    else:
+        done.append(rel)
+with open(job["out"], "w") as handle:
+    json.dump({"compiled": done, "failed": failed}, handle)
+"""
+
+_PROBE_DRIVER = r"""
+import importlib, json, os, runpy, sys, traceback
+job = json.load(sys.stdin)
+sys.path[:0] = job["path"]
+failures = []
+for name in job["modules"]:
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        failures.append([name, traceback.format_exc()[-1500:]])
+for script in job["scripts"]:
+    try:
+        runpy.run_path(script, run_name="__layerkit_probe__")
+    except BaseException:
+        failures.append([script, traceback.format_exc()[-1500:]])
+files = sorted({m.__file__ for m in list(sys.modules.values())
+                if isinstance(getattr(m, "__file__", None), str)})
+with open(job["out"], "w") as handle:
+    json.dump({"files": files, "failures": failures}, handle)
+"""
+
+
+@dataclass(frozen=True)
+class BytecodeResult:
+    """What the bytecode step did to a tree."""
+
+    mode: str
+    compiled_files: int
+    added_bytes: int  # net change of the tree's size (negative when sourceless drops sources)
+    removed_sources: int  # .py files replaced by their .pyc ("sourceless")
+    invalidation: str = "unchecked-hash"
+    failed: tuple[tuple[str, str], ...] = ()  # (relative path, error) the target cannot compile
+
+
+def python_sources(root: Path) -> tuple[str, ...]:
+    """Every ``.py`` under ``root`` that belongs to an importable tree, as sorted POSIX paths.
+
+    Skipped: dist-info/data folders, ``bin/`` and anything under ``__pycache__``.
+    """
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.endswith((".dist-info", ".data", ".egg-info"))
+            and d != "__pycache__"
+            and not (rel_dir == Path(".") and d == "bin")
+        )
+        found.extend((rel_dir / f).as_posix() for f in filenames if f.endswith(".py"))
+    return tuple(sorted(found))
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(root) for f in files)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """Return an environment without the caller's PYTHON* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(extra)
+    return env
+
+
+def _run_driver(
+    interpreter: Path, args: Sequence[str], code: str, job: dict[str, object], what: str
+) -> dict[str, object]:
+    """Run ``code`` in ``interpreter`` with ``job`` on stdin; return the JSON it writes."""
+    with tempfile.TemporaryDirectory(prefix="layerkit-bytecode-") as tmp:
+        out = Path(tmp) / "out.json"
+        proc = subprocess.run(
+            [str(interpreter), *args, "-c", code],
+            input=json.dumps({**job, "out": str(out)}),
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env=_clean_env(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1"),
+            check=False,
+        )
+        if proc.returncode != 0 or not out.is_file():
+            raise BuildError(
+                f"{what} failed in {interpreter} (exit {proc.returncode}): "
+                f"{proc.stderr.strip()[-1500:] or 'no error output'}. Check that this "
+                "interpreter runs (`{interpreter} -c pass`) and that the tree is a complete layer."
+            )
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _compile(
+    root: Path,
+    interpreter: Path,
+    files: Sequence[str],
+    *,
+    legacy: bool,
+    invalidation: str,
+    dest_dir: str,
+    workers: int,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Compile ``files`` (relative to ``root``) in ``workers`` target processes."""
+    chunks = [list(files[i :: max(1, workers)]) for i in range(max(1, workers))]
+    chunks = [c for c in chunks if c]
+    compiled: list[str] = []
+    failed: list[tuple[str, str]] = []
+    if not chunks:
+        return compiled, failed
+    jobs = [
+        {
+            "root": str(root),
+            "files": chunk,
+            "legacy": legacy,
+            "invalidation": invalidation,
+            "dest": dest_dir,
+        }
+        for chunk in chunks
+    ]
+    if len(jobs) == 1:
+        results = [_run_driver(interpreter, ["-S", "-s"], _COMPILE_DRIVER, jobs[0], "compiling")]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            results = list(
+                pool.map(
+                    lambda job: _run_driver(
+                        interpreter, ["-S", "-s"], _COMPILE_DRIVER, job, "compiling"
+                    ),
+                    jobs,
+                )
+            )
+    for result in results:
+        compiled.extend(result["compiled"])  # type: ignore[arg-type]
+        failed.extend((rel, err) for rel, err in result["failed"])  # type: ignore[union-attr]
+    return sorted(compiled), sorted(failed)
+
+
+def imported_files(
+    root: Path,
+    interpreter: Path,
+    entry_modules: Sequence[str],
+    *,
+    search_path: Sequence[Path] = (),
+    scripts: Sequence[Path] = (),
+) -> tuple[str, ...]:
+    """Import ``entry_modules`` (then run ``scripts``) in a fresh target interpreter.
+
+    The interpreter runs isolated (``-I -S -B``) with ``sys.path = [root, *search_path, stdlib]``
+    and returns the ``.py`` files under ``root`` that were loaded, relative and sorted. Any
+    import that fails is a BuildError: compiling "what a cold start loads" is meaningless if the
+    cold start itself fails.
+    """
+    job = {
+        "path": [str(root), *(str(p) for p in search_path)],
+        "modules": list(entry_modules),
+        "scripts": [str(s) for s in scripts],
+    }
+    result = _run_driver(interpreter, ["-I", "-S", "-B"], _PROBE_DRIVER, job, "importing")
+    failures = result["failures"]
+    if failures:
+        name, trace = failures[0]  # type: ignore[index]
+        raise BuildError(
+            f"finding the modules a cold start loads: importing {name!r} from {root} failed "
+            f"({len(failures)} failure(s) in all):\n{trace}\nEvery entry module must import with "
+            "only this layer and the layers it requires on the path; fix the layer (or its "
+            '[slim] keep patterns) or choose bytecode = "all".'
+        )
+    resolved = root.resolve()
+    found = set()
+    for name in result["files"]:  # type: ignore[union-attr]
+        path = Path(name).resolve()
+        if path.suffix == ".py" and path.is_relative_to(resolved):
+            found.add(path.relative_to(resolved).as_posix())
+    return tuple(sorted(found))
+
+
+def compile_tree(
+    root: Path,
+    interpreter: Path,
+    mode: str,
+    *,
+    search_path: Sequence[Path] = (),
+    entry_modules: Sequence[str] = (),
+    scripts: Sequence[Path] = (),
+    workers: int = 2,
+    invalidation: str = "unchecked-hash",
+    dest_dir: str = "/opt/python",
+) -> BytecodeResult:
+    """Compile the ``.py`` files under ``root`` with the target ``interpreter``.
+
+    ``interpreter`` is the absolute path :func:`layerkit.runtime.target.find_interpreter` returns.
+    Modes: ``all`` (every module), ``imported`` (only the modules loaded by importing
+    ``entry_modules`` and running ``scripts``; see :func:`imported_files`), ``none``, and
+    ``sourceless`` (``x.pyc`` next to and in place of ``x.py``: smallest, but tracebacks lose
+    source lines). Pycs go to ``__pycache__`` except in sourceless mode. ``dest_dir`` is where
+    the tree is found at run time (``/opt/python`` for a layer, ``/var/task`` for a function),
+    used as the file name in code objects. Files the target cannot compile (syntax of another
+    Python version) are left as source and listed in ``failed``.
+    """
+    if mode not in MODES:
+        raise BuildError(f"bytecode mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
+    if invalidation not in INVALIDATION_MODES:
+        raise BuildError(
+            f"invalidation mode {invalidation!r} is unknown; choose one of "
+            f"{', '.join(INVALIDATION_MODES)}."
+        )
+    if mode == "none" or not python_sources(root):  # nothing to compile (an empty layer)
+        return BytecodeResult(mode, 0, 0, 0, invalidation)
+    before = _tree_bytes(root)
+    if mode == "imported":
+        if not entry_modules and not scripts:
+            raise BuildError(
+                f'bytecode = "imported" for {root} needs entry modules to import (the layer\'s '
+                "top-level modules or its functions' handlers); none were given."
+            )
+        files: Sequence[str] = imported_files(
+            root, interpreter, entry_modules, search_path=search_path, scripts=scripts
+        )
+    else:
+        files = python_sources(root)
+    compiled, failed = _compile(
+        root,
+        interpreter,
+        files,
+        legacy=mode == "sourceless",
+        invalidation=invalidation,
+        dest_dir=dest_dir,
+        workers=workers,
+    )
+    removed = 0
+    if mode == "sourceless":
+        removed = _drop_sources(root, compiled)
+    return BytecodeResult(
+        mode=mode,
+        compiled_files=len(compiled),
+        added_bytes=_tree_bytes(root) - before,
+        removed_sources=removed,
+        invalidation=invalidation,
+        failed=tuple(failed),
+    )
+
+
+def _drop_sources(root: Path, compiled: Iterable[str]) -> int:
+    """Remove each compiled ``x.py`` (its ``x.pyc`` replaces it) and its unused ``__pycache__``."""
+    count = 0
+    for rel in compiled:
+        source = root / rel
+        if source.with_suffix(".pyc").is_file():
+            source.unlink()
+            count += 1
+            cache = source.parent / "__pycache__"
+            for stale in cache.glob(f"{source.stem}.*.pyc") if cache.is_dir() else ():
+                stale.unlink()
+    for cache in sorted(root.rglob("__pycache__"), reverse=True):
+        if cache.is_dir() and not any(cache.iterdir()):
+            cache.rmdir()
+    return count
+
+
+def _record_top_levels(record: str) -> set[str]:
+    """Top-level names from the paths in a RECORD file."""
+    names = set()
+    for line in record.splitlines():
+        path = line.split(",", 1)[0].strip()
+        if not path:
+            continue
+        first = PurePosixPath(path).parts[0]
+        if "/" not in path and first.endswith(".py"):
+            names.add(first[:-3])
+        elif "/" not in path and first.endswith(".so"):
+            names.add(first.split(".", 1)[0])
+        elif "/" in path:
+            names.add(first)
+    return names
+
+
+def top_level_modules(root: Path) -> tuple[str, ...]:
+    """Importable top-level modules of every distribution installed in ``root``, sorted.
+
+    Read from each ``*.dist-info/top_level.txt``, or from its RECORD when that file is absent,
+    and kept only when the module is really there (a package folder, a ``.py``/``.pyc`` file or
+    an extension module), so names whose files a slim pass removed are not reported.
+    Metadata folders, ``*.libs``, ``bin`` and ``__pycache__`` are never modules.
+    """
+    names: set[str] = set()
+    for info in sorted(root.glob("*.dist-info")):
+        top = info / "top_level.txt"
+        record = info / "RECORD"
+        if top.is_file():
+            names.update(
+                line.strip().replace("/", ".").split(".")[0]
+                for line in top.read_text(encoding="utf-8").splitlines()
+            )
+        elif record.is_file():
+            names.update(_record_top_levels(record.read_text(encoding="utf-8")))
+    found = []
+    for name in names:
+        if (
+            not name
+            or name in _NOT_MODULES
+            or name.endswith((".dist-info", ".data", ".libs", ".egg-info"))
+            or not name.isidentifier()
+        ):
+            continue
+        if (
+            (root / name).is_dir()
+            or (root / f"{name}.py").is_file()
+            or (root / f"{name}.pyc").is_file()
+            or any(root.glob(f"{name}.*.so"))
+            or (root / f"{name}.so").is_file()
+        ):
+            found.append(name)
+    return tuple(sorted(found))

@@ -1,0 +1,418 @@
+"""Slimming a staged layer tree: ordered passes that each report what they removed.
+
+The tree is a layer's ``python/`` folder, installed by ``uv pip install --target --no-deps``.
+Every pass has two halves: a pure *planner* that takes a :class:`Tree` snapshot (relative POSIX
+paths and sizes) and returns the paths to remove, unit-tested on synthetic trees, and a thin edge
+(:func:`_apply_removals`, :func:`strip_pass`) that touches the disk.
+
+Safe by default (FACTS.md pitfalls): dist-info metadata and licence files are never removed,
+``docs`` folders that are Python packages (``botocore/docs``, ``boto3/docs``) are kept,
+``strip`` only touches extension modules, never the auditwheel-grafted ``*.libs/`` folders, and
+no installed file is modified in place (uv may hard-link them from its cache): a stripped copy is
+written next to the original and renamed over it. Aggressive pruning is opt-in per layer through
+``[slim] remove = [...]`` patterns; a ``keep`` pattern always wins over every pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from layerkit.errors import BuildError, SpecError
+from layerkit.project.spec import SlimConfig
+from layerkit.runtime.target import Target
+
+#: Folder names removed by the tests pass (never when the folder is matched by a keep pattern).
+TEST_DIRS = frozenset({"tests", "test"})
+#: Folder names removed by the examples pass.
+EXAMPLE_DIRS = frozenset({"examples"})
+#: Folder names removed by the docs pass, unless the folder is a Python package.
+DOC_DIRS = frozenset({"docs", "doc"})
+#: Build-only inputs: C/C++/Cython sources and headers, static libraries, Cython templates.
+SOURCE_SUFFIXES = frozenset(
+    {".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".pyx", ".pxd", ".pxi", ".a", ".tp"}
+)
+#: Files that are licences: never removed by any pass.
+_LICENCE_RE = re.compile(r"^(licen[cs]e|copying|notice|authors)([._-].*)?$", re.IGNORECASE)
+_PYC_TAG_RE = re.compile(r"^[^.]+\.(?P<tag>[a-z]+-\d+)\.pyc$")  # no .opt-N: Lambda runs without -O
+_ELF_MAGIC = b"\x7fELF"
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass removed: counts, bytes saved and a few example paths for the report."""
+
+    name: str
+    removed_files: int
+    removed_bytes: int
+    examples: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SlimResult:
+    """Every pass, in the order they ran."""
+
+    passes: tuple[PassResult, ...]
+
+    @property
+    def removed_bytes(self) -> int:
+        """Bytes saved by all passes together."""
+        return sum(p.removed_bytes for p in self.passes)
+
+    @property
+    def removed_files(self) -> int:
+        """Files removed (or, for strip, rewritten) by all passes together."""
+        return sum(p.removed_files for p in self.passes)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A snapshot of a staged tree: every file's relative POSIX path and its size in bytes."""
+
+    files: Mapping[str, int]
+
+    @classmethod
+    def scan(cls, root: Path) -> Tree:
+        """Read the tree under ``root`` (symlinks are listed, never followed)."""
+        found: dict[str, int] = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            base = Path(dirpath)
+            for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
+                path = base / name
+                found[path.relative_to(root).as_posix()] = path.lstat().st_size
+        return cls(found)
+
+    def without(self, removed: Iterable[str]) -> Tree:
+        """Return the snapshot after ``removed`` are gone."""
+        gone = set(removed)
+        return Tree({p: s for p, s in self.files.items() if p not in gone})
+
+    @property
+    def packages(self) -> frozenset[str]:
+        """Folders that are regular Python packages (hold an ``__init__`` module)."""
+        return frozenset(
+            str(PurePosixPath(p).parent)
+            for p in self.files
+            if PurePosixPath(p).stem == "__init__" and p.endswith((".py", ".pyc"))
+        )
+
+
+def matches(path: str, patterns: Iterable[str]) -> bool:
+    """Whether ``path`` or one of the folders above it matches a glob pattern.
+
+    Patterns are matched against POSIX paths relative to the layer's ``python/`` folder with
+    :func:`fnmatch.fnmatchcase` (``*`` also crosses ``/``), so ``sklearn/datasets/descr`` removes
+    that whole folder and ``*/tests/data/*.csv`` matches at any depth.
+    """
+    pats = tuple(patterns)
+    if not pats:
+        return False
+    parts = PurePosixPath(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in pats)
+
+
+def is_protected(path: str, keep: Sequence[str] = ()) -> bool:
+    """Files no pass may remove: dist-info metadata, licence files and ``keep`` matches."""
+    parts = PurePosixPath(path).parts
+    if any(part.endswith(".dist-info") for part in parts[:-1]):
+        return True
+    if _LICENCE_RE.match(parts[-1]):
+        return True
+    return matches(path, keep)
+
+
+def _in_dir_named(path: str, names: frozenset[str]) -> str | None:
+    """Return the first folder of ``path`` whose name is in ``names``, or None."""
+    parts = PurePosixPath(path).parts
+    for i, part in enumerate(parts[:-1]):
+        if part in names:
+            return "/".join(parts[: i + 1])
+    return None
+
+
+# --- planners: pure functions from a Tree (and settings) to the paths to remove ---------------
+
+
+def plan_uv_lock(tree: Tree) -> tuple[str, ...]:
+    """Plan removing the empty ``.lock`` uv leaves in a ``--target`` folder (pitfall 8)."""
+    return tuple(p for p in tree.files if p == ".lock" and tree.files[p] == 0)
+
+
+def plan_bin(tree: Tree) -> tuple[str, ...]:
+    """Plan removing ``bin/``: scripts pointing at the build machine's Python (pitfall 6)."""
+    return tuple(p for p in tree.files if p.startswith("bin/"))
+
+
+def plan_bytecode(tree: Tree, target: Target) -> tuple[str, ...]:
+    """Bytecode that cannot serve the target: other interpreters' tags, ``.pyo``, stale pycs.
+
+    Kept: ``__pycache__/*.cpython-<target>.pyc`` (the bytecode pass rewrites them, hash-based)
+    and legacy ``x.pyc`` without an ``x.py`` next to it (a sourceless module: its code).
+    Removed: every other ``__pycache__`` entry, ``*.pyo``, and ``x.pyc`` shadowed by ``x.py``.
+    """
+    tag = "cpython-{}{}".format(*target.python_version)
+    out = []
+    for path in tree.files:
+        pure = PurePosixPath(path)
+        if pure.suffix == ".pyo":
+            out.append(path)
+        elif pure.parent.name == "__pycache__":
+            match = _PYC_TAG_RE.match(pure.name)
+            if match is None or match.group("tag") != tag:
+                out.append(path)
+        elif pure.suffix == ".pyc" and str(pure.with_suffix(".py")) in tree.files:
+            out.append(path)
+    return tuple(out)
+
+
+def plan_named_dirs(
+    tree: Tree, names: frozenset[str], files: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """Every file under a folder called one of ``names``, and files called one of ``files``."""
+    return tuple(
+        p
+        for p in tree.files
+        if _in_dir_named(p, names) is not None or PurePosixPath(p).name in files
+    )
+
+
+def plan_docs(tree: Tree) -> tuple[str, ...]:
+    """Files under ``docs``/``doc`` folders that are not Python packages (pitfall 1).
+
+    ``botocore/docs`` and ``boto3/docs`` hold ``__init__.py`` and are imported: they stay.
+    """
+    packages = tree.packages
+    out = []
+    for path in tree.files:
+        parts = PurePosixPath(path).parts
+        for i, part in enumerate(parts[:-1]):
+            folder = "/".join(parts[: i + 1])
+            if part in DOC_DIRS and folder not in packages:
+                out.append(path)
+                break
+    return tuple(out)
+
+
+def plan_suffixes(tree: Tree, suffixes: frozenset[str]) -> tuple[str, ...]:
+    """Files whose suffix is one of ``suffixes`` (``.pyi`` stubs, C/Cython sources)."""
+    return tuple(p for p in tree.files if PurePosixPath(p).suffix in suffixes)
+
+
+def _data_entries(tree: Tree, prefix: str) -> dict[str, list[str]]:
+    """``{service: [files]}`` for ``<prefix>/<service>/...``; top-level data files excluded."""
+    found: dict[str, list[str]] = {}
+    for path in tree.files:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :].split("/")
+            if len(rest) > 1:
+                found.setdefault(rest[0], []).append(path)
+    return found
+
+
+def plan_aws_data(
+    tree: Tree, package: str, services: Sequence[str] | None, *, strict: bool
+) -> tuple[str, ...]:
+    """Service folders under ``<package>/data/`` that are not in ``services``.
+
+    Top-level files (``endpoints.json``, ``partitions.json``, ``_retry.json``,
+    ``sdk-default-configuration.json``) are always kept: botocore needs them for any client.
+    With ``strict`` (botocore), a listed service that botocore does not ship is a SpecError:
+    a typo would otherwise surface only as UnknownServiceError in production.
+    """
+    if services is None:
+        return ()
+    entries = _data_entries(tree, f"{package}/data/")
+    if not entries:
+        return ()
+    if strict:
+        unknown = [s for s in services if s not in entries]
+        if unknown:
+            hints = "; ".join(
+                f"{s!r} (did you mean {', '.join(difflib.get_close_matches(s, entries, 3))}?)"
+                if difflib.get_close_matches(s, entries, 3)
+                else repr(s)
+                for s in unknown
+            )
+            raise SpecError(
+                f"layer.toml [slim] botocore-services lists {hints}, which this botocore does "
+                f"not ship (it has {len(entries)} services, the folder names under "
+                "botocore/data/). Fix the name; botocore's service names are the ones "
+                "boto3.client() takes, e.g. 's3', 'dynamodb', 'lambda'."
+            )
+    wanted = set(services)
+    return tuple(p for s, files in sorted(entries.items()) if s not in wanted for p in files)
+
+
+def plan_patterns(tree: Tree, patterns: Sequence[str]) -> tuple[str, ...]:
+    """Files matched by the layer's ``[slim] remove`` patterns (see :func:`matches`)."""
+    return tuple(p for p in tree.files if matches(p, patterns))
+
+
+def plan_strip(tree: Tree) -> tuple[str, ...]:
+    """Extension modules to strip: ``*.so`` / ``*.so.N`` outside any ``*.libs/`` folder.
+
+    auditwheel's grafted libraries (``numpy.libs``, ``scipy.libs``) break when stripped
+    ("ELF load command address/offset not page-aligned", FACTS.md pitfall 4): never touched.
+    """
+    out = []
+    for path in tree.files:
+        pure = PurePosixPath(path)
+        if any(part.endswith(".libs") for part in pure.parts[:-1]):
+            continue
+        if pure.suffix == ".so" or ".so." in pure.name:
+            out.append(path)
+    return tuple(out)
+
+
+# --- the edge: removing files and stripping ---------------------------------------------------
+
+
+def _prune_empty_dirs(root: Path, removed: Iterable[str]) -> None:
+    """Remove folders left empty by a pass (never ``root`` itself)."""
+    parents = {(root / p).parent for p in removed}
+    for folder in sorted(parents, key=lambda d: len(d.parts), reverse=True):
+        current = folder
+        while current != root and current.is_dir() and not any(current.iterdir()):
+            current.rmdir()
+            current = current.parent
+
+
+def _apply_removals(
+    root: Path, tree: Tree, name: str, planned: Iterable[str], keep: Sequence[str]
+) -> tuple[PassResult, Tree]:
+    """Delete the planned files except protected ones; return the result and the new snapshot."""
+    doomed = sorted({p for p in planned if p in tree.files and not is_protected(p, keep)})
+    for path in doomed:
+        (root / path).unlink()
+    _prune_empty_dirs(root, doomed)
+    result = PassResult(
+        name=name,
+        removed_files=len(doomed),
+        removed_bytes=sum(tree.files[p] for p in doomed),
+        examples=_examples(doomed),
+    )
+    return result, tree.without(doomed)
+
+
+def _examples(paths: Sequence[str], count: int = 3) -> tuple[str, ...]:
+    """Pick a few representative paths, one per folder, shortest first."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        parent = str(PurePosixPath(path).parent)
+        seen.setdefault(parent, path)
+    return tuple(sorted(seen.values(), key=lambda p: (len(p), p))[:count])
+
+
+def strip_pass(
+    root: Path,
+    tree: Tree,
+    keep: Sequence[str],
+    *,
+    strip_tool: str | None = None,
+    strip_args: Sequence[str] = ("--strip-unneeded",),
+) -> tuple[PassResult, Tree]:
+    """Strip symbols from extension modules with the system ``strip``.
+
+    ``--strip-unneeded`` keeps the dynamic symbol table an extension module is loaded through
+    (``PyInit_*``) and drops the static symbol table and debug sections. Each file is copied,
+    the copy stripped and renamed over the original (files may be hard links into uv's cache).
+    A missing ``strip`` or a file it refuses is skipped and named in the pass's note.
+    """
+    tool = strip_tool or shutil.which("strip")
+    if tool is None:
+        return PassResult("strip", 0, 0, (), note="skipped: `strip` (binutils) not found"), tree
+    saved, done, refused = 0, [], []
+    sizes = dict(tree.files)
+    for path in plan_strip(tree):
+        full = root / path
+        if is_protected(path, keep) or full.is_symlink():
+            continue
+        with full.open("rb") as handle:
+            if handle.read(4) != _ELF_MAGIC:
+                continue
+        fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            shutil.copy2(full, tmp)
+            proc = subprocess.run(
+                [tool, *strip_args, str(tmp)], capture_output=True, text=True, check=False
+            )
+            new_size = tmp.stat().st_size
+            if proc.returncode != 0 or new_size >= sizes[path]:
+                if proc.returncode != 0:
+                    refused.append(path)
+                tmp.unlink()
+                continue
+            os.replace(tmp, full)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        saved += sizes[path] - new_size
+        sizes[path] = new_size
+        done.append(path)
+    note = f"strip {' '.join(strip_args)}"
+    if refused:
+        note += (
+            f"; strip refused {len(refused)} file(s), left as they were: {', '.join(refused[:3])}"
+        )
+    result = PassResult("strip", len(done), saved, _examples(done), note=note)
+    return result, Tree(sizes)
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+Planner = Callable[[Tree], Sequence[str]]
+
+
+def removal_passes(config: SlimConfig, target: Target) -> tuple[tuple[str, Planner], ...]:
+    """List the removal passes for ``config`` in order, as ``(name, planner)`` pairs."""
+    return (
+        ("uv-lock", plan_uv_lock),
+        ("bin", plan_bin),
+        ("stale-bytecode", lambda t: plan_bytecode(t, target)),
+        ("tests", lambda t: plan_named_dirs(t, TEST_DIRS, frozenset({"conftest.py"}))),
+        ("examples", lambda t: plan_named_dirs(t, EXAMPLE_DIRS)),
+        ("docs", plan_docs),
+        ("stubs", lambda t: plan_suffixes(t, frozenset({".pyi"}))),
+        ("sources", lambda t: plan_suffixes(t, SOURCE_SUFFIXES)),
+        (
+            "botocore-services",
+            lambda t: plan_aws_data(t, "botocore", config.botocore_services, strict=True),
+        ),
+        (
+            "boto3-resources",
+            lambda t: plan_aws_data(t, "boto3", config.botocore_services, strict=False),
+        ),
+        ("layer-remove", lambda t: plan_patterns(t, config.remove)),
+    )
+
+
+def slim_tree(root: Path, config: SlimConfig, target: Target) -> SlimResult:
+    """Slim the staged tree at ``root`` (a layer's ``python/`` folder) in place.
+
+    Runs every removal pass in order, then strips extension modules when ``config.strip``.
+    Files matched by ``config.keep``, dist-info metadata and licence files are never removed.
+    """
+    if not root.is_dir():
+        raise BuildError(f"cannot slim {root}: it is not a folder (was the layer installed?).")
+    tree = Tree.scan(root)
+    results: list[PassResult] = []
+    for name, planner in removal_passes(config, target):
+        result, tree = _apply_removals(root, tree, name, planner(tree), config.keep)
+        results.append(result)
+    if config.strip:
+        result, tree = strip_pass(root, tree, config.keep)
+        results.append(result)
+    return SlimResult(tuple(results))

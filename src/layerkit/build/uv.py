@@ -1,0 +1,61 @@
+"""Running uv: the one place layerkit starts the resolver/installer, always with argument lists."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from layerkit.errors import LayerkitError
+from layerkit.runtime.target import Target
+
+
+def uv_binary() -> str:
+    """The uv executable: the one shipped with the ``uv`` package layerkit depends on."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise LayerkitError(
+                "uv is not installed; layerkit resolves and installs with uv. Install the project "
+                "(`python -m pip install -e .`), which brings uv with it."
+            ) from None
+        return found
+
+
+def target_args(target: Target) -> list[str]:
+    """Arguments that make uv resolve and install for the target, never for the host."""
+    return [
+        "--python-platform",
+        target.uv_platform,
+        "--python-version",
+        target.python_version_text,
+        "--only-binary",
+        ":all:",
+        # uv needs some interpreter to run; the markers come from --python-version/-platform.
+        "--python",
+        sys.executable,
+    ]
+
+
+def run_uv(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``uv ARGS`` in ``cwd``; never downloads interpreters; returns the finished process.
+
+    ``--no-config``: a user's or project's uv.toml (annotation style, index, resolution
+    strategy) must not change what a lock or a build contains from one machine to the next.
+    """
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+    return subprocess.run(
+        [uv_binary(), "--no-config", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -1,0 +1,318 @@
+"""Prove a built layer on its target: imports, smoke test and ELF/glibc, in the sandbox.
+
+:func:`validate_layer` puts the layer's zip, after the zips of the layers it requires, into a
+:mod:`layerkit.runtime.sandbox` with the TARGET interpreter and nothing else on the path; imports
+every top-level module of every distribution the layer carries (from each ``*.dist-info``'s
+``top_level.txt`` and ``RECORD``), reporting each failure with its traceback; runs the layer's
+smoke test (``smoke`` in layer.toml); and checks every ELF file the layer ships
+(:mod:`layerkit.check.elf`). Failures are returned, not raised: the caller formats them
+(:func:`format_validation`) and fails. :func:`validate_built_layer` does the same for the zips
+``inv build.all`` wrote to ``dist/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from layerkit.build.pipeline import output_dir, plan
+from layerkit.check.elf import ElfProblem, check_files, scan
+from layerkit.errors import BuildError, SandboxError
+from layerkit.project.spec import Project, load_project
+from layerkit.runtime.sandbox import Sandbox, prepare, run_code
+from layerkit.runtime.target import Target, find_interpreter
+
+#: The environment variable that tells the aws-utilities smoke test which services are kept.
+SERVICES_ENV = "LAYERKIT_BOTOCORE_SERVICES"
+IMPORT_TIMEOUT_S = 300.0
+SMOKE_TIMEOUT_S = 300.0
+
+_DIST_INFO_RE = re.compile(r"^(python(?:/lib/python3\.\d+/site-packages)?)/([^/]+\.dist-info)/$")
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODULE_FILE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.[^./]+)*\.(?:py|pyc|so)$")
+
+# Runs inside the sandbox: import each module, record the traceback of each failure.
+_IMPORT_SCRIPT = """\
+import json, sys, time, traceback
+modules, out = json.loads(sys.argv[1]), sys.argv[2]
+results = []
+for name in modules:
+    start = time.perf_counter()
+    try:
+        __import__(name)
+        error = None
+    except BaseException:
+        error = traceback.format_exc()
+    results.append([name, error, (time.perf_counter() - start) * 1000])
+with open(out, "w", encoding="utf-8") as fh:
+    json.dump(results, fh)
+"""
+
+
+@dataclass(frozen=True)
+class LayerValidation:
+    """What validating one layer on one target found."""
+
+    layer: str
+    target: Target
+    import_failures: tuple[tuple[str, str], ...]  # (module, traceback)
+    imported: tuple[str, ...]
+    smoke: str | None  # None: passed (or the layer has none); else its output and traceback
+    elf_problems: tuple[ElfProblem, ...]
+    smoke_test: str | None = None  # the smoke test's file name, None if the layer has none
+    elf_files: int = 0  # ELF files checked
+
+    @property
+    def ok(self) -> bool:
+        """Whether every import, the smoke test and every ELF check passed."""
+        return not self.import_failures and self.smoke is None and not self.elf_problems
+
+
+def _module_name(entry: str) -> str | None:
+    """The importable top-level name a first path component stands for, if any."""
+    if _IDENTIFIER_RE.match(entry):
+        return entry
+    match = _MODULE_FILE_RE.match(entry)
+    return match.group(1) if match else None
+
+
+def modules_in_zip(archive: Path) -> tuple[str, ...]:
+    """Every top-level module of every distribution in the layer zip ``archive``, sorted."""
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        texts = {
+            name: zf.read(name).decode("utf-8", "replace")
+            for name in names
+            if name.endswith((".dist-info/RECORD", ".dist-info/top_level.txt"))
+        }
+    return modules_from_listing(names, texts)
+
+
+def modules_from_listing(names: Iterable[str], texts: Mapping[str, str]) -> tuple[str, ...]:
+    """Top-level modules from a zip's member ``names`` and its dist-info ``texts`` (pure).
+
+    Candidates come from each ``*.dist-info/top_level.txt`` and the first path component of each
+    ``RECORD`` line; only names the zip really holds (a package folder, ``name.py``, ``name.pyc``
+    or an extension module ``name.*.so``) are kept, so what a slimming pass removed on purpose
+    is not imported, and ``numpy.libs``, ``bin`` or ``*.dist-info`` never are.
+    """
+    names = list(names)
+    present: dict[str, set[str]] = {}  # site root -> importable names found in the zip
+    for name in names:
+        path = PurePosixPath(name)
+        for root in _site_roots(path):
+            rel = path.relative_to(root).parts
+            if not rel:
+                continue
+            if len(rel) > 1 and _IDENTIFIER_RE.match(rel[0]):
+                present.setdefault(str(root), set()).add(rel[0])
+            elif len(rel) == 1 and (module := _MODULE_FILE_RE.match(rel[0])):
+                present.setdefault(str(root), set()).add(module.group(1))
+    found: set[str] = set()
+    for name, text in texts.items():
+        match = _DIST_INFO_RE.match(name.rsplit("/", 1)[0] + "/")
+        if match is None:
+            continue
+        root = match.group(1)
+        candidates: set[str] = set()
+        if name.endswith("top_level.txt"):
+            candidates.update(line.strip() for line in text.splitlines() if line.strip())
+        else:
+            for line in text.splitlines():
+                first = line.split(",", 1)[0].split("/", 1)[0]
+                if first and first not in ("..", ".") and not first.endswith(".dist-info"):
+                    module = _module_name(first)
+                    if module is not None:
+                        candidates.add(module)
+        found.update(c for c in candidates if c in present.get(root, set()))
+    return tuple(sorted(found))
+
+
+def _site_roots(path: PurePosixPath) -> list[PurePosixPath]:
+    parts = path.parts
+    roots = []
+    if parts[:1] == ("python",):
+        roots.append(PurePosixPath("python"))
+        if len(parts) > 4 and parts[1] == "lib" and parts[3] == "site-packages":
+            roots.append(PurePosixPath(*parts[:4]))
+    return roots
+
+
+def _check_imports(
+    sandbox: Sandbox, modules: tuple[str, ...], workdir: Path
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Import ``modules`` in one sandboxed process; on a crash, one process per module."""
+    out = workdir / "imports.json"
+    try:
+        proc = run_code(
+            sandbox, _IMPORT_SCRIPT, args=[json.dumps(list(modules)), str(out)],
+            timeout_s=IMPORT_TIMEOUT_S,
+        )  # fmt: skip
+    except SandboxError as exc:
+        return (), (("(all modules)", str(exc)),)
+    if proc.returncode == 0 and out.is_file():
+        results = json.loads(out.read_text(encoding="utf-8"))
+        imported = tuple(name for name, error, _ in results if error is None)
+        failed = tuple((name, error) for name, error, _ in results if error is not None)
+        return imported, failed
+    if len(modules) == 1:
+        detail = f"the process died ({_exit_text(proc.returncode)}):\n{proc.stdout}{proc.stderr}"
+        return (), ((modules[0], detail),)
+    imported_parts: list[str] = []
+    failed_parts: list[tuple[str, str]] = []
+    for module in modules:  # find which import kills the process
+        ok, bad = _check_imports(sandbox, (module,), workdir)
+        imported_parts.extend(ok)
+        failed_parts.extend(bad)
+    return tuple(imported_parts), tuple(failed_parts)
+
+
+def _exit_text(returncode: int) -> str:
+    return f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+
+
+def _smoke_env(project: Project, layer: str) -> dict[str, str]:
+    services = project.layer(layer).slim.botocore_services
+    return {} if services is None else {SERVICES_ENV: ",".join(services)}
+
+
+def _run_smoke(sandbox: Sandbox, script: Path, env: Mapping[str, str]) -> str | None:
+    try:
+        proc = run_code(sandbox, script, timeout_s=SMOKE_TIMEOUT_S, env=env)
+    except SandboxError as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return None
+    output = (proc.stdout + proc.stderr).strip()
+    return f"{script.name} failed ({_exit_text(proc.returncode)}):\n{output}"
+
+
+def _file_names(archive: Path) -> tuple[str, ...]:
+    with zipfile.ZipFile(archive) as zf:
+        return tuple(n for n in zf.namelist() if not n.endswith("/"))
+
+
+def validate_layer(
+    project: Project,
+    layer: str,
+    target: Target,
+    layer_zips: Mapping[str, Path],
+    workdir: Path,
+    *,
+    interpreter: Path | None = None,
+) -> LayerValidation:
+    """Validate ``layer`` for ``target`` from its zip and the zips of the layers it requires.
+
+    ``layer_zips`` maps the layer and each layer in ``project.required_closure(layer)`` to its
+    zip; ``workdir`` must be an empty or missing folder (the sandbox is built there). Import
+    failures, a failing smoke test and ELF problems are returned in the result, never raised;
+    a missing zip or interpreter raises a :class:`~layerkit.errors.LayerkitError`.
+    """
+    spec = project.layer(layer)
+    order = (*project.required_closure(layer), layer)
+    missing = [name for name in order if name not in layer_zips]
+    if missing:
+        raise BuildError(
+            f"validating layer {layer} for {target.key} needs the zips of "
+            f"{', '.join(missing)}; build them first (`inv build.all --runtime {target.runtime}`)."
+        )
+    for name in order:
+        if not Path(layer_zips[name]).is_file():
+            raise BuildError(
+                f"{layer_zips[name]} (layer {name}, {target.key}) does not exist; build it "
+                f"first (`inv build.all --runtime {target.runtime}`)."
+            )
+    interpreter = interpreter or find_interpreter(target, cwd=project.root)
+    workdir = Path(workdir)
+    sandbox = prepare(
+        workdir / "sandbox", [Path(layer_zips[name]) for name in order], None, interpreter, target
+    )
+    own_zip = Path(layer_zips[layer])
+    modules = modules_in_zip(own_zip)
+    imported, failures = _check_imports(sandbox, modules, workdir)
+    smoke = (
+        _run_smoke(sandbox, spec.smoke_test, _smoke_env(project, layer))
+        if spec.smoke_test is not None
+        else None
+    )
+    files = _file_names(own_zip)
+    elf_files, unreadable = scan(sandbox.opt, only=files)
+    elf_problems = tuple(
+        sorted((*unreadable, *check_files(elf_files, target)), key=lambda p: p.path)
+    )
+    return LayerValidation(
+        layer=layer,
+        target=target,
+        import_failures=failures,
+        imported=imported,
+        smoke=smoke,
+        elf_problems=elf_problems,
+        smoke_test=spec.smoke_test.name if spec.smoke_test is not None else None,
+        elf_files=len(elf_files) + len(unreadable),
+    )
+
+
+def built_layer_zips(project: Project, layer: str, target: Target) -> dict[str, Path]:
+    """The built zips of ``layer`` and the layers it requires, checked fresh for ``target``.
+
+    Raises :class:`~layerkit.errors.BuildError` naming what is missing or stale.
+    """
+    if target not in project.layer(layer).targets():
+        raise BuildError(
+            f"layer {layer} is not built for {target.key} (its layer.toml lists runtimes "
+            f"{', '.join(project.layer(layer).runtimes)}); add the runtime there or pick another."
+        )
+    names = (*project.required_closure(layer), layer)
+    planned, _, _ = plan(project, target, layers=names, functions=False)
+    wanted = {p.name: p for p in planned if p.kind == "layer" and p.name in names}
+    bad = [f"{p.path} ({p.state})" for p in wanted.values() if p.state != "fresh"]
+    if bad:
+        raise BuildError(
+            f"the {target.key} build of layer {layer} is not current: {', '.join(bad)}. Build "
+            f"it first: `inv build.layer {layer} --runtime {target.runtime}`."
+        )
+    out = output_dir(project, target)
+    return {name: out / wanted[name].path for name in names}
+
+
+def validate_built_layer(
+    root: Path, layer: str, runtime: str, *, architecture: str = "x86_64"
+) -> LayerValidation:
+    """Load the project at ``root`` and validate the built zip of ``layer`` for ``runtime``.
+
+    The zips come from ``dist/layers/`` for the template's target and from
+    ``dist/<target.key>/layers/`` for any other; they must be fresh (``inv build.layer``).
+    """
+    project = load_project(Path(root))
+    target = Target(runtime, architecture)
+    zips = built_layer_zips(project, layer, target)
+    with tempfile.TemporaryDirectory(prefix=f"layerkit-validate-{layer}-") as tmp:
+        return validate_layer(project, layer, target, zips, Path(tmp))
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.rstrip().splitlines())
+
+
+def format_validation(v: LayerValidation) -> str:
+    """A readable report of one validation: a status line, then what passed and what failed."""
+    lines = [f"layer {v.layer} on {v.target.key}: {'OK' if v.ok else 'FAILED'}"]
+    lines.append(f"  imports: {len(v.imported)} ok ({', '.join(v.imported) or 'none'})")
+    for module, error in v.import_failures:
+        lines.append(f"  import {module} FAILED:")
+        lines.append(_indent(error))
+    if v.smoke_test is None:
+        lines.append("  smoke test: none (set `smoke` in layer.toml)")
+    elif v.smoke is None:
+        lines.append(f"  smoke test {v.smoke_test}: passed")
+    else:
+        lines.append(f"  smoke test {v.smoke_test} FAILED:")
+        lines.append(_indent(v.smoke))
+    lines.append(f"  ELF: {v.elf_files} files checked, {len(v.elf_problems)} problems")
+    lines.extend(f"    {p.path}: {p.message}" for p in v.elf_problems)
+    return "\n".join(lines)

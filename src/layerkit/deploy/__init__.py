@@ -1,0 +1,1 @@
+"""Deploy: pure plan, executor with undo journal, rollback, releases, stage lock, local stage."""

@@ -1,0 +1,228 @@
+"""Deploy built layers and functions to a stage: what ``inv deploy`` and ``inv rollback`` call.
+
+The flow, each part usable on its own:
+
+- :func:`desired_state` turns the build manifest into what the stage should run (pure glue: it
+  only reads the manifest and hashes the zips it names).
+- :func:`layerkit.deploy.state.read_current` asks AWS what the stage runs now.
+- :func:`layerkit.deploy.planner.plan` is pure: desired + current -> a tuple of frozen steps. An
+  unchanged build plans nothing at all.
+- :func:`layerkit.deploy.executor.apply` runs the steps, journals how to undo each change, and on
+  any failure undoes them all in reverse.
+- :func:`deploy` wraps it all with the stage lock; :func:`rollback` (from
+  :mod:`layerkit.deploy.rollback`) moves a stage back to a recorded release.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerkit.build.archive import sha256_file
+from layerkit.check.template import RuntimeStatus, runtime_lifecycle
+from layerkit.deploy.clients import AWS_ERRORS, Clients
+from layerkit.deploy.executor import ApplyResult, apply, utcnow
+from layerkit.deploy.planner import (
+    DEFAULT_HEALTH_EVENT,
+    DesiredState,
+    FunctionArtifact,
+    LayerArtifact,
+    Step,
+    plan,
+    runtime_problems,
+)
+from layerkit.deploy.rollback import RollbackOutcome, rollback
+from layerkit.deploy.stagelock import acquire, default_owner, held
+from layerkit.deploy.state import read_current
+from layerkit.errors import DeployError
+from layerkit.project.spec import Project
+from layerkit.project.stages import Stage
+
+__all__ = [
+    "DeployOutcome",
+    "RollbackOutcome",
+    "deploy",
+    "desired_state",
+    "rollback",
+]
+
+HEALTH_EVENT = "events/health.json"
+
+
+def _template_environment(project: Project, logical_id: str) -> dict[str, str]:
+    doc = project.template.document
+    merged: dict[str, Any] = {}
+    globals_env = ((doc.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    merged.update(globals_env.get("Variables") or {})
+    props = (doc["Resources"][logical_id].get("Properties") or {}) if logical_id else {}
+    merged.update((props.get("Environment") or {}).get("Variables") or {})
+    for key, value in merged.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise DeployError(
+                f"{project.template.path}: {logical_id}: environment variable {key} is "
+                f"{value!r}; layerkit deploys through the Lambda API and only sets literal "
+                "values. Write a plain string, or set it per stage outside the template."
+            )
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in merged.items()}
+
+
+def _field(entry: Any, name: str) -> Any:
+    return entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, None)
+
+
+def _artifact_entry(records: Mapping[str, Any], rel: str, dist: Path) -> tuple[Path, str, int]:
+    entry = records.get(rel)
+    path = dist / rel
+    if entry is None:
+        raise DeployError(
+            f"{dist / 'manifest.json'} has no {rel}: the build did not produce it. Run "
+            "`inv build.all` and deploy again."
+        )
+    if not path.is_file():
+        raise DeployError(
+            f"{path} is missing although the manifest lists it; run `inv build.all` again."
+        )
+    actual = sha256_file(path)
+    if actual != _field(entry, "sha256"):
+        raise DeployError(
+            f"{path} does not match {dist / 'manifest.json'} (sha256 {actual[:12]}… on disk, "
+            f"{str(_field(entry, 'sha256'))[:12]}… in the manifest): it changed after the "
+            "build. Run `inv build.all` and deploy again."
+        )
+    return path, actual, int(_field(entry, "zipped_bytes") or path.stat().st_size)
+
+
+def desired_state(
+    project: Project, manifest: Mapping[str, Any], dist: Path, commit: str | None = None
+) -> DesiredState:
+    """What to deploy: every template layer and function, from the built zips in ``dist``.
+
+    ``manifest`` is either the parsed ``manifest.json`` (``{"target": ..., "artifacts": {...}}``)
+    or its artifact records by path (``manifest.read_manifest(dist)``, ``BuildResult.records``).
+    Refuses (DeployError) artifacts for another target, an artifact the manifest does not
+    list, a missing zip, or a zip whose sha256 differs from the manifest's. Staleness against
+    the current inputs is the build's business (``build.require_fresh``), checked first by the
+    caller.
+    """
+    target = project.deploy_target
+    records: Mapping[str, Any] = manifest.get("artifacts", manifest)
+    targets = {manifest.get("target")} if "artifacts" in manifest else set()
+    targets |= {_field(r, "target") for r in records.values()}
+    wrong = sorted(str(t) for t in targets - {None, target.key})
+    if wrong:
+        raise DeployError(
+            f"{dist / 'manifest.json'} holds artifacts built for {', '.join(wrong)}, but "
+            f"template.yaml deploys {target.key}; run `inv build.all` and deploy again."
+        )
+    template_layers = {tl.layer: tl for tl in project.template.layers}
+    layers = []
+    for layer in project.layers:
+        if layer.name not in template_layers:
+            continue
+        tl = template_layers[layer.name]
+        path, sha, size = _artifact_entry(records, f"layers/{layer.name}.zip", dist)
+        layers.append(
+            LayerArtifact(
+                name=layer.name,
+                zip_path=path,
+                sha256=sha,
+                zipped_bytes=size,
+                compatible_runtimes=tl.compatible_runtimes or (target.runtime,),
+                compatible_architectures=tl.compatible_architectures,
+                description=layer.description,
+            )
+        )
+    functions = []
+    for fn in project.functions:
+        path, sha, size = _artifact_entry(records, f"functions/{fn.name}.zip", dist)
+        health = fn.path / HEALTH_EVENT
+        functions.append(
+            FunctionArtifact(
+                name=fn.name,
+                logical_id=fn.logical_id,
+                zip_path=path,
+                sha256=sha,
+                handler=fn.handler,
+                runtime=fn.target.runtime,
+                architecture=fn.target.architecture,
+                memory_size=fn.memory_size,
+                timeout=fn.timeout,
+                layers=fn.layers,
+                environment=_template_environment(project, fn.logical_id),
+                health_event=health.read_bytes() if health.is_file() else DEFAULT_HEALTH_EVENT,
+                zipped_bytes=size,
+            )
+        )
+    return DesiredState(layers=tuple(layers), functions=tuple(functions), commit=commit)
+
+
+# --------------------------------------------------------------------------- deploy / rollback
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """What :func:`deploy` planned and, unless a dry run, did."""
+
+    stage: str
+    steps: tuple[Step, ...]
+    result: ApplyResult | None  # None: dry run, or nothing to do
+    warnings: tuple[str, ...]
+
+
+def deploy(
+    desired: DesiredState,
+    clients: Clients,
+    stage: Stage,
+    *,
+    dry_run: bool = False,
+    allow_deprecated_runtime: bool = False,
+    owner: str | None = None,
+    today: dt.date | None = None,
+    now: Callable[[], dt.datetime] = utcnow,
+    lifecycle: Callable[[str, dt.date], RuntimeStatus] = runtime_lifecycle,
+    waiter_delay: int = 1,
+) -> DeployOutcome:
+    """Deploy ``desired`` to ``stage`` under the stage lock; see :func:`plan` and :func:`apply`.
+
+    A dry run takes no lock and changes nothing: it returns the plan. A runtime AWS blocks
+    (cfn-lint's lifecycle data) is refused on real AWS unless ``allow_deprecated_runtime``; the
+    local stage only warns.
+    """
+    if dry_run:
+        current = read_current(clients, stage, desired)
+        steps = plan(desired, current, stage)
+        warnings = tuple(m for m, _ in runtime_problems(steps, today or now().date(), lifecycle))
+        return DeployOutcome(stage.name, steps, None, warnings)
+    try:
+        lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
+    except AWS_ERRORS as exc:  # pragma: no cover - acquire wraps its own errors
+        raise DeployError(f"stage {stage.name!r}: could not take the deploy lock: {exc}") from exc
+    with held(clients.s3, stage, lock):
+        current = read_current(clients, stage, desired)
+        steps = plan(desired, current, stage)
+        warnings: list[str] = []
+        for message, blocked in runtime_problems(steps, today or now().date(), lifecycle):
+            if blocked and not stage.local and not allow_deprecated_runtime:
+                raise DeployError(
+                    f"{message} Refusing to deploy to stage {stage.name!r}; pass "
+                    "--allow-deprecated-runtime to try anyway, or change Runtime in "
+                    "template.yaml."
+                )
+            warnings.append(message)
+        result = (
+            apply(
+                steps,
+                clients,
+                stage,
+                current,
+                commit=desired.commit,
+                now=now,
+                waiter_delay=waiter_delay,
+            )
+            if steps
+            else None
+        )
+    return DeployOutcome(stage.name, steps, result, tuple(warnings))

@@ -1,0 +1,135 @@
+"""Roll a stage back to a recorded release: ``inv rollback --stage=X [--release ID]``.
+
+Each function's alias moves to the version the release recorded; that version carries its own
+layers and code, so this alone restores traffic. ``$LATEST`` is then restored to the release's
+code and configuration too, so the next deploy plans against what runs. The rollback is
+recorded as a new release (kind ``rollback``); history is never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found
+from layerkit.deploy.executor import (
+    function_waiter,
+    point_alias,
+    restore_latest,
+    restore_report,
+    utcnow,
+)
+from layerkit.deploy.releases import (
+    Release,
+    list_releases,
+    new_release,
+    previous_release_id,
+    read_release,
+    write_release,
+)
+from layerkit.deploy.stagelock import acquire, default_owner, held
+from layerkit.errors import DeployError
+from layerkit.project.stages import Stage
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    """What :func:`rollback` restored."""
+
+    stage: str
+    target: Release
+    release: Release | None  # the new record of kind "rollback"; None: it already ran target
+    restored: tuple[str, ...]
+    skipped: tuple[str, ...]  # functions the stage runs that the target release does not name
+
+
+def rollback(
+    clients: Clients,
+    stage: Stage,
+    release_id: str | None = None,
+    *,
+    owner: str | None = None,
+    commit: str | None = None,
+    now: Callable[[], dt.datetime] = utcnow,
+    waiter_delay: int = 1,
+) -> RollbackOutcome:
+    """Move ``stage`` back to a recorded release (by default: the deploy before the live one).
+
+    Aliases move first (traffic), then ``$LATEST`` follows. Every step is attempted; failures
+    are collected into one DeployError, and then no rollback release is recorded.
+    """
+    lock = acquire(clients.s3, stage, owner or default_owner(), "rollback", now())
+    failures: list[str] = []
+    restored: list[str] = []
+    with held(clients.s3, stage, lock):
+        try:
+            history = list_releases(clients.s3, stage)
+            target_id = release_id or previous_release_id(history)
+            target = read_release(clients.s3, stage, target_id)
+        except AWS_ERRORS as exc:
+            raise DeployError(f"stage {stage.name!r}: could not read the releases: {exc}") from exc
+        lam = clients.lambda_
+        if _already_running(lam, stage, history, target):
+            return RollbackOutcome(stage.name, target, None, (), ())
+        wait = function_waiter(lam, waiter_delay)
+        for fn in target.functions:  # traffic first: aliases
+            try:
+                restored.append(
+                    _point_or_create_alias(lam, fn.function_name, stage.alias, fn.version)
+                )
+            except AWS_ERRORS as exc:
+                failures.append(f"alias {fn.function_name}:{stage.alias} -> {fn.version}: {exc}")
+        for fn in target.functions:  # then $LATEST, for the next deploy's plan
+            try:
+                restored.append(restore_latest(lam, stage, fn.function_name, fn, wait))
+            except (*AWS_ERRORS, DeployError) as exc:
+                failures.append(f"$LATEST of {fn.function_name}: {exc}")
+        live_names = {f.function for r in history[-1:] for f in r.functions}
+        skipped = tuple(sorted(live_names - {f.function for f in target.functions}))
+        record = new_release(
+            stage,
+            "rollback",
+            target.functions,
+            target.layers,
+            commit if commit is not None else target.commit,
+            now,
+            rolled_back_to=target.release_id,
+        )
+        if failures:
+            raise DeployError(
+                f"rollback of stage {stage.name!r} to release {target.release_id} was "
+                "incomplete (no rollback release recorded):\n"
+                + "\n".join(restore_report(restored, failures))
+            )
+        try:
+            write_release(clients.s3, stage, record)
+        except AWS_ERRORS as exc:
+            raise DeployError(
+                f"stage {stage.name!r} runs release {target.release_id} again, but the rollback "
+                f"could not be recorded ({exc}); `inv releases` will not show it."
+            ) from exc
+    return RollbackOutcome(stage.name, target, record, tuple(restored), skipped)
+
+
+def _already_running(lam: Any, stage: Stage, history: list[Release], target: Release) -> bool:
+    """Whether the stage's live release is ``target`` and every alias still points at it."""
+    if not history:
+        return False
+    live = history[-1]
+    if target.release_id not in (live.release_id, live.rolled_back_to):
+        return False
+    for fn in target.functions:
+        alias = if_found(lam.get_alias, FunctionName=fn.function_name, Name=stage.alias)
+        if alias is None or alias["FunctionVersion"] != fn.version:
+            return False
+    return True
+
+
+def _point_or_create_alias(lam: Any, function_name: str, alias: str, version: str) -> str:
+    moved = if_found(point_alias, lam, function_name, alias, version)
+    if moved is not None:
+        return moved
+    lam.create_alias(FunctionName=function_name, Name=alias, FunctionVersion=version)
+    return f"alias {function_name}:{alias} created on version {version}"

@@ -1,0 +1,91 @@
+"""What a stage runs now, read from Lambda and S3: the input :func:`deployplan.plan` compares.
+
+:func:`read_current` asks, for the layers and functions of a deploy: the latest version of each
+layer and its code sha256, each function's ``$LATEST`` configuration and the version its stage
+alias points to, and which content-addressed artifacts the bucket holds already. It only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found, not_found
+from layerkit.deploy.planner import (
+    CurrentFunction,
+    CurrentLayer,
+    CurrentState,
+    DesiredState,
+    artifact_key,
+    function_state,
+    hex_from_b64,
+)
+from layerkit.errors import DeployError
+from layerkit.project.stages import Stage
+
+
+def _latest_layer(lam: Any, layer_name: str) -> CurrentLayer | None:
+    newest: Mapping[str, Any] | None = None
+    try:
+        for page in lam.get_paginator("list_layer_versions").paginate(LayerName=layer_name):
+            for item in page.get("LayerVersions", ()):
+                if newest is None or item["Version"] > newest["Version"]:
+                    newest = item
+    except ClientError as exc:
+        if not_found(exc):
+            return None
+        raise
+    if newest is None:
+        return None
+    version = lam.get_layer_version(LayerName=layer_name, VersionNumber=newest["Version"])
+    return CurrentLayer(
+        layer_name=layer_name,
+        arn=version["LayerVersionArn"],
+        version=int(version["Version"]),
+        sha256=hex_from_b64(version["Content"]["CodeSha256"]),
+    )
+
+
+def _current_function(lam: Any, function_name: str, alias: str) -> CurrentFunction | None:
+    config = if_found(lam.get_function_configuration, FunctionName=function_name)
+    if config is None:
+        return None
+    latest = function_state(config)
+    found = if_found(lam.get_alias, FunctionName=function_name, Name=alias)
+    alias_version: str | None = found["FunctionVersion"] if found is not None else None
+    alias_state = None
+    if alias_version is not None:
+        alias_state = function_state(
+            lam.get_function_configuration(FunctionName=function_name, Qualifier=alias_version)
+        )
+    return CurrentFunction(function_name, latest, alias_version, alias_state)
+
+
+def read_current(clients: Clients, stage: Stage, desired: DesiredState) -> CurrentState:
+    """Read what ``stage`` runs now, for the layers and functions of ``desired``."""
+    try:
+        layers = {}
+        for layer in desired.layers:
+            found = _latest_layer(clients.lambda_, stage.layer_name(layer.name))
+            if found is not None:
+                layers[layer.name] = found
+        functions = {}
+        for fn in desired.functions:
+            current = _current_function(clients.lambda_, stage.function_name(fn.name), stage.alias)
+            if current is not None:
+                functions[fn.name] = current
+        keys = {artifact_key(a.sha256) for a in (*desired.layers, *desired.functions)}
+        present = frozenset(
+            k
+            for k in sorted(keys)
+            if if_found(clients.s3.head_object, Bucket=stage.bucket, Key=k) is not None
+        )
+    except AWS_ERRORS as exc:
+        raise DeployError(
+            f"stage {stage.name!r}: could not read what the stage runs now ({exc}); nothing was "
+            "changed. Check the credentials' permissions (lambda:Get*/List*, s3:HeadObject on "
+            f"{stage.bucket}) and try again."
+        ) from exc
+    return CurrentState(layers=layers, functions=functions, artifacts=present)

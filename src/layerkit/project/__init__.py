@@ -1,0 +1,1 @@
+"""The project as layerkit reads it: layers, functions, template.yaml, requirements, stages."""

@@ -1,0 +1,390 @@
+"""The project description: layers, functions and the template, read once into frozen data.
+
+A layer is its folder ``layers/<name>/``: ``requirements.txt`` plus ``layer.toml`` (what it
+requires, its budget, runtimes, slim rules, bytecode mode, smoke test). A function is its folder
+``functions/<name>/`` plus its resource in ``template.yaml``, which says which layers it attaches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from layerkit.errors import SpecError
+from layerkit.project.requirements import LineRequirement, read_requirements
+from layerkit.project.template import Template, read_template
+from layerkit.runtime.target import ARCHITECTURES, RUNTIME_GLIBC, Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LAYERS_DIR = "layers"
+FUNCTIONS_DIR = "functions"
+TEMPLATE_FILE = "template.yaml"
+BYTECODE_MODES = ("all", "imported", "none", "sourceless")
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+}
+
+
+def parse_size(text: str | int, where: str) -> int:
+    """Parse ``"100 MB"`` (10^6 bytes), ``"250 MiB"`` (2^20) or a plain byte count."""
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise SpecError(f'{where}: size {text!r} is not understood; write e.g. "100 MB".')
+    if isinstance(text, int):
+        if text < 0:
+            raise SpecError(f"{where}: size {text} is negative.")
+        return text
+    match = _SIZE_RE.match(text)
+    if match is None:
+        raise SpecError(
+            f"{where}: size {text!r} is not understood; write a number with a unit such as "
+            '"100 MB" (10^6 bytes) or "250 MiB" (2^20 bytes).'
+        )
+    return int(Decimal(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class SlimConfig:
+    """How a layer is slimmed (``[slim]`` in layer.toml). A keep pattern wins over a remove."""
+
+    remove: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    strip: bool = True
+    botocore_services: tuple[str, ...] | None = None  # None: keep every service
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer, as described by ``layers/<name>/``."""
+
+    name: str
+    path: Path
+    description: str
+    requires: tuple[str, ...]
+    budget: int  # unzipped bytes
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+    requirements: tuple[LineRequirement, ...]
+    slim: SlimConfig = field(default_factory=SlimConfig)
+    bytecode: str = "all"
+    smoke_test: Path | None = None
+    config_sha256: str = ""
+    over_budget_reason: str | None = None  # a reviewed reason to accept an overrun
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every (runtime, architecture) this layer is built and validated for."""
+        return tuple(Target(r, a) for r in self.runtimes for a in self.architectures)
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function: its folder and its resource in template.yaml."""
+
+    name: str
+    logical_id: str
+    path: Path
+    handler: str
+    target: Target
+    memory_size: int
+    timeout: int
+    layers: tuple[str, ...]
+    requirements: tuple[LineRequirement, ...]
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything layerkit knows about a project, loaded once."""
+
+    root: Path
+    layers: tuple[Layer, ...]  # required layers before the layers that require them
+    functions: tuple[Function, ...]
+    template: Template
+
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name``, or a SpecError listing the known ones."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise SpecError(
+            f"there is no layer {name!r}; the layers are: "
+            f"{', '.join(x.name for x in self.layers)} (folders under {LAYERS_DIR}/)."
+        )
+
+    def function(self, name: str) -> Function:
+        """The function called ``name`` (folder name or template logical id)."""
+        for fn in self.functions:
+            if name in (fn.name, fn.logical_id):
+                return fn
+        raise SpecError(
+            f"there is no function {name!r}; the functions are: "
+            f"{', '.join(f.name for f in self.functions)} (resources in {TEMPLATE_FILE})."
+        )
+
+    @property
+    def deploy_target(self) -> Target:
+        """The target the template deploys (every function's runtime and architecture)."""
+        targets = {fn.target for fn in self.functions}
+        if len(targets) > 1:
+            raise SpecError(
+                f"{self.template.path}: functions use different runtimes/architectures "
+                f"({', '.join(sorted(t.key for t in targets))}); layerkit builds one target "
+                "per template: set Runtime and Architectures in Globals.Function."
+            )
+        if not targets:
+            return Target("python3.9")
+        return next(iter(targets))
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every target some layer is built for, the deploy target first."""
+        found = {t for layer in self.layers for t in layer.targets()}
+        rest = sorted(found - {self.deploy_target})
+        return (self.deploy_target, *rest)
+
+    def required_closure(self, name: str) -> tuple[str, ...]:
+        """The layers ``name`` requires, directly or not, in build order (itself excluded)."""
+        wanted: set[str] = set()
+        stack = list(self.layer(name).requires)
+        while stack:
+            current = stack.pop()
+            if current not in wanted:
+                wanted.add(current)
+                stack.extend(self.layer(current).requires)
+        return tuple(layer.name for layer in self.layers if layer.name in wanted)
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """The layers that require ``name``, directly or not."""
+        return tuple(x.name for x in self.layers if name in self.required_closure(x.name))
+
+
+_LAYER_KEYS = {
+    "description",
+    "requires",
+    "budget",
+    "runtimes",
+    "architectures",
+    "slim",
+    "bytecode",
+    "smoke",
+    "over-budget-reason",
+}
+_SLIM_KEYS = {"remove", "keep", "strip", "botocore-services"}
+
+
+def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f'{where} must be a list of strings, for example ["a", "b"].')
+    return tuple(value)
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
+        )
+
+
+def _config_digest(data: Mapping[str, Any], requirements: bytes, smoke: bytes) -> str:
+    """Hash what of a layer's folder can change its zip.
+
+    That is its settings (not the description or comments), requirement lines and smoke test.
+    """
+    settings = json.dumps({k: v for k, v in data.items() if k != "description"}, sort_keys=True)
+    return hashlib.sha256(b"\0".join((settings.encode(), requirements, smoke))).hexdigest()
+
+
+def load_layer(path: Path, root: Path) -> Layer:
+    """Read one ``layers/<name>/`` folder."""
+    name = path.name
+    toml_path = path / "layer.toml"
+    display = toml_path.relative_to(root)
+    try:
+        raw_toml = toml_path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(
+            f"{display} is missing: every folder under {LAYERS_DIR}/ needs a layer.toml "
+            "(requires, budget, runtimes); copy one from another layer."
+        ) from None
+    try:
+        data = tomllib.loads(raw_toml.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{display}: not UTF-8 text ({exc}); save it as UTF-8.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{display}: invalid TOML: {exc}.") from None
+    _check_keys(data, _LAYER_KEYS, str(display))
+    slim_raw = data.get("slim", {})
+    if not isinstance(slim_raw, dict):
+        raise SpecError(f"{display}: `slim` must be a table: write a [slim] section.")
+    _check_keys(slim_raw, _SLIM_KEYS, f"{display} [slim]")
+    strip = slim_raw.get("strip", True)
+    if not isinstance(strip, bool):
+        raise SpecError(f"{display}: slim.strip must be true or false, not {strip!r}.")
+    services = slim_raw.get("botocore-services")
+    slim = SlimConfig(
+        remove=_str_tuple(slim_raw.get("remove", []), f"{display}: slim.remove"),
+        keep=_str_tuple(slim_raw.get("keep", []), f"{display}: slim.keep"),
+        strip=strip,
+        botocore_services=None
+        if services is None
+        else _str_tuple(services, f"{display}: slim.botocore-services"),
+    )
+    bytecode = data.get("bytecode", "all")
+    if bytecode not in BYTECODE_MODES:
+        raise SpecError(
+            f"{display}: bytecode = {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}."
+        )
+    runtimes = _str_tuple(data.get("runtimes", ["python3.9"]), f"{display}: runtimes")
+    for runtime in runtimes:
+        if runtime not in RUNTIME_GLIBC:
+            raise SpecError(
+                f"{display}: unknown runtime {runtime!r}; use one of {', '.join(RUNTIME_GLIBC)}."
+            )
+    architectures = _str_tuple(data.get("architectures", ["x86_64"]), f"{display}: architectures")
+    for arch in architectures:
+        if arch not in ARCHITECTURES:
+            raise SpecError(
+                f"{display}: unknown architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}."
+            )
+    reason = data.get("over-budget-reason")
+    if reason is not None and not (isinstance(reason, str) and reason.strip()):
+        raise SpecError(f"{display}: over-budget-reason must be a sentence saying why.")
+    smoke = data.get("smoke")
+    smoke_path = path / smoke if isinstance(smoke, str) else None
+    if smoke_path is not None and not smoke_path.is_file():
+        raise SpecError(
+            f"{display}: smoke = {smoke!r}, but {smoke_path.relative_to(root)} does not exist."
+        )
+    if "budget" not in data:
+        raise SpecError(
+            f'{display}: set `budget`, the unzipped size limit, e.g. budget = "100 MB".'
+        )
+    req_path = path / "requirements.txt"
+    raw_req = req_path.read_bytes() if req_path.is_file() else b""
+    # the smoke test is an input too: in "imported" mode it decides what gets compiled
+    raw_smoke = smoke_path.read_bytes() if smoke_path is not None else b""
+    return Layer(
+        name=name,
+        path=path,
+        description=str(data.get("description", "")),
+        requires=_str_tuple(data.get("requires", []), f"{display}: requires"),
+        budget=parse_size(data["budget"], f"{display}: budget"),
+        runtimes=runtimes,
+        architectures=architectures,
+        requirements=read_requirements(req_path, req_path.relative_to(root)),
+        slim=slim,
+        bytecode=bytecode,
+        smoke_test=smoke_path,
+        config_sha256=_config_digest(data, raw_req, raw_smoke),
+        over_budget_reason=reason,
+    )
+
+
+def order_layers(layers: Mapping[str, Layer], root: Path) -> tuple[Layer, ...]:
+    """Sort layers so that each comes after every layer it requires; refuse unknowns and cycles."""
+    for layer in layers.values():
+        for req in layer.requires:
+            if req in layers and not set(layer.targets()) <= set(layers[req].targets()):
+                missing = sorted(t.key for t in set(layer.targets()) - set(layers[req].targets()))
+                raise SpecError(
+                    f"{(layer.path / 'layer.toml').relative_to(root)} is built for "
+                    f"{', '.join(missing)}, but the layer it requires, {req}, is not "
+                    f"({(layers[req].path / 'layer.toml').relative_to(root)}): add those runtimes "
+                    "and architectures there too, or remove them here."
+                )
+            if req not in layers:
+                raise SpecError(
+                    f"{(layer.path / 'layer.toml').relative_to(root)}: requires unknown layer "
+                    f"{req!r}; the layers are {', '.join(sorted(layers))}."
+                )
+    ordered: list[Layer] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            cycle = " -> ".join((*chain[chain.index(name) :], name))
+            raise SpecError(
+                f"layers require each other in a cycle: {cycle}; remove one `requires` entry "
+                "in those layer.toml files."
+            )
+        state[name] = "active"
+        for req in sorted(layers[name].requires):
+            visit(req, (*chain, name))
+        state[name] = "done"
+        ordered.append(layers[name])
+
+    for name in sorted(layers):
+        visit(name, ())
+    return tuple(ordered)
+
+
+def load_project(root: Path) -> Project:
+    """Read the whole project below ``root``."""
+    root = root.resolve()
+    layers_dir = root / LAYERS_DIR
+    if not layers_dir.is_dir():
+        raise SpecError(f"{layers_dir} not found: is {root} a layerkit project?")
+    layers = {
+        p.name: load_layer(p, root)
+        for p in sorted(layers_dir.iterdir())
+        if p.is_dir() and not p.name.startswith((".", "_"))
+    }
+    ordered = order_layers(layers, root)
+    template = read_template(root / TEMPLATE_FILE)
+    for tl in template.layers:
+        if tl.layer not in layers:
+            raise SpecError(
+                f"{TEMPLATE_FILE}: {tl.logical_id} has ContentUri {tl.content_uri!r}, but there "
+                f"is no {LAYERS_DIR}/{tl.layer}/ folder; create it or fix the ContentUri."
+            )
+    functions = []
+    seen: dict[str, str] = {}
+    for tf in template.functions:
+        if tf.name in seen:
+            raise SpecError(
+                f"{TEMPLATE_FILE}: {tf.logical_id} and {seen[tf.name]} both have CodeUri "
+                f"{tf.code_uri!r}; each function needs its own functions/<name>/ folder and zip."
+            )
+        seen[tf.name] = tf.logical_id
+        fn_path = root / FUNCTIONS_DIR / tf.name
+        if not fn_path.is_dir():
+            raise SpecError(
+                f"{TEMPLATE_FILE}: {tf.logical_id} has CodeUri {tf.code_uri!r}, but there is no "
+                f"{FUNCTIONS_DIR}/{tf.name}/ folder; create it or fix the CodeUri."
+            )
+        req_path = fn_path / "requirements.txt"
+        functions.append(
+            Function(
+                name=tf.name,
+                logical_id=tf.logical_id,
+                path=fn_path,
+                handler=tf.handler,
+                target=Target(tf.runtime, tf.architecture),
+                memory_size=tf.memory_size,
+                timeout=tf.timeout,
+                layers=tf.layers,
+                requirements=read_requirements(req_path, req_path.relative_to(root)),
+            )
+        )
+    return Project(root=root, layers=ordered, functions=tuple(functions), template=template)

@@ -1,0 +1,164 @@
+"""Deploy stages: where a deploy goes, read from ``stages.toml`` at the project root.
+
+A stage names an AWS region (optional: the standard chain decides when it is left out), the S3
+bucket that holds artifacts, releases and the deploy lock, a prefix for layer and function names,
+the alias that carries traffic, the execution role, and optionally an endpoint. The ``local``
+stage (``local = true``) runs against an embedded moto server
+(see :mod:`layerkit.deploy.localstage`)
+and needs no credentials.
+
+```toml
+[stages.staging]
+region = "eu-west-1"
+bucket = "acme-layerkit-staging"
+prefix = "staging-"
+alias = "live"
+role = "arn:aws:iam::111122223333:role/layerkit-staging-lambda"
+health_check = true
+```
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerkit.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STAGES_FILE = "stages.toml"
+
+_KEYS = {"region", "bucket", "prefix", "alias", "role", "endpoint", "local", "health_check"}
+_REQUIRED = ("bucket", "alias", "role")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_ALIAS_RE = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$")
+_ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One deploy target: account resources and naming."""
+
+    name: str
+    bucket: str
+    alias: str
+    role: str
+    prefix: str = ""
+    region: str | None = None  # None: AWS_REGION / profile / config file decide
+    endpoint: str | None = None  # None: AWS_ENDPOINT_URL (if set) or the real AWS endpoints
+    local: bool = False  # True: the embedded moto server (layerkit.deploy.localstage)
+    health_check: bool = True
+
+    def layer_name(self, layer: str) -> str:
+        """The AWS layer name for the project layer ``layer`` (``staging-core-data-science``)."""
+        return f"{self.prefix}{layer}"
+
+    def function_name(self, function: str) -> str:
+        """The AWS function name for the function folder ``function``.
+
+        Underscores become hyphens, as in template.yaml: ``data_validation`` deploys as
+        ``staging-data-validation`` with ``prefix = "staging-"``.
+        """
+        return f"{self.prefix}{function.replace('_', '-')}"
+
+    @property
+    def lock_key(self) -> str:
+        """The S3 key of this stage's deploy lock."""
+        return f"locks/{self.name}.lock"
+
+    @property
+    def releases_prefix(self) -> str:
+        """The S3 key prefix under which this stage's releases are recorded."""
+        return f"releases/{self.name}/"
+
+
+def parse_stages(data: Mapping[str, Any], where: str) -> dict[str, Stage]:
+    """Turn the parsed TOML of ``stages.toml`` into stages; ``where`` names the file in errors."""
+    unknown_top = sorted(set(data) - {"stages"})
+    if unknown_top:
+        raise SpecError(
+            f"{where}: unknown top-level key(s) {', '.join(unknown_top)}; put every stage "
+            "under [stages.<name>]."
+        )
+    tables = data.get("stages", {})
+    if not isinstance(tables, Mapping) or not tables:
+        raise SpecError(f"{where}: define at least one stage as a [stages.<name>] table.")
+    stages: dict[str, Stage] = {}
+    for name, table in tables.items():
+        here = f"{where} [stages.{name}]"
+        if not _NAME_RE.match(name):
+            raise SpecError(f"{here}: a stage name uses letters, digits, '-' and '_' only.")
+        if not isinstance(table, Mapping):
+            raise SpecError(f"{here}: must be a table of settings.")
+        unknown = sorted(set(table) - _KEYS)
+        if unknown:
+            raise SpecError(
+                f"{here}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_KEYS))}."
+            )
+        missing = [key for key in _REQUIRED if key not in table]
+        if missing:
+            raise SpecError(f"{here}: set {', '.join(missing)}.")
+        for key in ("region", "bucket", "prefix", "alias", "role", "endpoint"):
+            if key in table and not isinstance(table[key], str):
+                raise SpecError(f"{here}: {key} must be a string.")
+        for key in ("local", "health_check"):
+            if key in table and not isinstance(table[key], bool):
+                raise SpecError(f"{here}: {key} must be true or false.")
+        if not _ALIAS_RE.match(table["alias"]):
+            raise SpecError(
+                f"{here}: alias {table['alias']!r} is not a valid Lambda alias name "
+                "(letters, digits, '-', '_'; not only digits)."
+            )
+        if not _ROLE_RE.match(table["role"]):
+            raise SpecError(
+                f"{here}: role {table['role']!r} is not an IAM role ARN "
+                "(arn:aws:iam::<account>:role/<name>)."
+            )
+        stages[name] = Stage(
+            name=name,
+            bucket=table["bucket"],
+            alias=table["alias"],
+            role=table["role"],
+            prefix=table.get("prefix", ""),
+            region=table.get("region"),
+            endpoint=table.get("endpoint"),
+            local=table.get("local", False),
+            health_check=table.get("health_check", True),
+        )
+    return stages
+
+
+def load_stages(root: Path) -> dict[str, Stage]:
+    """Read every stage from ``<root>/stages.toml``."""
+    path = root / STAGES_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path} not found: deploy stages (region, bucket, prefix, alias, role) live there; "
+            "copy the stages.toml of the layerkit repository and edit it."
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}.") from None
+    return parse_stages(data, str(path))
+
+
+def get_stage(root: Path, name: str) -> Stage:
+    """The stage called ``name`` from ``<root>/stages.toml``, or a SpecError listing the known."""
+    stages = load_stages(root)
+    if name not in stages:
+        raise SpecError(
+            f"there is no stage {name!r} in {root / STAGES_FILE}; the stages are: "
+            f"{', '.join(stages)}. Use --stage=local for the embedded local stage."
+        )
+    return stages[name]

@@ -1,0 +1,1 @@
+"""Reports of a build: data, terminal tables, the self-contained HTML page."""

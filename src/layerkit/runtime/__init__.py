@@ -1,0 +1,1 @@
+"""Lambda targets: runtimes, glibc, interpreters, and the docker-free Lambda sandbox."""

@@ -1,0 +1,257 @@
+"""The build pipeline with the network cut out: installs are faked, everything else is real."""
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from layerkit.build import lock as L
+from layerkit.build import pipeline as B
+from layerkit.build.manifest import read_manifest
+from layerkit.errors import BuildLockedError
+from layerkit.project.spec import Project, load_project
+from layerkit.runtime.target import Target
+
+T = Target("python3.9")
+
+
+def fake_install(calls: list[str]) -> Callable[[Sequence[L.LockedPackage], Path, Target], None]:
+    def install(packages: Sequence[L.LockedPackage], dest: Path, target: Target) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in packages:
+            calls.append(p.name)
+            (dest / p.name).mkdir(parents=True, exist_ok=True)
+            (dest / p.name / "__init__.py").write_text("from .core import version\n")
+            (dest / p.name / "core.py").write_text(f"version = {p.version!r}\n")
+            info = dest / f"{p.name}-{p.version}.dist-info"
+            info.mkdir()
+            (info / "METADATA").write_text(f"Name: {p.name}\nVersion: {p.version}\n")
+            (info / "top_level.txt").write_text(f"{p.name}\n")
+
+    return install
+
+
+def locked(project: Project) -> L.Lock:
+    def pkg(name: str, *by: str) -> L.LockedPackage:
+        return L.LockedPackage(
+            name, "1.0", f"https://x/{name}-1.0-py3-none-any.whl", "00" * 32, 1, by
+        )  # type: ignore[arg-type]
+
+    lock = L.Lock(T, L.input_hashes(project), (pkg("pytz", "layer:top"), pkg("six", "layer:base")))
+    L.write_lock(project, lock)
+    return lock
+
+
+@pytest.fixture
+def project(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Project:
+    p = load_project(make_project())
+    locked(p)
+    monkeypatch.setattr(B, "install_packages", fake_install([]))
+    return p
+
+
+def test_second_build_does_nothing(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = B.build(project, functions=False)
+    assert first.built == ("layers/base.zip", "layers/top.zip")
+    calls: list[str] = []
+    monkeypatch.setattr(B, "install_packages", fake_install(calls))
+    events: list[B.BuildEvent] = []
+    second = B.build(project, functions=False, progress=events.append)
+    assert second.built == ()
+    assert calls == []
+    assert {e.step for e in events} == {"fresh"}
+    assert second.records == first.records
+
+
+def test_changed_layer_rebuilds_it_and_its_dependents_only(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project({"base": ([], "six\n"), "top": (["base"], "pytz\n"), "solo": ([], "")})
+    monkeypatch.setattr(B, "install_packages", fake_install([]))
+    locked(load_project(root))
+    B.build(load_project(root), functions=False)
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
+    assert B.build(load_project(root), functions=False).built == (
+        "layers/base.zip",
+        "layers/top.zip",
+    )
+    toml = root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"30 MB"'))
+    assert B.build(load_project(root), functions=False).built == ("layers/top.zip",)
+
+
+def test_altered_or_missing_zip_is_rebuilt(project: Project) -> None:
+    result = B.build(project, functions=False)
+    (result.out_dir / "layers" / "top.zip").write_bytes(b"not the zip we built")
+    (result.out_dir / "layers" / "base.zip").unlink()
+    states = {p.path: p.state for p in B.plan(project, T, functions=False)[0]}
+    assert states == {"layers/base.zip": "missing", "layers/top.zip": "stale"}
+    assert B.build(project, functions=False).built == ("layers/base.zip", "layers/top.zip")
+
+
+def test_manifest_records_what_was_built(project: Project) -> None:
+    result = B.build(project, functions=False)
+    record = read_manifest(result.out_dir)["layers/top.zip"]
+    assert record.distributions == {"pytz": "1.0"}
+    assert record.layers == ("base",)
+    assert record.target == "python3.9-x86_64"
+    assert record.budget == 10_000_000
+    assert (result.out_dir / record.path).stat().st_size == record.zipped_bytes
+
+
+def test_interrupted_build_leaves_no_fresh_looking_artifact(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    B.build(project, functions=False)
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"11 MB"'))
+    changed = load_project(project.root)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(B, "write_zip", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        B.build(changed, functions=False)
+    out = B.output_dir(changed, T)
+    assert "layers/top.zip" not in read_manifest(out)  # never fresh-looking
+    assert list((out / B.WORK).iterdir()) == []  # staging removed
+    states = {p.path: p.state for p in B.plan(changed, T, functions=False)[0]}
+    assert states["layers/top.zip"] == "stale" or states["layers/top.zip"] == "missing"
+    assert states["layers/base.zip"] == "fresh"
+
+
+def test_second_concurrent_build_is_refused_with_a_message(project: Project) -> None:
+    out = B.output_dir(project, T)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with B.build_lock(out):
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(BuildLockedError, match=r"another layerkit build is running .*pid \d+"):
+            B.build(project, functions=False)
+    finally:
+        release.set()
+        thread.join()
+    assert B.build(project, functions=False).built  # the lock is free again
+
+
+def test_clean_one_layer_then_all(project: Project) -> None:
+    result = B.build(project, functions=False)
+    removed = B.clean(project, "top")
+    assert removed == (result.out_dir / "layers" / "top.zip",)
+    assert set(read_manifest(result.out_dir)) == {"layers/base.zip"}
+    B.clean(project)
+    assert not (result.out_dir / "layers").exists()
+
+
+def test_installer_script_entries_leave_record() -> None:
+    from layerkit.build.install import drop_script_entries
+
+    record = "bin/jp.py,sha256=abc,1703\njmespath/__init__.py,sha256=def,10\n"
+    assert drop_script_entries(record) == "jmespath/__init__.py,sha256=def,10\n"
+
+
+def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
+    project: Project,
+) -> None:
+    from layerkit.errors import BuildError
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text() + '[slim]\nremove = ["pytz/core.py"]\n')
+    with pytest.raises(BuildError, match=r"importing 'pytz' .* failed"):
+        B.build(load_project(project.root), functions=False)
+    out = B.output_dir(project, T)
+    assert not (out / "layers" / "top.zip").exists()
+    assert "layers/top.zip" not in read_manifest(out)
+    assert (out / "layers" / "base.zip").exists()  # built before, and still fresh
+
+
+def test_one_layer_builds_what_it_requires_and_optionally_what_requires_it(
+    project: Project,
+) -> None:
+    assert B.build(project, layers=["top"], functions=False).built == (
+        "layers/base.zip",
+        "layers/top.zip",
+    )
+    B.clean(project)
+    assert B.build(project, layers=["base"], functions=False, dependents=False).built == (
+        "layers/base.zip",
+    )
+    assert B.build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
+
+
+def test_function_packages_rebuild_for_their_own_changes_not_a_layers(project: Project) -> None:
+    first = B.build(project)
+    assert "functions/fn.zip" in first.built
+    toml = project.root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
+    assert B.build(load_project(project.root)).built == ("layers/base.zip", "layers/top.zip")
+    app = project.root / "functions" / "fn" / "app.py"
+    app.write_text(app.read_text() + "# changed\n")
+    assert B.build(load_project(project.root)).built == ("functions/fn.zip",)
+
+
+def test_function_importing_an_unattached_layers_module_fails_naming_it(project: Project) -> None:
+    from layerkit.errors import CheckError
+
+    B.build(project, functions=False)
+    (project.root / "functions" / "fn" / "app.py").write_text("import pytz\nimport nothere\n")
+    with pytest.raises(CheckError, match=r"app.py:2: `nothere`"):
+        B.build(load_project(project.root))
+    assert not (B.output_dir(project, T) / "functions" / "fn.zip").exists()
+
+
+def test_clean_waits_for_no_build_of_any_target(project: Project) -> None:
+    B.build(project, functions=False)
+    with B.build_lock(project.root / B.DIST), pytest.raises(BuildLockedError):
+        B.clean(project)
+    assert (B.output_dir(project, T) / "layers" / "base.zip").exists()
+
+
+def test_an_unknown_target_is_refused_before_any_work(project: Project) -> None:
+    from layerkit.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"no layer is built for python3.13-x86_64"):
+        B.build(project, Target("python3.13"))
+
+
+def test_a_manifest_from_another_version_counts_as_nothing_built(project: Project) -> None:
+    result = B.build(project, functions=False)
+    path = result.out_dir / "manifest.json"
+    path.write_text(path.read_text().replace('"input_hash"', '"input_digest"'))
+    assert {p.state for p in B.plan(project, T, functions=False)[0]} == {"missing"}
+
+
+def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
+    out = B.output_dir(project, T)
+    (out / B.WORK / "layer-base-x").mkdir(parents=True)
+    (out / "layers").mkdir(parents=True, exist_ok=True)
+    (out / "layers" / ".base.zip.123.tmp").write_bytes(b"half")
+    B.build(project, functions=False)
+    assert list((out / B.WORK).iterdir()) == []
+    assert not (out / "layers" / ".base.zip.123.tmp").exists()
+
+
+def test_a_function_on_a_runtime_its_layer_is_not_built_for(
+    make_project: Callable[..., Path],
+) -> None:
+    from layerkit.errors import SpecError
+    from tests.conftest import TEMPLATE
+
+    root = make_project(template=TEMPLATE.replace("Runtime: python3.9", "Runtime: python3.12"))
+    project = load_project(root)
+    with pytest.raises(
+        SpecError,
+        match=r"Fn runs on python3.12-x86_64 and attaches base, but layers/base/layer.toml does not build it",
+    ):
+        B.plan(project, Target("python3.12"))

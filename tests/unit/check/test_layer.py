@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from layerkit.check.elf import ElfProblem
+from layerkit.check.layer import (
+    LayerValidation,
+    format_validation,
+    modules_from_listing,
+    modules_in_zip,
+    validate_layer,
+)
+from layerkit.errors import BuildError
+from layerkit.project.spec import Project, load_project
+from layerkit.runtime.target import Target, find_interpreter
+
+ROOT = Path(__file__).resolve().parents[3]
+PY39 = Target("python3.9")
+
+
+@pytest.fixture(scope="module")
+def interpreter() -> Path:
+    return find_interpreter(PY39, cwd=ROOT)
+
+
+def make_zip(path: Path, files: Mapping[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def dist(name: str, version: str, files: Mapping[str, str], top_level: str | None = None) -> dict:
+    """Files of an installed distribution: its files plus a dist-info with RECORD."""
+    info = f"python/{name}-{version}.dist-info"
+    record = "".join(f"{f.removeprefix('python/')},sha256=x,1\n" for f in files)
+    record += f"{name}-{version}.dist-info/RECORD,,\n../../bin/{name}-script,sha256=x,1\n"
+    out = {**files, f"{info}/RECORD": record, f"{info}/METADATA": f"Name: {name}\n"}
+    if top_level is not None:
+        out[f"{info}/top_level.txt"] = top_level
+    return out
+
+
+def make_project(root: Path, smoke: Mapping[str, str]) -> Project:
+    """A project with layer `base` and layer `top` (requires base), smoke tests as given."""
+    for name, requires in (("base", "[]"), ("top", '["base"]')):
+        folder = root / "layers" / name
+        folder.mkdir(parents=True)
+        line = ""
+        if name in smoke:
+            (folder / "smoke_test.py").write_text(smoke[name])
+            line = 'smoke = "smoke_test.py"\n'
+        (folder / "layer.toml").write_text(
+            f'requires = {requires}\nbudget = "10 MB"\nruntimes = ["python3.9"]\n{line}'
+        )
+    (root / "template.yaml").write_text("Resources: {}\n")
+    return load_project(root)
+
+
+def test_modules_come_from_record_and_top_level_and_must_exist() -> None:
+    files = {
+        "python/pkg/__init__.py": "",
+        "python/pkg/sub.py": "",
+        "python/single.py": "",
+        "python/_ext.cpython-39-x86_64-linux-gnu.so": "",
+        "python/pkg.libs/libfoo-1234.so.1": "",
+    }
+    names = [*files, "python/x-1.0.dist-info/RECORD", "python/y-1.0.dist-info/top_level.txt"]
+    texts = {
+        "python/x-1.0.dist-info/RECORD": (
+            "pkg/__init__.py,,\npkg/sub.py,,\nsingle.py,,\n"
+            "_ext.cpython-39-x86_64-linux-gnu.so,,\npkg.libs/libfoo-1234.so.1,,\n"
+            "x-1.0.dist-info/RECORD,,\n../../bin/x,,\npruned/__init__.py,,\n"
+        ),
+        # top_level.txt names a module a slimming pass removed: not imported
+        "python/y-1.0.dist-info/top_level.txt": "single\nremoved_by_slim\n",
+    }
+    assert modules_from_listing(names, texts) == ("_ext", "pkg", "single")
+
+
+def test_modules_in_site_packages_layout() -> None:
+    site = "python/lib/python3.9/site-packages"
+    names = [f"{site}/mod/__init__.py", f"{site}/m-1.dist-info/RECORD", "python/other.py"]
+    texts = {f"{site}/m-1.dist-info/RECORD": "mod/__init__.py,,\nother.py,,\n"}
+    # other.py is not under this dist-info's site root
+    assert modules_from_listing(names, texts) == ("mod",)
+
+
+def test_validate_layer_reports_imports_smoke_and_required_layers(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    project = make_project(
+        tmp_path / "project",
+        {"top": "import basemod, topmod\nassert topmod.VALUE == 42, topmod.VALUE\nprint('fine')\n"},
+    )
+    base = make_zip(tmp_path / "base.zip", dist("basemod", "1.0", {"python/basemod.py": "X = 41"}))
+    top_files = {
+        "python/topmod/__init__.py": "import basemod\nVALUE = basemod.X + 1\n",
+        "python/broken/__init__.py": "import missing_dependency\n",
+    }
+    top = make_zip(tmp_path / "top.zip", dist("top", "2.0", top_files, "topmod\nbroken\n"))
+    result = validate_layer(
+        project, "top", PY39, {"base": base, "top": top}, tmp_path / "work", interpreter=interpreter
+    )
+    # only the layer's own distributions are imported; the required layer is on the path
+    assert result.imported == ("topmod",)
+    assert [m for m, _ in result.import_failures] == ["broken"]
+    assert "No module named 'missing_dependency'" in result.import_failures[0][1]
+    assert result.smoke is None
+    assert result.smoke_test == "smoke_test.py"
+    assert not result.ok
+    text = format_validation(result)
+    assert text.startswith("layer top on python3.9-x86_64: FAILED")
+    assert "import broken FAILED:" in text
+    assert "smoke test smoke_test.py: passed" in text
+
+
+def test_failing_smoke_test_is_returned_with_its_output(tmp_path: Path, interpreter: Path) -> None:
+    project = make_project(
+        tmp_path / "project", {"base": "print('working')\nraise SystemExit('wrong answer 41')\n"}
+    )
+    base = make_zip(tmp_path / "base.zip", dist("basemod", "1.0", {"python/basemod.py": ""}))
+    result = validate_layer(
+        project, "base", PY39, {"base": base}, tmp_path / "work", interpreter=interpreter
+    )
+    assert result.imported == ("basemod",)
+    assert result.import_failures == ()
+    assert result.smoke is not None
+    assert "working" in result.smoke
+    assert "wrong answer 41" in result.smoke
+    assert not result.ok
+
+
+def test_smoke_test_gets_the_kept_botocore_services(tmp_path: Path, interpreter: Path) -> None:
+    project = make_project(
+        tmp_path / "project",
+        {"base": "import os\nassert os.environ['LAYERKIT_BOTOCORE_SERVICES'] == 's3,sts'\n"},
+    )
+    (project.root / "layers" / "base" / "layer.toml").write_text(
+        'budget = "10 MB"\nruntimes = ["python3.9"]\nsmoke = "smoke_test.py"\n'
+        '[slim]\nbotocore-services = ["s3", "sts"]\n'
+    )
+    project = load_project(project.root)
+    base = make_zip(tmp_path / "base.zip", dist("basemod", "1.0", {"python/basemod.py": ""}))
+    result = validate_layer(
+        project, "base", PY39, {"base": base}, tmp_path / "work", interpreter=interpreter
+    )
+    assert result.ok, format_validation(result)
+
+
+def test_elf_problems_of_the_layer_only(tmp_path: Path, interpreter: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build a test shared object")
+    src = tmp_path / "memfd.c"
+    src.write_text(
+        '#define _GNU_SOURCE\n#include <sys/mman.h>\nint f(void) { return memfd_create("x", 0); }\n'
+    )
+    lib = tmp_path / "libmemfd.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    project = make_project(tmp_path / "project", {})
+    base = make_zip(
+        tmp_path / "base.zip",
+        {
+            **dist("basemod", "1.0", {"python/basemod.py": ""}),
+            "python/base.libs/a.so": lib.read_bytes(),
+        },
+    )
+    top = make_zip(
+        tmp_path / "top.zip",
+        {
+            **dist("topmod", "1.0", {"python/topmod.py": ""}),
+            "python/top.libs/b.so": lib.read_bytes(),
+        },
+    )
+    result = validate_layer(
+        project, "top", PY39, {"base": base, "top": top}, tmp_path / "work", interpreter=interpreter
+    )
+    assert [p.path for p in result.elf_problems] == ["python/top.libs/b.so"]
+    assert (
+        "needs GLIBC_2.27 but python3.9 (Amazon Linux 2) has 2.26" in result.elf_problems[0].message
+    )
+    assert result.elf_files == 1
+    assert "python/top.libs/b.so: needs GLIBC_2.27" in format_validation(result)
+
+
+def test_missing_required_zip_is_an_error(tmp_path: Path, interpreter: Path) -> None:
+    project = make_project(tmp_path / "project", {})
+    top = make_zip(tmp_path / "top.zip", dist("topmod", "1.0", {"python/topmod.py": ""}))
+    with pytest.raises(BuildError, match="needs the zips of base"):
+        validate_layer(project, "top", PY39, {"top": top}, tmp_path / "w", interpreter=interpreter)
+
+
+def test_ok_and_format_of_a_clean_result() -> None:
+    clean = LayerValidation("core", PY39, (), ("numpy", "pandas"), None, (), "smoke_test.py", 3)
+    assert clean.ok
+    assert format_validation(clean).splitlines() == [
+        "layer core on python3.9-x86_64: OK",
+        "  imports: 2 ok (numpy, pandas)",
+        "  smoke test smoke_test.py: passed",
+        "  ELF: 3 files checked, 0 problems",
+    ]
+    elf_only = LayerValidation("core", PY39, (), ("numpy",), None, (ElfProblem("a.so", "bad"),))
+    assert not elf_only.ok
+    assert "smoke test: none" in format_validation(elf_only)
+
+
+def test_real_layer_zip_listing(tmp_path: Path) -> None:
+    files = dist(
+        "python_dateutil",
+        "2.9.0",
+        {"python/dateutil/__init__.py": "", "python/dateutil/zoneinfo/x.tar.gz": ""},
+        "dateutil\n",
+    )
+    archive = make_zip(tmp_path / "l.zip", files)
+    assert modules_in_zip(archive) == ("dateutil",)

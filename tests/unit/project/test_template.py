@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from layerkit.errors import SpecError
+from layerkit.project.template import load_yaml, parse_template
+
+P = Path("template.yaml")
+
+
+def test_short_tags_become_long_forms() -> None:
+    doc = load_yaml("a: !Ref X\nb: !GetAtt Fn.Arn\nc: !Sub '${S}-x'\nd: !Join [',', [a, b]]\n")
+    assert doc == {
+        "a": {"Ref": "X"},
+        "b": {"Fn::GetAtt": ["Fn", "Arn"]},
+        "c": {"Fn::Sub": "${S}-x"},
+        "d": {"Fn::Join": [",", ["a", "b"]]},
+    }
+
+
+def test_globals_apply_and_layers_resolve_in_order() -> None:
+    from tests.conftest import TEMPLATE
+
+    template = parse_template(TEMPLATE, P)
+    (fn,) = template.functions
+    assert (fn.name, fn.runtime, fn.architecture, fn.layers) == (
+        "fn",
+        "python3.9",
+        "x86_64",
+        ("base", "top"),
+    )
+
+
+def test_unknown_layer_reference_is_named() -> None:
+    text = """
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: dist/functions/fn.zip, Handler: app.h, Runtime: python3.9, Layers: [!Ref Nope]}
+"""
+    with pytest.raises(SpecError, match=r"function Fn attaches layer .*Nope"):
+        parse_template(text, P)
+
+
+def test_function_without_runtime_is_named() -> None:
+    text = "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: dist/functions/fn.zip, Handler: a.b}\n"
+    with pytest.raises(SpecError, match="function Fn has no Runtime"):
+        parse_template(text, P)
+
+
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ("MemorySize: !Ref Mem", "MemorySize must be a literal number"),
+        ("Architectures: !Ref Arch", "Architectures must be a literal list"),
+        ("Runtime: !Ref Rt", "Runtime must be a literal string"),
+    ],
+)
+def test_non_literal_properties_layerkit_needs_are_named(prop: str, message: str) -> None:
+    text = f"""
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: dist/functions/fn.zip
+      Handler: app.h
+      Runtime: python3.9
+      {prop}
+"""
+    with pytest.raises(SpecError, match=message):
+        parse_template(text, P)
+
+
+def test_globals_must_be_a_mapping() -> None:
+    with pytest.raises(SpecError, match="`Globals` must be a mapping"):
+        parse_template("Globals: [a]\nResources: {}\n", P)

@@ -1,0 +1,382 @@
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from layerkit.errors import SandboxError
+from layerkit.project.spec import load_project
+from layerkit.runtime.sandbox import (
+    InvokeResult,
+    Sandbox,
+    extract_zip,
+    invoke,
+    invoke_function,
+    prepare,
+    run_code,
+)
+from layerkit.runtime.target import Target, find_interpreter
+
+ROOT = Path(__file__).resolve().parents[3]
+PY39 = Target("python3.9")
+SITE39 = "python/lib/python3.9/site-packages"
+
+
+@pytest.fixture(scope="module")
+def interpreter() -> Path:
+    return find_interpreter(PY39, cwd=ROOT)
+
+
+def make_zip(path: Path, files: Mapping[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def make_sandbox(
+    tmp_path: Path,
+    interpreter: Path,
+    layers: list[Mapping[str, str]],
+    function: Mapping[str, str] | None = None,
+) -> Sandbox:
+    zips = [make_zip(tmp_path / f"layer{i}.zip", files) for i, files in enumerate(layers)]
+    fn = make_zip(tmp_path / "function.zip", function) if function is not None else None
+    return prepare(tmp_path / "sandbox", zips, fn, interpreter, PY39)
+
+
+def test_report_line_matches_lambda() -> None:
+    result = InvokeResult(True, {}, 812.4, 35.1, 143, "")
+    assert result.report_line() == (
+        "REPORT Init Duration: 812.40 ms Duration: 35.10 ms Max Memory Used: 143 MB"
+    )
+
+
+def test_invoke_returns_handler_value_and_keeps_prints_out_of_it(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    app = (
+        "import sys\n"
+        'print(\'{"not": "the result"}\')\n'
+        "def handler(event, context):\n"
+        "    print('handling', event['n'])\n"
+        "    sys.stderr.write('to stderr\\n')\n"
+        "    return {'double': event['n'] * 2}\n"
+    )
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {"n": 21})
+    assert result.ok
+    assert result.response == {"double": 42}
+    assert "handling 21" in result.logs
+    assert "to stderr" in result.logs
+    assert result.max_memory_mb > 0
+    assert result.report_line().startswith("REPORT Init Duration: ")
+
+
+def test_handler_exception_has_lambda_error_shape(tmp_path: Path, interpreter: Path) -> None:
+    app = "def handler(event, context):\n    raise ValueError('bad record 7')\n"
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {})
+    assert not result.ok
+    assert result.response["errorType"] == "ValueError"
+    assert result.response["errorMessage"] == "bad record 7"
+    assert any("app.py" in line and "handler" in line for line in result.response["stackTrace"])
+
+
+@pytest.mark.parametrize(
+    ("files", "handler", "error_type", "message"),
+    [
+        ({"app.py": "import not_installed_anywhere\n"}, "app.handler", "Runtime.ImportModuleError",
+         "Unable to import module 'app': No module named 'not_installed_anywhere'"),
+        ({"app.py": "x = 1\n"}, "app.handler", "Runtime.HandlerNotFound",
+         "Handler 'handler' missing on module 'app'"),
+        ({"app.py": "def handler(:\n"}, "app.handler", "Runtime.UserCodeSyntaxError",
+         "Syntax error in module 'app'"),
+        ({"app.py": "def handler(e, c):\n    return {1, 2}\n"}, "app.handler",
+         "Runtime.MarshalError", "Unable to marshal response"),
+        ({"pkg/__init__.py": "", "pkg/mod.py": "raise RuntimeError('init failed')\n"},
+         "pkg/mod.handler", "RuntimeError", "init failed"),
+    ],
+)  # fmt: skip
+def test_runtime_errors_are_shaped_like_lambda(
+    tmp_path: Path,
+    interpreter: Path,
+    files: Mapping[str, str],
+    handler: str,
+    error_type: str,
+    message: str,
+) -> None:
+    sandbox = make_sandbox(tmp_path, interpreter, [], files)
+    result = invoke(sandbox, handler, {})
+    assert not result.ok
+    assert result.response["errorType"] == error_type
+    assert result.response["errorMessage"].startswith(message)
+
+
+def test_context_and_environment_look_like_lambda(tmp_path: Path, interpreter: Path) -> None:
+    app = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    return {\n"
+        "        'name': context.function_name,\n"
+        "        'memory': context.memory_limit_in_mb,\n"
+        "        'arn': context.invoked_function_arn,\n"
+        "        'request_id': context.aws_request_id,\n"
+        "        'remaining': context.get_remaining_time_in_millis(),\n"
+        "        'log_group': context.log_group_name,\n"
+        "        'env': {k: os.environ.get(k) for k in event['keys']},\n"
+        "        'cwd': os.getcwd(),\n"
+        "    }\n"
+    )
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    keys = [
+        "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
+        "PYTHONDONTWRITEBYTECODE", "TZ", "_HANDLER", "AWS_ACCESS_KEY_ID",
+    ]  # fmt: skip
+    result = invoke(
+        sandbox, "app.handler", {"keys": keys}, function_name="predictions", memory_mb=1024,
+        timeout_s=30, env={"AWS_REGION": "eu-west-1"},
+    )  # fmt: skip
+    assert result.ok, result.response
+    out = result.response
+    assert out["name"] == "predictions"
+    assert out["memory"] == "1024"
+    assert out["arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:predictions"
+    assert len(out["request_id"]) == 36
+    assert 0 < out["remaining"] <= 30_000
+    assert out["log_group"] == "/aws/lambda/predictions"
+    assert out["cwd"] == str(sandbox.task)
+    assert out["env"] == {
+        "LAMBDA_TASK_ROOT": str(sandbox.task),
+        "AWS_LAMBDA_FUNCTION_NAME": "predictions",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.9",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TZ": ":UTC",
+        "_HANDLER": "app.handler",
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    }
+
+
+def test_search_path_order_is_lambdas(tmp_path: Path, interpreter: Path) -> None:
+    # The same module in all three places: /var/task wins, then site-packages, then python/.
+    layers = [
+        {"python/where.py": "WHERE = 'opt/python'", f"{SITE39}/where.py": "WHERE = 'site'",
+         "python/only_python.py": "WHERE = 'opt/python'"},
+    ]  # fmt: skip
+    sandbox = make_sandbox(tmp_path, interpreter, layers, {"where.py": "WHERE = 'task'"})
+    proc = run_code(
+        sandbox,
+        "import sys, where, only_python\n"
+        "print(where.WHERE, only_python.WHERE)\n"
+        "print(sys.path[:3])\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, paths = proc.stdout.splitlines()
+    assert first == "task opt/python"
+    assert paths == str([str(p) for p in sandbox.search_path])
+    assert sandbox.search_path == (
+        sandbox.task,
+        sandbox.opt / SITE39,
+        sandbox.opt / "python",
+    )
+
+
+def test_later_layer_overwrites_earlier_one(tmp_path: Path, interpreter: Path) -> None:
+    layers = [
+        {"python/shared.py": "VALUE = 'first'", "python/first_only.py": "X = 1"},
+        {"python/shared.py": "VALUE = 'second'"},
+    ]
+    sandbox = make_sandbox(tmp_path, interpreter, layers)
+    proc = run_code(sandbox, "import shared, first_only; print(shared.VALUE, first_only.X)")
+    assert proc.stdout.strip() == "second 1"
+
+
+def test_host_environment_does_not_leak(
+    tmp_path: Path, interpreter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    (leak / "leaked_module.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(leak))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALHOSTKEY00000")
+    sandbox = make_sandbox(tmp_path, interpreter, [])
+    code = (
+        "import importlib.util, os, sys\n"
+        "names = ['pytest', 'layerkit', 'elftools', 'pip', 'setuptools', 'leaked_module']\n"
+        "print([n for n in names if importlib.util.find_spec(n) is not None])\n"
+        "print(os.environ['AWS_ACCESS_KEY_ID'], 'PYTHONPATH' in os.environ, sys.flags.no_site)\n"
+    )
+    proc = run_code(sandbox, code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "AKIAIOSFODNN7EXAMPLE False 1"]
+
+
+def test_no_bytecode_is_written_into_the_sandbox(tmp_path: Path, interpreter: Path) -> None:
+    sandbox = make_sandbox(tmp_path, interpreter, [{"python/mod.py": "X = 1"}], {"app.py": ""})
+    assert run_code(sandbox, "import mod, app").returncode == 0
+    assert not list(sandbox.opt.rglob("__pycache__"))
+    assert not list(sandbox.task.rglob("__pycache__"))
+
+
+def test_run_code_reports_exit_status_and_traceback(tmp_path: Path, interpreter: Path) -> None:
+    sandbox = make_sandbox(tmp_path, interpreter, [])
+    script = tmp_path / "smoke.py"
+    script.write_text("import sys\nprint(sys.argv[1:])\nraise SystemExit('smoke failed: x')\n")
+    proc = run_code(sandbox, script, args=["a"])
+    assert proc.returncode == 1
+    assert proc.stdout == "['a']\n"
+    assert "smoke failed: x" in proc.stderr
+    crash = run_code(sandbox, "import json\njson.loads('{')\n")
+    assert crash.returncode == 1
+    assert "JSONDecodeError" in crash.stderr
+
+
+def test_handler_timeout(tmp_path: Path, interpreter: Path) -> None:
+    app = "import time\ndef handler(event, context):\n    time.sleep(30)\n"
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {}, timeout_s=0.5)
+    assert not result.ok
+    assert result.response["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 0.50 seconds" in result.response["errorMessage"]
+
+
+def test_memory_above_limit_is_out_of_memory(tmp_path: Path, interpreter: Path) -> None:
+    app = "def handler(event, context):\n    block = bytearray(200 * 1024 * 1024)\n    return 1\n"
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {}, memory_mb=128)
+    assert not result.ok
+    assert result.response["errorType"] == "Runtime.OutOfMemory"
+    assert result.max_memory_mb >= 200
+
+
+def test_crashing_process_is_reported(tmp_path: Path, interpreter: Path) -> None:
+    app = (
+        "import os, signal\n"
+        "def handler(event, context):\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"
+    )
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {})
+    assert not result.ok
+    assert result.response["errorType"] == "Runtime.ExitError"
+    assert "SIGSEGV" in result.response["errorMessage"]
+
+
+def test_function_folder_is_copied_without_bytecode(tmp_path: Path, interpreter: Path) -> None:
+    folder = tmp_path / "fn"
+    (folder / "__pycache__").mkdir(parents=True)
+    (folder / "app.py").write_text("def handler(e, c):\n    return 'from folder'\n")
+    (folder / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"junk")
+    sandbox = prepare(tmp_path / "sandbox", [], folder, interpreter, PY39)
+    assert invoke(sandbox, "app.handler", {}).response == "from folder"
+    assert not (sandbox.task / "__pycache__").exists()
+
+
+def test_skip_bytecode_leaves_pyc_out(tmp_path: Path, interpreter: Path) -> None:
+    layer = make_zip(
+        tmp_path / "l.zip",
+        {"python/m.py": "", "python/__pycache__/m.cpython-39.pyc": "x", "python/n.pyc": "x"},
+    )
+    sandbox = prepare(tmp_path / "sb", [layer], None, interpreter, PY39, skip_bytecode=True)
+    assert sorted(p.name for p in sandbox.opt.rglob("*") if p.is_file()) == ["m.py"]
+
+
+@pytest.mark.parametrize("name", ["../evil.py", "/etc/evil.py", "python/../../evil.py"])
+def test_unsafe_zip_entries_are_refused(tmp_path: Path, name: str) -> None:
+    archive = make_zip(tmp_path / "bad.zip", {name: "x"})
+    with pytest.raises(SandboxError, match="absolute path or climbs out"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.py").exists()
+
+
+def test_symlink_entries_are_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("python/link")
+        info.external_attr = 0o120777 << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(SandboxError, match="symbolic link"):
+        extract_zip(archive, tmp_path / "out")
+
+
+def test_prepare_refuses_a_used_folder_and_a_relative_interpreter(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "stale.py").write_text("")
+    with pytest.raises(SandboxError, match="not empty"):
+        prepare(tmp_path / "used", [], None, interpreter, PY39)
+    with pytest.raises(SandboxError, match="find_interpreter"):
+        prepare(tmp_path / "fresh", [], None, Path("python3.9"), PY39)
+
+
+def test_event_must_be_json(tmp_path: Path, interpreter: Path) -> None:
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": ""})
+    with pytest.raises(SandboxError, match="JSON"):
+        invoke(sandbox, "app.handler", {"when": object()})
+
+
+def test_bootstrap_runs_on_every_supported_interpreter(tmp_path: Path) -> None:
+    target = Target("python3.12")
+    interpreter = find_interpreter(target, cwd=ROOT)
+    app = "import sys\ndef handler(e, c):\n    return list(sys.version_info[:2])\n"
+    fn = make_zip(tmp_path / "f.zip", {"app.py": app})
+    sandbox = prepare(tmp_path / "sb", [], fn, interpreter, target)
+    result = invoke(sandbox, "app.handler", {})
+    assert result.response == [3, 12]
+
+
+TEMPLATE = """\
+Resources:
+  BaseLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: dist/layers/base.zip
+  TopLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: dist/layers/top.zip
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: dist/functions/fn.zip
+      Handler: app.handler
+      Runtime: python3.9
+      MemorySize: 512
+      Timeout: 7
+      Layers: [!Ref BaseLayer, !Ref TopLayer]
+"""
+
+
+def test_invoke_function_uses_the_template(tmp_path: Path, interpreter: Path) -> None:
+    for name in ("base", "top"):
+        (tmp_path / "layers" / name).mkdir(parents=True)
+        (tmp_path / "layers" / name / "layer.toml").write_text('budget = "1 MB"\n')
+    (tmp_path / "functions" / "fn").mkdir(parents=True)
+    (tmp_path / "template.yaml").write_text(TEMPLATE)
+    out = tmp_path / "dist"
+    (out / "layers").mkdir(parents=True)
+    (out / "functions").mkdir()
+    make_zip(out / "layers" / "base.zip", {"python/shared.py": "WHO = 'base'"})
+    make_zip(out / "layers" / "top.zip", {"python/shared.py": "WHO = 'top'"})
+    app = (
+        "import shared\n"
+        "def handler(event, context):\n"
+        "    return [shared.WHO, context.function_name, context.memory_limit_in_mb,\n"
+        "            context.get_remaining_time_in_millis() <= 7000, event]\n"
+    )
+    make_zip(out / "functions" / "fn.zip", {"app.py": app})
+    project = load_project(tmp_path)
+    result = invoke_function(project, "Fn", {"x": 1}, out, interpreter=interpreter)
+    assert result.ok, result.response
+    assert result.response == ["top", "fn", "512", True, {"x": 1}]
+    (out / "layers" / "top.zip").unlink()
+    with pytest.raises(SandboxError, match=r"top\.zip does not exist"):
+        invoke_function(project, "fn", {}, out, interpreter=interpreter)
