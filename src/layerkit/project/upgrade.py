@@ -15,7 +15,7 @@ so only the runtime tokens change; layer.toml is edited with tomlkit, which keep
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,3 +173,29 @@ def upgrade_layer_toml(path: Path, new: str) -> FileChange:
     doc["runtimes"] = array
     change = f"runtimes: {', '.join(runtimes)} -> {', '.join(updated)}"
     return FileChange(path, before, tomlkit.dumps(doc), (change,))
+
+
+@dataclass(frozen=True)
+class VersionMove:
+    """A distribution whose locked version differs between two targets (None: not locked)."""
+
+    name: str
+    before: str | None
+    after: str | None
+
+    def describe(self) -> str:
+        """``numpy 2.0.2 -> 2.2.6``, ``+ tzdata 2025.2``, ``- urllib3 1.26.20``."""
+        if self.before is None:
+            return f"+ {self.name} {self.after}"
+        if self.after is None:
+            return f"- {self.name} {self.before}"
+        return f"{self.name} {self.before} -> {self.after}"
+
+
+def version_moves(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[VersionMove, ...]:
+    """What a runtime change moves: every distribution locked differently, sorted by name."""
+    return tuple(
+        VersionMove(name, before.get(name), after.get(name))
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    )

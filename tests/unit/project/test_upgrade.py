@@ -108,3 +108,17 @@ def test_layer_toml_bad_runtimes_is_one_paragraph(tmp_path):
     path.write_text("runtimes = 3\n")
     with pytest.raises(SpecError, match=r"layer\.toml: `runtimes` must be a list"):
         upgrade_layer_toml(path, "python3.12")
+
+
+def test_version_moves_lists_changed_added_and_removed():
+    from layerkit.project.upgrade import version_moves
+
+    moves = version_moves(
+        {"numpy": "2.0.2", "six": "1.17.0", "urllib3": "1.26.20"},
+        {"numpy": "2.2.6", "six": "1.17.0", "tzdata": "2025.2"},
+    )
+    assert [m.describe() for m in moves] == [
+        "numpy 2.0.2 -> 2.2.6",
+        "+ tzdata 2025.2",
+        "- urllib3 1.26.20",
+    ]
