@@ -20,6 +20,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from layerkit import training
+from layerkit.build import cache as build_cache
 from layerkit.build import lock as locker
 from layerkit.build import pipeline as builder
 from layerkit.build.manifest import read_manifest
@@ -91,6 +92,7 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
     for path, rec in sorted(result.records.items()):
         status = status_of.get(findings.get(path, ""), "ok")
         status += " (built)" if path in result.built else ""
+        status += " (from cache)" if path in result.cached else ""
         rows.append(
             [path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status]
         )
@@ -98,20 +100,39 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
     return f"{result.out_dir} ({result.target.key})\n" + format_table(headers, rows)
 
 
+def _cache(project: Project, option: str | None) -> build_cache.CacheStore | None:
+    """The shared build cache from --cache, LAYERKIT_CACHE or [tool.layerkit] cache."""
+    url, source = build_cache.cache_url(project.root, option)
+    if url is None:
+        return None
+    print(f"build cache: {url} (from {source})")
+    return build_cache.open_store(url, source)
+
+
 @task(
     name="all",
     default=True,
     help={
         "runtime": "build for this runtime instead of the template's",
-        "force": "rebuild even fresh artifacts",
+        "force": "rebuild even fresh artifacts (and do not download them from the cache)",
+        "cache": "shared build cache: s3://BUCKET/PREFIX, file:///path, or none "
+        "(default: LAYERKIT_CACHE, else [tool.layerkit] cache in pyproject.toml)",
     },
 )
 @_friendly
-def all_(c: Context, runtime: str | None = None, force: bool = False) -> None:
+def all_(
+    c: Context, runtime: str | None = None, force: bool = False, cache: str | None = None
+) -> None:
     """Build every layer and function package that is not fresh (dist/)."""
     project = _project()
     _lifecycle_warnings(project)
-    result = builder.build(project, _target(project, runtime), force=force, progress=_progress)
+    result = builder.build(
+        project,
+        _target(project, runtime),
+        force=force,
+        progress=_progress,
+        cache=_cache(project, cache),
+    )
     print(_summary(project, result))
 
 
