@@ -31,6 +31,7 @@ from layerkit.deploy import deployer, stagelock
 from layerkit.deploy import releases as release_log
 from layerkit.deploy.clients import clients_for
 from layerkit.deploy.localstage import STATE_DIR, local_stage
+from layerkit.deploy.package import package as package_stage
 from layerkit.errors import DeployError, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
@@ -407,6 +408,28 @@ def deploy(
             print(f"release {out.result.release.release_id} recorded")
 
 
+@task(
+    name="package",
+    help={"stage": "a stage from stages.toml: its bucket receives the zips"},
+)
+@_friendly
+def package_(c: Context, stage: str = "local") -> None:
+    """Upload the current build to a stage's bucket; write dist/template.packaged.yaml for SAM."""
+    project = _project()
+    fresh = builder.require_fresh(project)
+    _refuse_invalid(project, fresh)
+    with _stage_clients(stage) as (st, clients):
+        result = package_stage(project, st, clients, fresh.out_dir, commit=_git_commit())
+    for key in result.uploaded:
+        print(f"uploaded s3://{st.bucket}/{key}")
+    if result.reused:
+        print(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded again)")
+    print(
+        f"wrote {result.template.relative_to(ROOT)} (functions: {', '.join(result.function_names)})"
+    )
+    print(f"deploy it with: {result.deploy_command(f'layerkit-{st.name}', st.region)}")
+
+
 @task(help={"stage": "a stage from stages.toml", "release": "release id (default: the previous)"})
 @_friendly
 def rollback(c: Context, stage: str = "local", release: str | None = None) -> None:
@@ -477,5 +500,15 @@ def report(c: Context, runtime: str | None = None) -> None:
 build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
 ns = Collection(
-    build_ns, validate_ns, invoke_, lock, status, clean, report, deploy, rollback, releases
+    build_ns,
+    validate_ns,
+    invoke_,
+    lock,
+    status,
+    clean,
+    report,
+    deploy,
+    package_,
+    rollback,
+    releases,
 )
