@@ -101,12 +101,15 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
     return f"{result.out_dir} ({result.target.key})\n" + format_table(headers, rows)
 
 
-def _cache(project: Project, option: str | None) -> build_cache.CacheStore | None:
+def _cache(
+    project: Project, option: str | None, announce: bool = True
+) -> build_cache.CacheStore | None:
     """The shared build cache from --cache, LAYERKIT_CACHE or [tool.layerkit] cache."""
     url, source = build_cache.cache_url(project.root, option)
     if url is None:
         return None
-    print(f"build cache: {url} (from {source})")
+    if announce:
+        print(f"build cache: {url} (from {source})")
     return build_cache.open_store(url, source)
 
 
@@ -228,6 +231,7 @@ def _validate_layer(project: Project, name: str, target: Target) -> LayerValidat
         functions=False,
         dependents=False,
         progress=_progress,
+        cache=_cache(project, None, announce=False),  # LAYERKIT_CACHE / [tool.layerkit] in CI
     )
     result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)
     print(format_validation(result))
