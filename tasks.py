@@ -20,6 +20,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from layerkit import training
+from layerkit.build import cache as build_cache
 from layerkit.build import lock as locker
 from layerkit.build import pipeline as builder
 from layerkit.build.manifest import read_manifest
@@ -30,6 +31,7 @@ from layerkit.deploy import deployer, stagelock
 from layerkit.deploy import releases as release_log
 from layerkit.deploy.clients import clients_for
 from layerkit.deploy.localstage import STATE_DIR, local_stage
+from layerkit.deploy.package import package as package_stage
 from layerkit.errors import DeployError, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
@@ -91,6 +93,7 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
     for path, rec in sorted(result.records.items()):
         status = status_of.get(findings.get(path, ""), "ok")
         status += " (built)" if path in result.built else ""
+        status += " (from cache)" if path in result.cached else ""
         rows.append(
             [path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status]
         )
@@ -98,20 +101,42 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
     return f"{result.out_dir} ({result.target.key})\n" + format_table(headers, rows)
 
 
+def _cache(
+    project: Project, option: str | None, announce: bool = True
+) -> build_cache.CacheStore | None:
+    """The shared build cache from --cache, LAYERKIT_CACHE or [tool.layerkit] cache."""
+    url, source = build_cache.cache_url(project.root, option)
+    if url is None:
+        return None
+    if announce:
+        print(f"build cache: {url} (from {source})")
+    return build_cache.open_store(url, source)
+
+
 @task(
     name="all",
     default=True,
     help={
         "runtime": "build for this runtime instead of the template's",
-        "force": "rebuild even fresh artifacts",
+        "force": "rebuild even fresh artifacts (and do not download them from the cache)",
+        "cache": "shared build cache: s3://BUCKET/PREFIX, file:///path, or none "
+        "(default: LAYERKIT_CACHE, else [tool.layerkit] cache in pyproject.toml)",
     },
 )
 @_friendly
-def all_(c: Context, runtime: str | None = None, force: bool = False) -> None:
+def all_(
+    c: Context, runtime: str | None = None, force: bool = False, cache: str | None = None
+) -> None:
     """Build every layer and function package that is not fresh (dist/)."""
     project = _project()
     _lifecycle_warnings(project)
-    result = builder.build(project, _target(project, runtime), force=force, progress=_progress)
+    result = builder.build(
+        project,
+        _target(project, runtime),
+        force=force,
+        progress=_progress,
+        cache=_cache(project, cache),
+    )
     print(_summary(project, result))
 
 
@@ -206,6 +231,7 @@ def _validate_layer(project: Project, name: str, target: Target) -> LayerValidat
         functions=False,
         dependents=False,
         progress=_progress,
+        cache=_cache(project, None, announce=False),  # LAYERKIT_CACHE / [tool.layerkit] in CI
     )
     result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)
     print(format_validation(result))
@@ -386,6 +412,28 @@ def deploy(
             print(f"release {out.result.release.release_id} recorded")
 
 
+@task(
+    name="package",
+    help={"stage": "a stage from stages.toml: its bucket receives the zips"},
+)
+@_friendly
+def package_(c: Context, stage: str = "local") -> None:
+    """Upload the current build to a stage's bucket; write dist/template.packaged.yaml for SAM."""
+    project = _project()
+    fresh = builder.require_fresh(project)
+    _refuse_invalid(project, fresh)
+    with _stage_clients(stage) as (st, clients):
+        result = package_stage(project, st, clients, fresh.out_dir, commit=_git_commit())
+    for key in result.uploaded:
+        print(f"uploaded s3://{st.bucket}/{key}")
+    if result.reused:
+        print(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded again)")
+    print(
+        f"wrote {result.template.relative_to(ROOT)} (functions: {', '.join(result.function_names)})"
+    )
+    print(f"deploy it with: {result.deploy_command(f'layerkit-{st.name}', st.region)}")
+
+
 @task(help={"stage": "a stage from stages.toml", "release": "release id (default: the previous)"})
 @_friendly
 def rollback(c: Context, stage: str = "local", release: str | None = None) -> None:
@@ -456,5 +504,15 @@ def report(c: Context, runtime: str | None = None) -> None:
 build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
 ns = Collection(
-    build_ns, validate_ns, invoke_, lock, status, clean, report, deploy, rollback, releases
+    build_ns,
+    validate_ns,
+    invoke_,
+    lock,
+    status,
+    clean,
+    report,
+    deploy,
+    package_,
+    rollback,
+    releases,
 )

@@ -51,3 +51,7 @@ class SandboxError(LayerkitError):
 
 class DeployError(LayerkitError):
     """A deploy or rollback failed."""
+
+
+class CacheError(LayerkitError):
+    """The shared build cache could not be read or written (a build goes on without it)."""

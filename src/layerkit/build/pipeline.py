@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import __version__
+from layerkit.build import cache as build_cache
 from layerkit.build.archive import write_zip
 from layerkit.build.bytecode import compile_tree, imported_files, top_level_modules
 from layerkit.build.install import install_packages
@@ -103,6 +104,7 @@ class BuildResult:
     built: tuple[str, ...]  # artifact paths rebuilt
     records: Mapping[str, ArtifactRecord]  # every artifact in the manifest
     partition: Partition
+    cached: tuple[str, ...] = ()  # artifact paths downloaded from the build cache instead
 
 
 def output_dir(project: Project, target: Target) -> Path:
@@ -463,11 +465,15 @@ def build(
     dependents: bool = True,
     force: bool = False,
     progress: Progress = _no_progress,
+    cache: build_cache.CacheStore | None = None,
 ) -> BuildResult:
     """Build what is not fresh: every layer (or ``layers``) and every function.
 
     ``layers`` names layers to build; the layers they require are built first when stale (a
     layer is checked on top of them), and with ``dependents`` the layers that require them too.
+    With a ``cache``, an artifact whose input hash has a verified entry there is downloaded
+    instead of built, and what is built is uploaded (``force`` skips the download, not the
+    upload); see :mod:`layerkit.build.cache`.
     """
     target = target or project.deploy_target
     if layers is not None:
@@ -488,6 +494,7 @@ def build(
         planned, lock, part = plan(project, target, layers=layers, functions=functions)
         records = dict(read_manifest(out))
         built: list[str] = []
+        cached: list[str] = []
         todo = [p for p in planned if force or p.state != "fresh"]
         interpreter = find_interpreter(target, cwd=project.root) if todo else Path()
         run = _Run(project, target, lock, part, out, interpreter, progress)
@@ -502,15 +509,21 @@ def build(
             try:
                 records.pop(item.path, None)  # never describe a zip that is being replaced
                 write_manifest(out, target.key, records)
-                if item.kind == "layer":
-                    record = _build_layer(run, project.layer(item.name), item, work)
-                else:
-                    record = _build_function(run, project.function(item.name), item, work, records)
+                record, found = build_cache.through(  # the cache's one hook per artifact
+                    cache,
+                    out,
+                    build_cache.CacheKey(
+                        item.kind, item.name, item.path, target.key, item.input_hash
+                    ),
+                    functools.partial(_build_one, run, item, work, records),
+                    functools.partial(_note, progress, item.label),
+                    lookup=not force,
+                )
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             records[item.path] = record
             write_manifest(out, target.key, records)
-            built.append(item.path)
+            (cached if found is build_cache.Lookup.HIT else built).append(item.path)
             progress(
                 BuildEvent(
                     item.label,
@@ -521,7 +534,21 @@ def build(
             )
         _drop_unknown(out, records, project)
         write_manifest(out, target.key, records)
-    return BuildResult(out, target, tuple(built), records, part)
+    return BuildResult(out, target, tuple(built), records, part, tuple(cached))
+
+
+def _note(progress: Progress, label: str, step: str, detail: str) -> None:
+    """Report a cache step of the artifact ``label`` as a progress event."""
+    progress(BuildEvent(label, step, detail))
+
+
+def _build_one(
+    run: _Run, item: Planned, work: Path, records: Mapping[str, ArtifactRecord]
+) -> ArtifactRecord:
+    """Build one planned artifact in the staging folder ``work``."""
+    if item.kind == "layer":
+        return _build_layer(run, run.project.layer(item.name), item, work)
+    return _build_function(run, run.project.function(item.name), item, work, records)
 
 
 def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Project) -> None:

@@ -25,8 +25,10 @@ from layerkit.build.archive import sha256_file
 from layerkit.check.template import RuntimeStatus, runtime_lifecycle
 from layerkit.deploy.clients import AWS_ERRORS, Clients
 from layerkit.deploy.executor import ApplyResult, apply, utcnow
+from layerkit.deploy.ownership import guard_inv_deploy
 from layerkit.deploy.planner import (
     DEFAULT_HEALTH_EVENT,
+    CurrentState,
     DesiredState,
     FunctionArtifact,
     LayerArtifact,
@@ -172,6 +174,11 @@ class DeployOutcome:
     warnings: tuple[str, ...]
 
 
+def _existing(current: CurrentState) -> list[str]:
+    """The AWS names of the stage's functions that exist now."""
+    return [fn.function_name for fn in current.functions.values()]
+
+
 def deploy(
     desired: DesiredState,
     clients: Clients,
@@ -193,6 +200,7 @@ def deploy(
     """
     if dry_run:
         current = read_current(clients, stage, desired)
+        guard_inv_deploy(clients.lambda_, stage, _existing(current))
         steps = plan(desired, current, stage)
         warnings = tuple(m for m, _ in runtime_problems(steps, today or now().date(), lifecycle))
         return DeployOutcome(stage.name, steps, None, warnings)
@@ -202,6 +210,7 @@ def deploy(
         raise DeployError(f"stage {stage.name!r}: could not take the deploy lock: {exc}") from exc
     with held(clients.s3, stage, lock):
         current = read_current(clients, stage, desired)
+        guard_inv_deploy(clients.lambda_, stage, _existing(current))
         steps = plan(desired, current, stage)
         warnings: list[str] = []
         for message, blocked in runtime_problems(steps, today or now().date(), lifecycle):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found
+from layerkit.deploy.ownership import INV_DEPLOY, OWNER_TAG
 from layerkit.deploy.planner import (
     CreateAlias,
     CreateFunction,
@@ -162,6 +163,7 @@ class _Applier:
             Layers=self._layer_arns(step.config),
             Environment={"Variables": dict(step.config.environment)},
             Publish=False,
+            Tags={OWNER_TAG: INV_DEPLOY},  # see layerkit.deploy.ownership
         )
         self._wait("function_active_v2", step.function_name)
 

@@ -398,6 +398,7 @@ READ_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("lambda", "ListLayerVersions"),
     ("lambda", "GetLayerVersion"),
     ("lambda", "GetFunctionConfiguration"),
+    ("lambda", "GetFunction"),  # the tags: who owns an existing function (deploy.ownership)
     ("lambda", "GetAlias"),
     ("s3", "HeadObject"),
 )
