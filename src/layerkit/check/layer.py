@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from layerkit.build.pipeline import output_dir, plan
-from layerkit.check.elf import ElfProblem, check_files, scan
+from layerkit.check.elf import check_files, scan
+from layerkit.check.findings import Finding
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.sandbox import Sandbox, prepare, run_code
@@ -63,7 +64,7 @@ class LayerValidation:
     import_failures: tuple[tuple[str, str], ...]  # (module, traceback)
     imported: tuple[str, ...]
     smoke: str | None  # None: passed (or the layer has none); else its output and traceback
-    elf_problems: tuple[ElfProblem, ...]
+    elf_problems: tuple[Finding, ...]
     smoke_test: str | None = None  # the smoke test's file name, None if the layer has none
     elf_files: int = 0  # ELF files checked
 
@@ -243,7 +244,7 @@ def validate_layer(
     files = _file_names(own_zip)
     elf_files, unreadable = scan(sandbox.opt, only=files)
     elf_problems = tuple(
-        sorted((*unreadable, *check_files(elf_files, target)), key=lambda p: p.path)
+        sorted((*unreadable, *check_files(elf_files, target)), key=lambda p: p.subject)
     )
     return LayerValidation(
         layer=layer,
@@ -314,5 +315,5 @@ def format_validation(v: LayerValidation) -> str:
         lines.append(f"  smoke test {v.smoke_test} FAILED:")
         lines.append(_indent(v.smoke))
     lines.append(f"  ELF: {v.elf_files} files checked, {len(v.elf_problems)} problems")
-    lines.extend(f"    {p.path}: {p.message}" for p in v.elf_problems)
+    lines.extend(f"    {p}" for p in v.elf_problems)
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.check.elf import ElfProblem
+from layerkit.check.elf import elf_finding
 from layerkit.check.layer import (
     LayerValidation,
     format_validation,
@@ -205,9 +205,12 @@ def test_ok_and_format_of_a_clean_result() -> None:
         "  smoke test smoke_test.py: passed",
         "  ELF: 3 files checked, 0 problems",
     ]
-    elf_only = LayerValidation("core", PY39, (), ("numpy",), None, (ElfProblem("a.so", "bad"),))
+    elf_only = LayerValidation(
+        "core", PY39, (), ("numpy",), None, (elf_finding("a.so", "bad", "elf-glibc"),)
+    )
     assert not elf_only.ok
     assert "smoke test: none" in format_validation(elf_only)
+    assert "    a.so: bad" in format_validation(elf_only).splitlines()
 
 
 def test_real_layer_zip_listing(tmp_path: Path) -> None:
