@@ -163,7 +163,8 @@ def handler_finding(
     except SyntaxError as exc:
         return error(
             f"{rel}:{exc.lineno} does not parse ({exc.msg})",
-            "fix the syntax (for the function's runtime)",
+            "fix the syntax"
+            + (" for Python {}.{}".format(*feature_version) if feature_version else ""),
             "handler-syntax",
         )
     except (UnicodeDecodeError, OSError, KeyError) as exc:
@@ -202,13 +203,15 @@ def handler_findings(
     """A finding for every function whose Handler does not resolve in its package.
 
     ``built_zips`` maps a function's name to its built zip (checked instead of its folder);
-    ``feature_version`` parses the handler modules with that Python's grammar.
+    ``feature_version`` parses the handler modules with that Python's grammar (default: each
+    function's runtime).
     """
     found = []
     for fn in project.functions:
         built = (built_zips or {}).get(fn.name)
         subject = artifact_path("function", fn.name)
-        finding = handler_finding(fn, subject, function_package(fn, built), feature_version)
+        grammar = feature_version or fn.target.python_version
+        finding = handler_finding(fn, subject, function_package(fn, built), grammar)
         if finding is not None:
             found.append(finding)
     return tuple(found)
