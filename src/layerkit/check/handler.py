@@ -123,52 +123,34 @@ def _top_modules(files: Collection[str]) -> list[str]:
     return sorted(rel for rel in files if "/" not in rel and rel.endswith(".py"))
 
 
-def handler_finding(
-    fn: Function, subject: str, package: Package, feature_version: tuple[int, int] | None = None
-) -> Finding | None:
-    """What keeps ``fn``'s Handler from resolving in ``package``, as one error; None if it does."""
-    where = f"function {fn.logical_id} has Handler {fn.handler!r}"
+#: What keeps a Handler from resolving: what is wrong, the fix, and the finding's code.
+Problem = tuple[str, str, str]
 
-    def error(problem: str, fix: str, code: str) -> Finding:
-        return Finding(
-            Severity.ERROR,
-            subject,
-            f"{where}: {problem}; {fix} (checked in {package.display}).",
-            code=code,
-            path=TEMPLATE_FILE,
-        )
 
-    parts = split_handler(fn.handler)
-    if parts is None:
-        return error(
-            "Lambda reads it as MODULE.FUNCTION and finds no dot",
-            f"write it as module.function, e.g. Handler: app.lambda_handler in {TEMPLATE_FILE}",
-            "handler-format",
-        )
-    module, name = parts
-    found = _module_file(module, package.files)
-    if found is None:
-        base = module.replace(".", "/")
-        present = ", ".join(_top_modules(package.files)) or "no top-level .py file"
-        return error(
-            f"the package has no {base}.py (nor {base}/__init__.py), it has {present}",
-            f"point Handler in {TEMPLATE_FILE} at one of those modules, or add {base}.py",
-            "handler-module",
-        )
-    rel, is_source = found
-    if not is_source:
-        return None
+def _missing_module(module: str, files: Collection[str]) -> Problem:
+    base = module.replace(".", "/")
+    present = ", ".join(_top_modules(files)) or "no top-level .py file"
+    return (
+        f"the package has no {base}.py (nor {base}/__init__.py), it has {present}",
+        f"point Handler in {TEMPLATE_FILE} at one of those modules, or add {base}.py",
+        "handler-module",
+    )
+
+
+def _parse(
+    package: Package, rel: str, feature_version: tuple[int, int] | None
+) -> ast.Module | Problem:
     try:
-        tree = ast.parse(package.read(rel), filename=rel, feature_version=feature_version)
+        return ast.parse(package.read(rel), filename=rel, feature_version=feature_version)
     except SyntaxError as exc:
-        return error(
-            f"{rel}:{exc.lineno} does not parse ({exc.msg})",
-            "fix the syntax"
-            + (" for Python {}.{}".format(*feature_version) if feature_version else ""),
-            "handler-syntax",
-        )
+        grammar = " for Python {}.{}".format(*feature_version) if feature_version else ""
+        return (f"{rel}:{exc.lineno} does not parse ({exc.msg})", f"fix the syntax{grammar}",
+                "handler-syntax")  # fmt: skip
     except (UnicodeDecodeError, OSError, KeyError) as exc:
-        return error(f"{rel} cannot be read ({exc})", "save it as UTF-8 text", "handler-syntax")
+        return f"{rel} cannot be read ({exc})", "save it as UTF-8 text", "handler-syntax"
+
+
+def _missing_callable(rel: str, tree: ast.Module, module: str, name: str) -> Problem | None:
     names = module_level_names(tree)
     if names is None or name in names:
         return None
@@ -185,7 +167,53 @@ def handler_finding(
         else f"define {name}(event, context) at module level in {rel}, or fix Handler in "
         f"{TEMPLATE_FILE}"
     )
-    return error(f"{rel} defines no {name} at module level ({defines})", fix, "handler-callable")
+    return f"{rel} defines no {name} at module level ({defines})", fix, "handler-callable"
+
+
+def handler_problem(
+    handler: str, package: Package, feature_version: tuple[int, int] | None = None
+) -> Problem | None:
+    """What keeps ``handler`` from resolving in ``package`` (None: it resolves)."""
+    parts = split_handler(handler)
+    if parts is None:
+        return (
+            "Lambda reads it as MODULE.FUNCTION and finds no dot",
+            f"write it as module.function, e.g. Handler: app.lambda_handler in {TEMPLATE_FILE}",
+            "handler-format",
+        )
+    module, name = parts
+    found = _module_file(module, package.files)
+    if found is None:
+        return _missing_module(module, package.files)
+    rel, is_source = found
+    if not is_source:
+        return None
+    tree = _parse(package, rel, feature_version)
+    if isinstance(tree, tuple):
+        return tree
+    return _missing_callable(rel, tree, module, name)
+
+
+def handler_finding(
+    fn: Function, subject: str, package: Package, feature_version: tuple[int, int] | None = None
+) -> Finding | None:
+    """What keeps ``fn``'s Handler from resolving in ``package``, as one error; None if it does.
+
+    One paragraph naming template.yaml, the function's logical id, the Handler, the fix and
+    the package that was read.
+    """
+    problem = handler_problem(fn.handler, package, feature_version)
+    if problem is None:
+        return None
+    what, fix, code = problem
+    return Finding(
+        Severity.ERROR,
+        subject,
+        f"function {fn.logical_id} has Handler {fn.handler!r}: {what}; {fix} (checked in "
+        f"{package.display}).",
+        code=code,
+        path=TEMPLATE_FILE,
+    )
 
 
 def function_package(fn: Function, built: Path | None) -> Package:

@@ -21,16 +21,7 @@ from layerkit.errors import CheckError
 from layerkit.project.spec import load_project
 from layerkit.runtime.lifecycle import runtime_lifecycle
 from tests.conftest import REPO, TEMPLATE
-
-TABLE = {
-    "python3.9": {
-        "deprecated": "2025-12-15",
-        "create-block": "2026-06-01",
-        "update-block": "2026-07-01",
-        "successor": "python3.14",
-    },
-    "python3.14": {"deprecated": None, "create-block": None, "update-block": None},
-}
+from tests.unit.runtime.test_lifecycle import TABLE
 
 
 def test_a_live_runtime_needs_no_warning() -> None:
