@@ -144,8 +144,11 @@ def _parse(
         return ast.parse(package.read(rel), filename=rel, feature_version=feature_version)
     except SyntaxError as exc:
         grammar = " for Python {}.{}".format(*feature_version) if feature_version else ""
-        return (f"{rel}:{exc.lineno} does not parse ({exc.msg})", f"fix the syntax{grammar}",
-                "handler-syntax")  # fmt: skip
+        return (
+            f"{rel}:{exc.lineno} does not parse ({exc.msg})",
+            f"fix the syntax{grammar}",
+            "handler-syntax",
+        )
     except (UnicodeDecodeError, OSError, KeyError) as exc:
         return f"{rel} cannot be read ({exc})", "save it as UTF-8 text", "handler-syntax"
 

@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.manifest import artifact_path
 from layerkit.build.pipeline import output_dir, plan
 from layerkit.check.elf import check_files, scan
-from layerkit.check.findings import Finding
+from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.sandbox import Sandbox, prepare, run_code
@@ -69,9 +70,35 @@ class LayerValidation:
     elf_files: int = 0  # ELF files checked
 
     @property
+    def report(self) -> CheckReport:
+        """The failures as findings about the layer's zip (imports, smoke test), then ELF files."""
+        subject = artifact_path("layer", self.layer)
+        where = f"on {self.target.key}"
+        found = [
+            Finding(
+                Severity.ERROR,
+                subject,
+                f"import {module} fails {where}:\n{error}",
+                code="layer-import",
+            )
+            for module, error in self.import_failures
+        ]
+        if self.smoke is not None:
+            found.append(
+                Finding(
+                    Severity.ERROR,
+                    subject,
+                    f"the smoke test fails {where}: {self.smoke}",
+                    code="layer-smoke",
+                    path=self.smoke_test,
+                )
+            )
+        return CheckReport.of(found, self.elf_problems)
+
+    @property
     def ok(self) -> bool:
         """Whether every import, the smoke test and every ELF check passed."""
-        return not self.import_failures and self.smoke is None and not self.elf_problems
+        return self.report.ok
 
 
 def _module_name(entry: str) -> str | None:
