@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from layerkit.build.manifest import artifact_path
+from layerkit.build.package import package_files
 from layerkit.check.findings import Finding, Severity
 from layerkit.project.spec import TEMPLATE_FILE, Function, Project
-
-_SKIP_DIRS = frozenset({"__pycache__", ".git", ".venv", "node_modules"})
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,8 @@ class Package:
 
 
 def folder_package(root: Path, display: str) -> Package:
-    """The files below the folder ``root`` (without ``__pycache__`` and tool folders)."""
-    files = frozenset(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and not _SKIP_DIRS.intersection(p.relative_to(root).parts)
-    )
+    """The files of the function folder ``root`` that its built package would hold."""
+    files = frozenset(rel.as_posix() for rel in package_files(root))
     return Package(display, files, lambda rel: (root / rel).read_text(encoding="utf-8"))
 
 

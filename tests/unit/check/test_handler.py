@@ -15,6 +15,7 @@ from layerkit.check.handler import (
     handler_findings,
     module_level_names,
     split_handler,
+    zip_package,
 )
 from layerkit.project.spec import load_project
 from tests.conftest import REPO, TEMPLATE
@@ -146,9 +147,11 @@ def test_the_built_zip_is_checked_instead_of_the_folder(
 
 
 def test_a_module_shipped_as_bytecode_or_extension_only_is_present(tmp_path: Path) -> None:
-    (tmp_path / "app.cpython-39-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
-    (tmp_path / "legacy.pyc").write_bytes(b"\x00")
-    package = folder_package(tmp_path, "pkg/")
+    built = tmp_path / "fn.zip"
+    with zipfile.ZipFile(built, "w") as zf:
+        zf.writestr("app.cpython-39-x86_64-linux-gnu.so", b"\x7fELF")
+        zf.writestr("legacy.pyc", b"\x00")
+    package = zip_package(built, "fn.zip")
     fn = load_project(REPO).functions[0]
     for handler in ("app.handler", "legacy.handler"):
         assert handler_finding(_with_handler(fn, handler), "s", package) is None
@@ -167,3 +170,13 @@ def test_pure_helpers() -> None:
     assert split_handler(".handler") is None
     assert module_level_names(ast.parse("x, (y, z) = 1, (2, 3)\nw += 1\n")) == {"x", "y", "z", "w"}
     assert module_level_names(ast.parse("from a import *\n")) is None
+
+
+def test_the_folder_is_read_as_its_package_would_be(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(event, context): ...\n")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "old.cpython-311.pyc").write_bytes(b"\x00")
+    (tmp_path / "old.pyc").write_bytes(b"\x00")  # host bytecode never goes into a package
+    package = folder_package(tmp_path, "functions/fn/")
+    assert set(package.files) == {"app.py"}
+    assert package.read("app.py").startswith("def handler")
