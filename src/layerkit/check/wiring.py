@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from layerkit.check.findings import Finding, Severity
+from layerkit.check.sizes import MAX_LAYERS
 from layerkit.project.spec import LAYERS_DIR, TEMPLATE_FILE, Function, Project
 from layerkit.project.template import TemplateLayer
-
-MAX_LAYERS = 5
 
 
 def _error(message: str, code: str, *, in_template: bool = True) -> Finding:
