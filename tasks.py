@@ -19,14 +19,15 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from layerkit import training
+from layerkit import check, training
 from layerkit.build import cache as build_cache
 from layerkit.build import lock as locker
 from layerkit.build import pipeline as builder
 from layerkit.build.manifest import read_manifest
+from layerkit.check import Severity
 from layerkit.check.layer import LayerValidation, format_validation, validate_built_layer
-from layerkit.check.sizes import function_totals, size_findings, worst_severity
-from layerkit.check.template import check_template, runtime_problems
+from layerkit.check.sizes import function_totals
+from layerkit.check.template import runtime_findings
 from layerkit.deploy import deployer, stagelock
 from layerkit.deploy import releases as release_log
 from layerkit.deploy.clients import clients_for
@@ -78,8 +79,8 @@ def _target(project: Project, runtime: str | None) -> Target:
 
 
 def _lifecycle_warnings(project: Project) -> None:
-    for problem in runtime_problems(project, date.today()):
-        print(f"{problem.severity}: {problem.message}")
+    for finding in runtime_findings(project, date.today()):
+        print(f"{finding.severity}: {finding.message}")
 
 
 def _progress(event: builder.BuildEvent) -> None:
@@ -87,11 +88,18 @@ def _progress(event: builder.BuildEvent) -> None:
 
 
 def _summary(project: Project, result: builder.BuildResult) -> str:
-    findings = worst_severity(size_findings(project, result.records))
-    status_of = {"error": "OVER BUDGET", "warning": "over budget (accepted)", "info": "ok (S3)"}
+    report = check.run(
+        project, result.target, result.records, today=date.today(), template=False, handlers=False
+    )
+    status_of = {
+        Severity.ERROR: "OVER BUDGET",
+        Severity.WARNING: "over budget (accepted)",
+        Severity.INFO: "ok (S3)",
+    }
     rows = []
     for path, rec in sorted(result.records.items()):
-        status = status_of.get(findings.get(path, ""), "ok")
+        worst = report.worst(path)
+        status = "ok" if worst is None else status_of[worst]
         status += " (built)" if path in result.built else ""
         status += " (from cache)" if path in result.cached else ""
         rows.append(
@@ -255,8 +263,7 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
     project = _project()
     target = _target(project, runtime)
     result = builder.build(project, target, progress=_progress)
-    findings = size_findings(project, result.records)
-    rows = [[f.severity, f.artifact, f.message] for f in findings]
+    report = check.run(project, target, result.records, today=date.today(), out_dir=result.out_dir)
     totals = function_totals(project, result.records)
     print(
         format_table(
@@ -274,21 +281,16 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
             ],
         )
     )
-    for severity, artifact, message in rows:  # sentences, not a table: they are long
-        print(f"{severity}: {artifact}: {message}")
-    template = check_template(project)
-    for problem in template:  # includes the runtime lifecycle warning
-        print(f"template {problem}")
+    for finding in report.findings:  # sentences, not a table: they are long
+        print(f"{finding.severity}: {finding}")  # includes the runtime lifecycle warning
     failed = [
         layer.name
         for layer in project.layers
         if target in layer.targets() and not _validate_layer(project, layer.name, target).ok
     ]
-    errors = [f for f in findings if f.severity == "error"]
-    errors += [p for p in template if p.severity == "error"]  # type: ignore[misc]
-    if errors or failed:
+    if report.errors or failed:
         raise Exit(
-            f"error: validation failed: {len(errors)} size/template error(s)"
+            f"error: validation failed: {len(report.errors)} size/template/handler error(s)"
             + (f"; layers failing on {target.key}: {', '.join(failed)}" if failed else ""),
             code=1,
         )
@@ -349,16 +351,13 @@ def _stage_clients(name: str) -> Iterator[tuple[Any, Any]]:
 
 def _refuse_invalid(project: Project, result: builder.BuildResult) -> None:
     """Refuse to deploy a build that fails the size or template checks."""
-    errors = [
-        f"{f.artifact}: {f.message}"
-        for f in size_findings(project, result.records)
-        if f.severity == "error"
-    ]
-    errors += [p.message for p in check_template(project) if p.severity == "error"]
-    if errors:
+    report = check.run(
+        project, result.target, result.records, today=date.today(), out_dir=result.out_dir
+    )
+    if report.errors:
         raise DeployError(
             "the build fails validation, so nothing was deployed: "
-            + "; ".join(errors)
+            + "; ".join(str(f) for f in report.errors)
             + ". Fix these (see `inv validate`) and deploy again."
         )
 

@@ -47,6 +47,7 @@ from layerkit.check.imports import (
     read_sources,
     stdlib_modules,
 )
+from layerkit.check.sizes import raise_for_layer_limits
 from layerkit.errors import BuildError, BuildLockedError, SpecError
 from layerkit.locking import exclusive
 from layerkit.project.spec import TEMPLATE_FILE, Function, Layer, Project
@@ -534,6 +535,8 @@ def build(
             )
         _drop_unknown(out, records, project)
         write_manifest(out, target.key, records)
+    # a layer above Lambda's unzipped limit fails its build whatever its budget
+    raise_for_layer_limits(records[p.path] for p in planned if p.path in records)
     return BuildResult(out, target, tuple(built), records, part, tuple(cached))
 
 

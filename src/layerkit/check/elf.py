@@ -19,6 +19,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
+from layerkit.check.findings import Finding, Severity
 from layerkit.runtime.target import Target
 
 ELF_MAGIC = b"\x7fELF"
@@ -44,14 +45,6 @@ class ElfFile:
     path: str  # relative to the scanned root, with forward slashes
     machine: str  # "x86_64", "aarch64", ... (or the raw e_machine name if unknown)
     max_glibc: tuple[int, int] | None  # highest GLIBC_x.y in its version needs, None: none
-
-
-@dataclass(frozen=True)
-class ElfProblem:
-    """A file that will not load on the target."""
-
-    path: str
-    message: str
 
 
 def parse_glibc_version(name: str) -> tuple[int, int] | None:
@@ -112,23 +105,29 @@ def _walk(root: Path, only: Collection[str] | None) -> Iterable[tuple[Path, str]
                 yield path, path.relative_to(root).as_posix()
 
 
+def elf_finding(path: str, message: str, code: str) -> Finding:
+    """An error about the ELF file at ``path`` (relative to the scanned tree): it will not load."""
+    return Finding(Severity.ERROR, path, message, code=code, path=path)
+
+
 def scan(
     root: Path, *, only: Collection[str] | None = None
-) -> tuple[tuple[ElfFile, ...], tuple[ElfProblem, ...]]:
+) -> tuple[tuple[ElfFile, ...], tuple[Finding, ...]]:
     """Every ELF file below ``root`` (or among the relative paths ``only``), and unreadable ones.
 
     A file with the ELF magic that pyelftools cannot parse is returned as a problem: a truncated
     or corrupted shared object will not load on Lambda either.
     """
     found: list[ElfFile] = []
-    broken: list[ElfProblem] = []
+    broken: list[Finding] = []
     for path, rel in _walk(Path(root), only):
         if not is_elf(path):
             continue
         try:
             found.append(read_elf(path, rel))
         except (ELFError, OSError, ValueError) as exc:
-            broken.append(ElfProblem(rel, f"starts like an ELF file but cannot be read ({exc})"))
+            message = f"starts like an ELF file but cannot be read ({exc})"
+            broken.append(elf_finding(rel, message, "elf-unreadable"))
     return tuple(found), tuple(broken)
 
 
@@ -141,32 +140,34 @@ def _runtime_os(target: Target) -> str:
     return GLIBC_OS.get(target.glibc, f"glibc {target.glibc[0]}.{target.glibc[1]}")
 
 
-def file_problems(elf: ElfFile, target: Target) -> tuple[ElfProblem, ...]:
+def file_problems(elf: ElfFile, target: Target) -> tuple[Finding, ...]:
     """What keeps one ELF file from loading on ``target`` (pure: architecture, then glibc)."""
-    problems: list[ElfProblem] = []
+    problems: list[Finding] = []
     if elf.machine != target.machine:
         problems.append(
-            ElfProblem(
+            elf_finding(
                 elf.path,
                 f"is built for {elf.machine} but the {target.runtime} {target.architecture} "
                 f"target runs {target.machine}; install the {target.machine} wheel (check the "
                 "platform tag the lock picked) or build the layer for the other architecture",
+                "elf-architecture",
             )
         )
     if elf.max_glibc is not None and elf.max_glibc > target.glibc:
         need = "{}.{}".format(*elf.max_glibc)
         have = "{}.{}".format(*target.glibc)
         problems.append(
-            ElfProblem(
+            elf_finding(
                 elf.path,
                 f"needs GLIBC_{need} but {target.runtime} ({_runtime_os(target)}) has {have}; "
                 f"pin a release with a manylinux_2_{target.glibc[1]} (or older) wheel",
+                "elf-glibc",
             )
         )
     return tuple(problems)
 
 
-def check_files(files: Iterable[ElfFile], target: Target) -> tuple[ElfProblem, ...]:
+def check_files(files: Iterable[ElfFile], target: Target) -> tuple[Finding, ...]:
     """Every problem of every file, in path order (pure)."""
     return tuple(
         p for elf in sorted(files, key=lambda f: f.path) for p in file_problems(elf, target)
@@ -175,12 +176,12 @@ def check_files(files: Iterable[ElfFile], target: Target) -> tuple[ElfProblem, .
 
 def check_tree(
     root: Path, target: Target, *, only: Collection[str] | None = None
-) -> tuple[ElfProblem, ...]:
+) -> tuple[Finding, ...]:
     """Scan ``root`` (or the relative paths ``only`` below it) and check every ELF file."""
     files, broken = scan(root, only=only)
-    return tuple(sorted((*broken, *check_files(files, target)), key=lambda p: p.path))
+    return tuple(sorted((*broken, *check_files(files, target)), key=lambda p: p.subject))
 
 
-def format_problems(problems: Iterable[ElfProblem]) -> str:
+def format_problems(problems: Iterable[Finding]) -> str:
     """One line per problem: ``path: message``."""
-    return "\n".join(f"{p.path}: {p.message}" for p in problems)
+    return "\n".join(str(p) for p in problems)

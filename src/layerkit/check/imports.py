@@ -21,9 +21,9 @@ import functools
 import json
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.check.findings import Finding, Severity
 from layerkit.errors import CheckError
 
 #: What every Lambda Python runtime carries itself, in /var/runtime (AWS documents boto3 and
@@ -32,19 +32,6 @@ RUNTIME_BUILTIN: frozenset[str] = frozenset({"boto3", "botocore"})
 
 #: Exceptions whose handler makes the imports of a ``try`` body optional.
 _OPTIONAL_HANDLERS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
-
-
-@dataclass(frozen=True)
-class ImportProblem:
-    """An import in a function's code that nothing on its runtime provides."""
-
-    file: str
-    line: int
-    module: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
 
 
 def _handler_names(handler: ast.ExceptHandler) -> set[str]:
@@ -137,7 +124,7 @@ def check_function_imports(
     stdlib: frozenset[str],
     runtime_builtin: frozenset[str] = RUNTIME_BUILTIN,
     feature_version: tuple[int, int] | None = None,
-) -> tuple[ImportProblem, ...]:
+) -> tuple[Finding, ...]:
     """Every import in ``files`` (relative path -> source) that nothing provides.
 
     ``provided`` maps a top-level module to who provides it (``"layer core-data-science"``,
@@ -165,12 +152,13 @@ def check_function_imports(
                     "requirements.txt, or to a layer it attaches"
                 )
             problems.append(
-                ImportProblem(
-                    file=file,
+                Finding(
+                    Severity.ERROR,
+                    file,
+                    f"`{module}` is imported, but nothing on the runtime provides it; {fix}.",
+                    code="import-unresolved",
+                    path=file,
                     line=line,
-                    module=module,
-                    message=f"`{module}` is imported, but nothing on the runtime provides it; "
-                    f"{fix}.",
                 )
             )
     return tuple(problems)
@@ -207,7 +195,7 @@ def read_sources(fn_dir: Path, files: Iterable[Path]) -> dict[str, str]:
     return sources
 
 
-def raise_for_problems(function: str, problems: Sequence[ImportProblem]) -> None:
+def raise_for_problems(function: str, problems: Sequence[Finding]) -> None:
     """Raise one CheckError listing every problem of ``function``, if there are any."""
     if problems:
         listing = "\n".join(f"  functions/{function}/{p}" for p in problems)

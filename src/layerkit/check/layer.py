@@ -20,8 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.manifest import artifact_path
 from layerkit.build.pipeline import output_dir, plan
-from layerkit.check.elf import ElfProblem, check_files, scan
+from layerkit.check.elf import check_files, scan
+from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.sandbox import Sandbox, prepare, run_code
@@ -63,14 +65,40 @@ class LayerValidation:
     import_failures: tuple[tuple[str, str], ...]  # (module, traceback)
     imported: tuple[str, ...]
     smoke: str | None  # None: passed (or the layer has none); else its output and traceback
-    elf_problems: tuple[ElfProblem, ...]
+    elf_problems: tuple[Finding, ...]
     smoke_test: str | None = None  # the smoke test's file name, None if the layer has none
     elf_files: int = 0  # ELF files checked
 
     @property
+    def report(self) -> CheckReport:
+        """The failures as findings about the layer's zip (imports, smoke test), then ELF files."""
+        subject = artifact_path("layer", self.layer)
+        where = f"on {self.target.key}"
+        found = [
+            Finding(
+                Severity.ERROR,
+                subject,
+                f"import {module} fails {where}:\n{error}",
+                code="layer-import",
+            )
+            for module, error in self.import_failures
+        ]
+        if self.smoke is not None:
+            found.append(
+                Finding(
+                    Severity.ERROR,
+                    subject,
+                    f"the smoke test fails {where}: {self.smoke}",
+                    code="layer-smoke",
+                    path=self.smoke_test,
+                )
+            )
+        return CheckReport.of(found, self.elf_problems)
+
+    @property
     def ok(self) -> bool:
         """Whether every import, the smoke test and every ELF check passed."""
-        return not self.import_failures and self.smoke is None and not self.elf_problems
+        return self.report.ok
 
 
 def _module_name(entry: str) -> str | None:
@@ -243,7 +271,7 @@ def validate_layer(
     files = _file_names(own_zip)
     elf_files, unreadable = scan(sandbox.opt, only=files)
     elf_problems = tuple(
-        sorted((*unreadable, *check_files(elf_files, target)), key=lambda p: p.path)
+        sorted((*unreadable, *check_files(elf_files, target)), key=lambda p: p.subject)
     )
     return LayerValidation(
         layer=layer,
@@ -314,5 +342,5 @@ def format_validation(v: LayerValidation) -> str:
         lines.append(f"  smoke test {v.smoke_test} FAILED:")
         lines.append(_indent(v.smoke))
     lines.append(f"  ELF: {v.elf_files} files checked, {len(v.elf_problems)} problems")
-    lines.extend(f"    {p.path}: {p.message}" for p in v.elf_problems)
+    lines.extend(f"    {p}" for p in v.elf_problems)
     return "\n".join(lines)

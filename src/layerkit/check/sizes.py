@@ -1,32 +1,30 @@
-"""Size checks of a build against layer budgets and Lambda limits (pure: records in, findings out).
+"""Sizes against budgets and Lambda's limits, from the build manifest's records (pure).
 
-- every layer within the budget in its layer.toml;
-- every function's package plus all the layers it attaches within 262,144,000 bytes unzipped;
-- at most 5 layers per function;
-- a zip above 52,428,800 bytes cannot be sent in the API request: it is flagged "upload through
-  S3" (information: the deploy always goes through S3).
+- a layer over its budget in layer.toml is an error (a warning with a written
+  ``over-budget-reason``);
+- a layer alone above Lambda's 262,144,000-byte unzipped limit is an error whatever its budget:
+  no function can attach it; the message names its largest distributions and what bytecode and
+  remove patterns would save;
+- a function's package plus every layer it attaches above that limit is an error, as is a
+  function with more than 5 layers;
+- a zip above the 50 MiB direct-upload limit is information: it must travel through S3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from layerkit.build.manifest import ArtifactRecord, artifact_path
-from layerkit.project.spec import Project
+from layerkit.check.findings import Finding, Severity
+from layerkit.errors import CheckError
+from layerkit.project.spec import LAYERS_DIR, Project
 
 FUNCTION_UNZIPPED_LIMIT = 262_144_000  # code + all layers, bytes (250 MiB)
 DIRECT_UPLOAD_LIMIT = 52_428_800  # a zip sent in the request itself (50 MiB)
 MAX_LAYERS = 5
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One result of a check: ``error`` fails validation; ``warning`` and ``info`` do not."""
-
-    severity: str
-    artifact: str
-    message: str
+#: The slimming pass that applies a layer's own ``[slim] remove`` patterns.
+REMOVE_PASS = "layer-remove"
 
 
 @dataclass(frozen=True)
@@ -63,62 +61,127 @@ def function_totals(
     return tuple(totals)
 
 
-def size_findings(project: Project, records: Mapping[str, ArtifactRecord]) -> tuple[Finding, ...]:
-    """Every budget and Lambda-limit finding for a build."""
-    found: list[Finding] = []
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _largest(rec: ArtifactRecord, count: int = 3) -> str:
+    sizes = [(n, b) for n, b in rec.distribution_bytes.items() if not n.startswith("(")]
+    top = sorted(sizes, key=lambda item: (-item[1], item[0]))[:count]
+    return ", ".join(f"{name} {_mb(size)}" for name, size in top) or "none recorded"
+
+
+def _bytecode_saving(rec: ArtifactRecord) -> str:
+    mode = str(rec.bytecode.get("mode", "all"))
+    added = int(rec.bytecode.get("added_bytes", 0) or 0)
+    if mode in ("all", "imported") and added > 0:
+        partial = ', "imported" the part a cold start does not load' if mode == "all" else ""
+        return (
+            f'bytecode = "{mode}" adds {_mb(added)}: "none" would save all of it{partial} '
+            "(at the price of compiling at every cold start)"
+        )
+    if mode == "sourceless":
+        return 'bytecode = "sourceless" already ships no sources, so no mode saves more'
+    return f'bytecode = "{mode}" adds nothing, so no bytecode mode saves anything'
+
+
+def _remove_saving(rec: ArtifactRecord) -> str:
+    patterns = sum(
+        int(p.get("removed_bytes", 0) or 0) for p in rec.slim if p.get("name") == REMOVE_PASS
+    )
+    return (
+        f"its [slim] remove patterns save {_mb(patterns)} now; a pattern saves what it matches, "
+        "up to a whole distribution"
+    )
+
+
+def layer_limit_finding(rec: ArtifactRecord) -> Finding | None:
+    """An error for a layer that alone is above Lambda's unzipped limit, whatever its budget."""
+    if rec.kind != "layer" or rec.unzipped_bytes <= FUNCTION_UNZIPPED_LIMIT:
+        return None
+    over = rec.unzipped_bytes - FUNCTION_UNZIPPED_LIMIT
+    return Finding(
+        Severity.ERROR,
+        rec.path,
+        f"layer {rec.name} alone is {rec.unzipped_bytes:,} bytes unzipped, {over:,} bytes over "
+        f"Lambda's {FUNCTION_UNZIPPED_LIMIT:,}-byte limit for a function and all its layers, "
+        f"so no function can attach it (whatever the budget in {LAYERS_DIR}/{rec.name}/"
+        f"layer.toml). Its largest distributions: {_largest(rec)}. {_bytecode_saving(rec)}; "
+        f"{_remove_saving(rec)}. Move a large distribution into a layer of its own, or slim "
+        "this one below the limit.",
+        code="layer-over-limit",
+    )
+
+
+def layer_limit_findings(records: Iterable[ArtifactRecord]) -> tuple[Finding, ...]:
+    """:func:`layer_limit_finding` for every record, in path order."""
+    found = (layer_limit_finding(rec) for rec in sorted(records, key=lambda r: r.path))
+    return tuple(f for f in found if f is not None)
+
+
+def raise_for_layer_limits(records: Iterable[ArtifactRecord]) -> None:
+    """Raise one CheckError if any layer among ``records`` is above Lambda's unzipped limit."""
+    found = layer_limit_findings(records)
+    if found:
+        raise CheckError(" ".join(f.message for f in found))
+
+
+def _budget_finding(project: Project, rec: ArtifactRecord) -> Finding | None:
+    if rec.kind != "layer" or rec.budget is None or rec.unzipped_bytes <= rec.budget:
+        return None
     known = {x.name: x for x in project.layers}
-    for path, rec in sorted(records.items()):
-        if rec.kind == "layer" and rec.budget is not None and rec.unzipped_bytes > rec.budget:
-            over = rec.unzipped_bytes - rec.budget
-            reason = known[rec.name].over_budget_reason if rec.name in known else None
-            message = (
-                f"{rec.unzipped_bytes:,} bytes unzipped is {over:,} bytes over the budget of "
-                f"{rec.budget:,} in layers/{rec.name}/layer.toml"
-            )
-            if reason:
-                found.append(Finding("warning", path, f"{message}; accepted there: {reason}"))
-            else:
-                found.append(Finding("error", path, message))
-        if rec.zipped_bytes > DIRECT_UPLOAD_LIMIT:
-            found.append(
-                Finding(
-                    "info",
-                    path,
-                    f"{rec.zipped_bytes:,} bytes zipped is above the {DIRECT_UPLOAD_LIMIT:,}-byte "
-                    "direct upload limit: upload through S3",
-                )
-            )
+    over = rec.unzipped_bytes - rec.budget
+    reason = known[rec.name].over_budget_reason if rec.name in known else None
+    message = (
+        f"{rec.unzipped_bytes:,} bytes unzipped is {over:,} bytes over the budget of "
+        f"{rec.budget:,} in {LAYERS_DIR}/{rec.name}/layer.toml"
+    )
+    if reason:
+        return Finding(
+            Severity.WARNING, rec.path, f"{message}; accepted there: {reason}", code="budget"
+        )
+    return Finding(Severity.ERROR, rec.path, message, code="budget")
+
+
+def _upload_finding(rec: ArtifactRecord) -> Finding | None:
+    if rec.zipped_bytes <= DIRECT_UPLOAD_LIMIT:
+        return None
+    return Finding(
+        Severity.INFO,
+        rec.path,
+        f"{rec.zipped_bytes:,} bytes zipped is above the {DIRECT_UPLOAD_LIMIT:,}-byte "
+        "direct upload limit: upload through S3",
+        code="s3-upload",
+    )
+
+
+def _function_findings(
+    project: Project, records: Mapping[str, ArtifactRecord]
+) -> Iterable[Finding]:
     for fn in project.functions:
         if len(fn.layers) > MAX_LAYERS:
-            found.append(
-                Finding(
-                    "error",
-                    artifact_path("function", fn.name),
-                    f"attaches {len(fn.layers)} layers; Lambda allows {MAX_LAYERS}",
-                )
+            yield Finding(
+                Severity.ERROR,
+                artifact_path("function", fn.name),
+                f"attaches {len(fn.layers)} layers; Lambda allows {MAX_LAYERS}",
+                code="max-layers",
             )
     for total in function_totals(project, records):
         if total.total > FUNCTION_UNZIPPED_LIMIT:
             parts = ", ".join(f"{n} {b:,}" for n, b in total.layer_bytes.items())
-            found.append(
-                Finding(
-                    "error",
-                    artifact_path("function", total.function),
-                    f"package {total.code_bytes:,} + layers ({parts}) = {total.total:,} bytes "
-                    f"unzipped, over Lambda's {FUNCTION_UNZIPPED_LIMIT:,}-byte limit by "
-                    f"{-total.headroom:,}",
-                )
+            yield Finding(
+                Severity.ERROR,
+                artifact_path("function", total.function),
+                f"package {total.code_bytes:,} + layers ({parts}) = {total.total:,} bytes "
+                f"unzipped, over Lambda's {FUNCTION_UNZIPPED_LIMIT:,}-byte limit by "
+                f"{-total.headroom:,}",
+                code="function-over-limit",
             )
-    return tuple(found)
 
 
-_RANK = {"info": 1, "warning": 2, "error": 3}
-
-
-def worst_severity(findings: tuple[Finding, ...]) -> dict[str, str]:
-    """The most severe finding's severity per artifact (an S3 note never hides an overrun)."""
-    worst: dict[str, str] = {}
-    for f in findings:
-        if _RANK[f.severity] > _RANK.get(worst.get(f.artifact, ""), 0):
-            worst[f.artifact] = f.severity
-    return worst
+def size_findings(project: Project, records: Mapping[str, ArtifactRecord]) -> tuple[Finding, ...]:
+    """Every budget and Lambda-limit finding for a build."""
+    found: list[Finding | None] = []
+    for _, rec in sorted(records.items()):
+        found += [_budget_finding(project, rec), layer_limit_finding(rec), _upload_finding(rec)]
+    return (*(f for f in found if f is not None), *_function_findings(project, records))

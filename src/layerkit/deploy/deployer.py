@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.build.archive import sha256_file
-from layerkit.check.template import RuntimeStatus, runtime_lifecycle
 from layerkit.deploy.clients import AWS_ERRORS, Clients
 from layerkit.deploy.executor import ApplyResult, apply, utcnow
 from layerkit.deploy.ownership import guard_inv_deploy
@@ -42,6 +41,7 @@ from layerkit.deploy.state import read_current
 from layerkit.errors import DeployError
 from layerkit.project.spec import Project
 from layerkit.project.stages import Stage
+from layerkit.runtime.lifecycle import RuntimeStatus, runtime_lifecycle
 
 __all__ = [
     "DeployOutcome",
@@ -179,6 +179,13 @@ def _existing(current: CurrentState) -> list[str]:
     return [fn.function_name for fn in current.functions.values()]
 
 
+def _statuses(
+    desired: DesiredState, today: dt.date, lifecycle: Callable[[str, dt.date], RuntimeStatus]
+) -> dict[str, RuntimeStatus]:
+    """The lifecycle of every runtime ``desired`` deploys, on ``today`` (data for the planner)."""
+    return {r: lifecycle(r, today) for r in sorted({fn.runtime for fn in desired.functions})}
+
+
 def deploy(
     desired: DesiredState,
     clients: Clients,
@@ -202,7 +209,8 @@ def deploy(
         current = read_current(clients, stage, desired)
         guard_inv_deploy(clients.lambda_, stage, _existing(current))
         steps = plan(desired, current, stage)
-        warnings = tuple(m for m, _ in runtime_problems(steps, today or now().date(), lifecycle))
+        statuses = _statuses(desired, today or now().date(), lifecycle)
+        warnings = tuple(m for m, _ in runtime_problems(steps, statuses))
         return DeployOutcome(stage.name, steps, None, warnings)
     try:
         lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
@@ -213,7 +221,8 @@ def deploy(
         guard_inv_deploy(clients.lambda_, stage, _existing(current))
         steps = plan(desired, current, stage)
         warnings: list[str] = []
-        for message, blocked in runtime_problems(steps, today or now().date(), lifecycle):
+        statuses = _statuses(desired, today or now().date(), lifecycle)
+        for message, blocked in runtime_problems(steps, statuses):
             if blocked and not stage.local and not allow_deprecated_runtime:
                 raise DeployError(
                     f"{message} Refusing to deploy to stage {stage.name!r}; pass "

@@ -15,15 +15,14 @@ request may carry.
 from __future__ import annotations
 
 import base64
-import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from layerkit.check.template import RuntimeStatus, lifecycle_source, runtime_lifecycle
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
+from layerkit.runtime.lifecycle import RuntimeStatus
 
 ARTIFACT_PREFIX = "artifacts/"
 DEFAULT_HEALTH_EVENT = b'{"layerkit": "health-check"}'
@@ -507,15 +506,14 @@ def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[St
 
 
 def runtime_problems(
-    steps: Sequence[Step],
-    today: dt.date,
-    lifecycle: Callable[[str, dt.date], RuntimeStatus] = runtime_lifecycle,
+    steps: Sequence[Step], statuses: Mapping[str, RuntimeStatus]
 ) -> tuple[tuple[str, bool], ...]:
     """Runtime lifecycle findings for ``steps``: (message, blocked) pairs.
 
-    The dates come from cfn-lint's lifecycle data (:func:`templatecheck.runtime_lifecycle`).
-    ``blocked`` is True when AWS refuses the step's create or update on ``today``; otherwise
-    the message is a deprecation warning.
+    ``statuses`` holds each runtime's lifecycle on the deploy day, as data (the caller reads
+    them: :func:`layerkit.runtime.lifecycle.runtime_lifecycle`); a runtime not in it is live.
+    ``blocked`` is True when AWS refuses the step's create or update that day; otherwise the
+    message is a deprecation warning.
     """
     findings: dict[str, tuple[str, bool]] = {}
     for step in steps:
@@ -527,9 +525,9 @@ def runtime_problems(
             runtime, action = step.runtime, "update"
         else:
             continue
-        if not runtime:
+        status = statuses.get(runtime) if runtime else None
+        if status is None:
             continue
-        status = lifecycle(runtime, today)
         blocked = status.blocked_for_create if action == "create" else status.blocked_for_update
         block_day = status.create_blocked if action == "create" else status.update_blocked
         later = (
@@ -541,7 +539,7 @@ def runtime_problems(
         if blocked:
             findings[key] = (
                 f"{runtime}: AWS blocks function {action}s since {block_day} "
-                f"({lifecycle_source()}).{later}",
+                f"({status.source}).{later}",
                 True,
             )
         elif status.is_deprecated:

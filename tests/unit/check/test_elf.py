@@ -9,13 +9,13 @@ import pytest
 
 from layerkit.check.elf import (
     ElfFile,
-    ElfProblem,
     check_files,
     check_tree,
     file_problems,
     parse_glibc_version,
     scan_tree,
 )
+from layerkit.check.findings import Finding, Severity
 from layerkit.runtime.target import Target
 
 PY39 = Target("python3.9")  # Amazon Linux 2, glibc 2.26
@@ -180,9 +180,12 @@ def test_check_files_is_pure_and_ordered() -> None:
     problems = check_files(files, PY39)
     assert [p.path for p in problems] == ["a.so", "b.so"]
     assert file_problems(ElfFile("x.so", "aarch64", (2, 30)), PY39_ARM) == (
-        ElfProblem(
+        Finding(
+            Severity.ERROR,
             "x.so",
             "needs GLIBC_2.30 but python3.9 (Amazon Linux 2) has 2.26; pin a release with a "
             "manylinux_2_26 (or older) wheel",
+            code="elf-glibc",
+            path="x.so",
         ),
     )

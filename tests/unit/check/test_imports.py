@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from layerkit.check.findings import Severity
 from layerkit.check.imports import (
     RUNTIME_BUILTIN,
     check_function_imports,
@@ -144,7 +145,9 @@ def test_the_runtime_boto3_counts_only_when_allowed() -> None:
         runtime_builtin=frozenset(),
         **args,  # type: ignore[arg-type]
     )
-    assert (problem.module, problem.line) == ("boto3", 1)
+    assert (problem.path, problem.line) == ("app.py", 1)
+    assert problem.message.startswith("`boto3` is imported")
+    assert (problem.severity, problem.code) == (Severity.ERROR, "import-unresolved")
     assert "boto3" in RUNTIME_BUILTIN
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.check.elf import ElfProblem
+from layerkit.check.elf import elf_finding
+from layerkit.check.findings import CheckReport
 from layerkit.check.layer import (
     LayerValidation,
     format_validation,
@@ -205,9 +206,23 @@ def test_ok_and_format_of_a_clean_result() -> None:
         "  smoke test smoke_test.py: passed",
         "  ELF: 3 files checked, 0 problems",
     ]
-    elf_only = LayerValidation("core", PY39, (), ("numpy",), None, (ElfProblem("a.so", "bad"),))
+    elf_only = LayerValidation(
+        "core", PY39, (), ("numpy",), None, (elf_finding("a.so", "bad", "elf-glibc"),)
+    )
     assert not elf_only.ok
     assert "smoke test: none" in format_validation(elf_only)
+    assert "    a.so: bad" in format_validation(elf_only).splitlines()
+    assert [f.subject for f in elf_only.report.errors] == ["a.so"]
+    assert clean.report == CheckReport()
+    broken = LayerValidation(
+        "core", PY39, (("numpy", "Traceback: boom"),), (), "AssertionError", (), "smoke_test.py"
+    )
+    assert not broken.ok
+    assert [(f.subject, f.code) for f in broken.report.errors] == [
+        ("layers/core.zip", "layer-import"),
+        ("layers/core.zip", "layer-smoke"),
+    ]
+    assert "import numpy fails on python3.9-x86_64" in broken.report.errors[0].message
 
 
 def test_real_layer_zip_listing(tmp_path: Path) -> None:

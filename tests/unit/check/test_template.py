@@ -1,75 +1,42 @@
 from __future__ import annotations
 
+import re
+import shutil
+import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
+
+from layerkit.check.findings import Severity
 from layerkit.check.template import (
     LIFECYCLE_RULES,
+    cfn_lint,
     check_template,
-    lifecycle_problem,
-    lifecycle_table,
-    runtime_lifecycle,
-    wiring_problems,
+    config_file,
+    lifecycle_finding,
 )
+from layerkit.errors import CheckError
 from layerkit.project.spec import load_project
+from layerkit.runtime.lifecycle import runtime_lifecycle
 from tests.conftest import REPO, TEMPLATE
-
-TABLE = {
-    "python3.9": {
-        "deprecated": "2025-12-15",
-        "create-block": "2026-06-01",
-        "update-block": "2026-07-01",
-        "successor": "python3.14",
-    },
-    "python3.14": {"deprecated": None, "create-block": None, "update-block": None},
-}
+from tests.unit.runtime.test_lifecycle import TABLE
 
 
-def test_lifecycle_states_follow_the_dates() -> None:
-    before = runtime_lifecycle("python3.9", date(2025, 12, 14), TABLE)
-    assert (before.is_deprecated, before.blocked_for_create, before.blocked_for_update) == (
-        False,
-        False,
-        False,
-    )
-    between = runtime_lifecycle("python3.9", date(2026, 6, 1), TABLE)
-    assert (between.is_deprecated, between.blocked_for_create, between.blocked_for_update) == (
-        True,
-        True,
-        False,
-    )
-    after = runtime_lifecycle("python3.9", date(2026, 7, 1), TABLE)
-    assert after.blocked_for_update
-    assert after.create_blocked == date(2026, 6, 1)
-    assert after.successor == "python3.14"
-
-
-def test_runtimes_without_dates_or_not_in_the_table_are_live() -> None:
+def test_a_live_runtime_needs_no_warning() -> None:
     for runtime in ("python3.14", "python9.99"):
         status = runtime_lifecycle(runtime, date(2030, 1, 1), TABLE)
-        assert not status.is_deprecated
-        assert not status.blocked_for_create
-        assert not status.blocked_for_update
-        assert lifecycle_problem(status, date(2030, 1, 1)) is None
-
-
-def test_the_dates_come_from_cfn_lints_data() -> None:
-    assert "python3.9" in lifecycle_table()
-    status = runtime_lifecycle("python3.9", date(2026, 11, 24))
-    assert status.deprecated is not None
-    assert status.is_deprecated
-    assert status.create_blocked is not None
-    assert status.update_blocked is not None
+        assert lifecycle_finding(status, date(2030, 1, 1)) is None
 
 
 def test_the_warning_names_dates_successor_and_the_way_out() -> None:
     today = date(2026, 6, 15)
-    problem = lifecycle_problem(
+    problem = lifecycle_finding(
         runtime_lifecycle("python3.9", today, TABLE), today, validated=("python3.12",)
     )
     assert problem is not None
-    assert problem.severity == "warning"
+    assert (problem.severity, problem.code) == (Severity.WARNING, "lifecycle")
     text = problem.message
     assert "deprecated since 2025-12-15" in text
     assert "has blocked creating functions on it since 2026-06-01" in text
@@ -127,67 +94,52 @@ def template(
 
 
 def messages(root: Path, today: date = date(2026, 1, 1)) -> list[str]:
-    return [str(p) for p in check_template(load_project(root), today)]
+    return [f"{f.severity}: {f}" for f in check_template(load_project(root), today).findings]
+
+
+def with_repo_config(root: Path) -> Path:
+    """The project ``root`` with this repository's .cfnlintrc."""
+    shutil.copy2(REPO / ".cfnlintrc", root / ".cfnlintrc")
+    return root
 
 
 ProjectFactory = Callable[..., Path]
 
 
 def test_a_consistent_project_has_only_the_lifecycle_warning(make_project: ProjectFactory) -> None:
-    found = messages(make_project(template=TEMPLATE), today=date(2027, 6, 1))
+    found = messages(with_repo_config(make_project(template=TEMPLATE)), today=date(2027, 6, 1))
     assert len(found) == 1
-    assert found[0].startswith("warning: runtime python3.9 is deprecated")
+    assert found[0].startswith("warning: template.yaml: runtime python3.9 is deprecated")
     assert not any(rule in found[0] for rule in LIFECYCLE_RULES)
 
 
 def test_a_live_runtime_has_no_findings(make_project: ProjectFactory) -> None:
-    root = make_project(template=TEMPLATE)
+    root = with_repo_config(make_project(template=TEMPLATE))
     assert messages(root, today=date(2025, 1, 1)) == []
 
 
-def test_a_layer_folder_missing_from_the_template_is_an_error(
+def test_the_project_config_is_found_under_each_of_cfn_lints_names(
     make_project: ProjectFactory,
 ) -> None:
-    root = make_project(
-        {"base": ([], "six\n"), "top": (["base"], "pytz\n"), "extra": ([], "idna\n")},
-        template=TEMPLATE,
-    )
-    (error,) = [m for m in messages(root) if m.startswith("error")]
-    assert "layers/extra/ has no AWS::Serverless::LayerVersion" in error
+    root = make_project(template=TEMPLATE)
+    assert config_file(root) == root / ".cfnlintrc"  # missing: cfn-lint's defaults
+    (root / ".cfnlintrc.yml").write_text("ignore_checks: [W2531, E2531, E2533]\n")
+    assert config_file(root) == root / ".cfnlintrc.yml"
+    assert cfn_lint(root / "template.yaml", config_file(root)) == ()
 
 
-def test_runtime_and_architecture_must_be_compatible_with_each_layer(
-    make_project: ProjectFactory,
-) -> None:
-    root = make_project(template=template(["base", "top"], runtime="python3.12", arch="arm64"))
-    errors = [m for m in messages(root) if m.startswith("error")]
-    assert sum("lists CompatibleRuntimes ['python3.9']; add python3.12" in m for m in errors) == 2
-    assert sum("runs on arm64" in m for m in errors) == 2
-    assert sum("layer.toml builds the layer for runtimes ['python3.9']" in m for m in errors) == 2
-
-
-def test_a_layer_needs_the_layers_it_requires_attached(make_project: ProjectFactory) -> None:
-    root = make_project(template=template(["base", "top"], attach=["top"]))
-    (error,) = [str(p) for p in wiring_problems(load_project(root))]
-    assert "attaches top, which requires base" in error
-
-
-def test_more_than_five_layers_and_duplicates_are_errors(make_project: ProjectFactory) -> None:
-    names = [f"l{i}" for i in range(6)]
-    root = make_project(
-        {n: ([], "six\n") for n in names},
-        template=template(names, attach=[*names, "l0"]),
-    )
-    errors = [str(p) for p in wiring_problems(load_project(root))]
-    assert any("attaches 7 layers; Lambda allows 5" in m for m in errors)
-    assert any("attaches layer l0 twice" in m for m in errors)
+def test_a_broken_config_is_one_paragraph_naming_the_file(make_project: ProjectFactory) -> None:
+    root = make_project(template=TEMPLATE)
+    (root / ".cfnlintrc").write_text("ignore_check: [W2531]\n")  # a key cfn-lint does not know
+    with pytest.raises(CheckError, match=r"\.cfnlintrc: not a valid cfn-lint configuration"):
+        check_template(load_project(root), date(2026, 1, 1))
 
 
 def test_cfn_lint_errors_are_reported_with_their_line(make_project: ProjectFactory) -> None:
     root = make_project(template=template(["base", "top"], extra="      Tracing: Sideways\n"))
-    errors = [m for m in messages(root) if m.startswith("error")]
+    errors = [m for m in messages(with_repo_config(root)) if m.startswith("error")]
     assert errors
-    assert all(m.startswith("error: template.yaml:") and "cfn-lint E" in m for m in errors)
+    assert all(re.match(r"error: template\.yaml:\d+: cfn-lint E\d{4}: ", m) for m in errors)
     assert any("'Sideways' is not one of" in m for m in errors)
 
 
@@ -195,3 +147,64 @@ def test_the_repository_template_passes() -> None:
     found = messages(REPO, today=date(2026, 11, 24))
     assert [m.split(":")[0] for m in found] == ["warning"]
     assert "python3.9" in found[0]
+
+
+# ---------------------------------------------------------------- one template truth
+
+
+def cfn_lint_cli(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, set[str]]:
+    """What `cfn-lint template.yaml` run in ``folder`` says: its exit code and rule ids.
+
+    cfn-lint's own command-line entry point, in this process (no interpreter starts), finding
+    its configuration the way the command does (the working folder; an empty home).
+    """
+    from cfnlint.runner import main
+
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HOME", str(folder / "home"))
+    monkeypatch.setattr(sys, "argv", ["cfn-lint", "template.yaml"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out = capsys.readouterr().out
+    return int(exited.value.code or 0), set(re.findall(r"^([EWI]\d{4}) ", out, re.MULTILINE))
+
+
+def layerkit_rules(root: Path) -> set[str]:
+    found = check_template(load_project(root), date(2026, 11, 24)).findings
+    return {f.code for f in found if f.code and re.fullmatch(r"[EWI]\d{4}", f.code)}
+
+
+def test_cfn_lint_and_layerkit_agree_on_the_repository_template(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy2(REPO / ".cfnlintrc", repo_copy / ".cfnlintrc")
+    code, rules = cfn_lint_cli(repo_copy, monkeypatch, capsys)
+    assert (code, rules) == (0, set())  # `cfn-lint template.yaml` exits 0 here
+    assert layerkit_rules(repo_copy) == set()
+
+
+def test_cfn_lint_and_layerkit_flag_the_same_rule_on_a_broken_copy(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy2(REPO / ".cfnlintrc", repo_copy / ".cfnlintrc")
+    path = repo_copy / "template.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("    Timeout: 60\n", "    Timeout: 60\n    Tracing: Sideways\n", 1)
+    )
+    code, rules = cfn_lint_cli(repo_copy, monkeypatch, capsys)
+    assert code & 2  # cfn-lint's exit bit for an error
+    assert rules
+    assert layerkit_rules(repo_copy) == rules
+
+
+def test_without_the_config_both_flag_cfn_lints_lifecycle_rule(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, rules = cfn_lint_cli(repo_copy, monkeypatch, capsys)
+    assert code != 0
+    assert rules & set(LIFECYCLE_RULES)
+    assert layerkit_rules(repo_copy) == rules

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from layerkit.check.template import cfn_lint
+from layerkit.check.findings import Severity
+from layerkit.check.template import cfn_lint, config_file
 from layerkit.deploy import package as P
 from layerkit.deploy.ownership import (
     INV_DEPLOY,
@@ -65,8 +66,8 @@ def test_every_zip_is_an_s3_location_in_the_stage_bucket(packaged):
 
 def test_the_packaged_template_passes_cfn_lint(packaged):
     path, _ = packaged
-    problems = cfn_lint(path)
-    assert [p for p in problems if p.severity == "error"] == []
+    problems = cfn_lint(path, config_file(REPO))  # the rules the repo's template is held to
+    assert [p for p in problems if p.severity is Severity.ERROR] == []
 
 
 def test_the_sam_transform_turns_it_into_lambda_resources_with_that_code(packaged, monkeypatch):

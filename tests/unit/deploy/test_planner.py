@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.check.template import runtime_lifecycle
 from layerkit.deploy.deployer import desired_state
 from layerkit.deploy.planner import (
     STEP_TYPES,
@@ -42,6 +41,7 @@ from layerkit.deploy.planner import (
 from layerkit.errors import DeployError
 from layerkit.project.spec import load_project
 from layerkit.project.stages import Stage
+from layerkit.runtime.lifecycle import runtime_lifecycle
 
 REPO = Path(__file__).resolve().parents[3]
 STAGE = Stage(
@@ -249,15 +249,15 @@ TABLE = {
 }
 
 
-def lifecycle(runtime, today):
-    return runtime_lifecycle(runtime, today, TABLE)
+def lifecycle(today):
+    return {"python3.9": runtime_lifecycle("python3.9", today, TABLE)}
 
 
 def test_runtime_blocked_for_create_but_not_yet_for_update():
     steps = plan(desired(), CurrentState(), STAGE) + plan(
         desired(fn_v={"one": "2"}), deployed(desired()), STAGE
     )
-    found = runtime_problems(steps, dt.date(2026, 6, 15), lifecycle)
+    found = runtime_problems(steps, lifecycle(dt.date(2026, 6, 15)))
     assert sorted(blocked for _, blocked in found) == [False, True]
     message = next(m for m, blocked in found if blocked)
     assert "blocks function creates since 2026-06-01" in message
@@ -266,9 +266,9 @@ def test_runtime_blocked_for_create_but_not_yet_for_update():
 
 def test_runtime_findings_none_before_deprecation_and_for_layer_only_plans():
     steps = plan(desired(), CurrentState(), STAGE)
-    assert runtime_problems(steps, dt.date(2025, 1, 1), lifecycle) == ()
+    assert runtime_problems(steps, lifecycle(dt.date(2025, 1, 1))) == ()
     layer_only = (s for s in steps if isinstance(s, (PublishLayerVersion, RecordRelease)))
-    assert runtime_problems(tuple(layer_only), dt.date(2027, 1, 1), lifecycle) == ()
+    assert runtime_problems(tuple(layer_only), lifecycle(dt.date(2027, 1, 1))) == ()
 
 
 # ---------------------------------------------------------------- desired_state (manifest glue)
