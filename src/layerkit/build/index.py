@@ -3,11 +3,13 @@
 The lock asks it two questions uv does not answer in a form it can use: which releases of a
 distribution have a wheel that loads on the target (to leave out the others), and what a locked
 distribution requires (to name the chain behind a conflict). :class:`PackageIndex` is the small
-protocol the lock depends on; :class:`PyPI` reads pypi.org's JSON APIs, and tests hand in fakes.
+protocol the lock depends on; :class:`PyPI` reads pypi.org's simple index (PEP 691 JSON) and the
+wheels' metadata files (PEP 658), and tests hand in fakes.
 """
 
 from __future__ import annotations
 
+import email.parser
 import json
 import urllib.error
 import urllib.request
@@ -76,7 +78,7 @@ def _get_json(url: str, accept: str = "application/json") -> dict[str, object]:
 
 
 class PyPI:
-    """pypi.org's simple (PEP 691 JSON) and release JSON APIs, cached per instance."""
+    """pypi.org's simple index (PEP 691 JSON) and wheel metadata (PEP 658), cached per instance."""
 
     def __init__(self, base: str = PYPI) -> None:
         self.base = base.rstrip("/")
@@ -108,10 +110,19 @@ class PyPI:
         return self._files[key]
 
     def requires_dist(self, name: str, version: str) -> tuple[str, ...]:
-        """The ``Requires-Dist`` lines of one release, from the release JSON API."""
+        """The ``Requires-Dist`` lines of one release, from a wheel's PEP 658 metadata file."""
         key = (canonicalize_name(name), version)
         if key not in self._requires:
-            info = _get_json(f"{self.base}/pypi/{key[0]}/{version}/json").get("info")
-            lines = info.get("requires_dist") if isinstance(info, dict) else None
-            self._requires[key] = tuple(str(x) for x in lines or ())
+            wheels = [
+                f for f in self.files(name) if f.is_wheel and str(f.version) == version and f.url
+            ]
+            lines: list[str] = []
+            for f in wheels[:1]:  # every wheel of a release declares the same dependencies
+                try:
+                    with urllib.request.urlopen(f"{f.url}.metadata", timeout=20) as resp:
+                        text = resp.read().decode("utf-8", "replace")
+                except (urllib.error.URLError, OSError):
+                    break
+                lines = email.parser.Parser().parsestr(text).get_all("Requires-Dist") or []
+            self._requires[key] = tuple(str(x) for x in lines)
         return self._requires[key]

@@ -517,10 +517,12 @@ def explain_failure(
     if name is not None:
         return no_wheel_error(project, target, name, index.files(name), log)
     conflict = find_conflict(project, target, uv, index)
+    if isinstance(conflict, LayerkitError):
+        return conflict
     if conflict is not None:
         return LockError(f"{conflict} uv's full output: {log}.")
     cause = next((ln.strip() for ln in stderr.splitlines() if "cause:" in ln), "")
-    cause = cause.removeprefix("cause:").strip()
+    cause = cause.removeprefix("cause:").strip().rstrip(".")
     cause = cause if len(cause) <= 300 else cause[:297] + "..."
     files = ", ".join(
         str(source_file(project, s)) for s, r in sources(project, target).items() if r
@@ -533,10 +535,18 @@ def explain_failure(
 
 
 def no_wheel_error(
-    project: Project, target: Target, name: str, files: Sequence[IndexFile], log: Path
+    project: Project,
+    target: Target,
+    name: str,
+    files: Sequence[IndexFile],
+    log: Path,
+    lines: Sequence[LineRequirement] | None = None,
 ) -> WheelTagError:
-    """One paragraph: no wheel of ``name`` loads; which releases and tags exist; the fix (pure)."""
-    spots = _spots(project, target, name)
+    """One paragraph: no wheel of ``name`` loads; which releases and tags exist; the fix (pure).
+
+    ``lines`` are the requirement lines at fault (default: every line that names ``name``).
+    """
+    spots = list(lines) if lines is not None else _spots(project, target, name)
     wanted = SpecifierSet(",".join(str(Requirement(r.text).specifier) for r in spots))
     releases: dict[Version, list[IndexFile]] = {}
     for f in files:
@@ -574,9 +584,14 @@ def no_wheel_error(
         return f"{v} ({shown})"
 
     newest = sorted(releases, reverse=True)
-    in_range = [v for v in newest if wanted.contains(v)] or newest
+    in_range = [v for v in newest if wanted.contains(v) and not v.is_prerelease] or newest
     existing = "; ".join(describe(v) for v in in_range[:3]) or "none"
     fitting = [v for v in newest if not v.is_prerelease and fits(v)]
+    where = (
+        "required at " + ", ".join(f"{r.where} ({r.text})" for r in spots)
+        if spots
+        else "pulled in by another requirement"
+    )
     tomls = sorted(
         {
             str(source_file(project, s).parent / "layer.toml")
@@ -600,7 +615,7 @@ def no_wheel_error(
         fix = f"remove {target.runtime} from `runtimes` in {toml}, or choose another package"
     return WheelTagError(
         f"{name} has no release with a wheel that loads on {target.description} "
-        f"({_where(project, target, name)}). Releases{' in that range' if spots else ''}, newest "
+        f"({where}). Releases{' in that range' if spots else ''}, newest "
         f"first: {existing}. Fix: {fix}; then run `inv lock` again. uv's full output: {log}."
     )
 
@@ -685,9 +700,15 @@ def find_conflict(project: Project, target: Target, uv: _Uv, index: PackageIndex
         for req in reqs:
             one = uv.tmp / f"line-{len(lines)}.txt"
             one.write_text(req.text + "\n")
-            ok, out, _ = uv.compile([str(one)], [])
-            if not ok:
-                return None  # that line alone fails: explained by the generic message
+            ok, out, err = uv.compile([str(one)], [])
+            if not ok:  # that line alone cannot be met: say why, for that line
+                name = unusable_name(err)
+                if name is not None:
+                    at_fault = [req] if req.name == name else None
+                    return no_wheel_error(
+                        project, target, name, index.files(name), uv.write_log(), at_fault
+                    )
+                return None
             lines.append(_Line(source, req, parse_compiled(out, {str(one): source})))
     return conflict_between(lines, target, index)
 

@@ -90,3 +90,8 @@ def check_sdist(project: Project, target: Target, pkg: LockedPackage, work: Path
     ]
     interpreter = find_interpreter(target, cwd=project.root)
     return build_wheel(pkg, target, interpreter, work / "sdist-wheels", " and ".join(owners))
+
+
+def sdist_wheel(pkg: LockedPackage, target: Target, dest: Path) -> Path:
+    """At build time: the wheel of the locked sdist ``pkg``, built with the target interpreter."""
+    return build_wheel(pkg, target, find_interpreter(target), dest)
