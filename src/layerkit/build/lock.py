@@ -508,7 +508,7 @@ def explain_failure(
     if found:
         name = found.group(1)
         return SpecError(
-            f"package {name!r} is not on PyPI ({_where(project, target, name)}). Check the "
+            f"package {name!r} is not on PyPI; {_where(project, target, name)}. Check the "
             f"spelling of the requirement. uv's full output: {log}."
         )
     name = unusable_name(stderr)
@@ -613,8 +613,16 @@ def no_wheel_error(
         )
     else:
         fix = f"remove {target.runtime} from `runtimes` in {toml}, or choose another package"
+    pinned = {
+        str(s.version) for r in spots for s in Requirement(r.text).specifier if s.operator == "=="
+    }
+    subject = (
+        f"{name} {pinned.pop()} has no wheel"
+        if len(pinned) == 1
+        else f"{name} has no release with a wheel"
+    )
     return WheelTagError(
-        f"{name} has no release with a wheel that loads on {target.description} "
+        f"{subject} that loads on {target.description} "
         f"({where}). Releases{' in that range' if spots else ''}, newest "
         f"first: {existing}. Fix: {fix}; then run `inv lock` again. uv's full output: {log}."
     )
@@ -754,8 +762,13 @@ def _conflict_sentence(
             f"pin {a[0].req.name} or {b[0].req.name} to releases that agree on {name}, or move "
             "one of them to a layer no function attaches together with the other"
         )
+    alone = ", ".join(
+        f"{line.source} alone resolves {line.graph[canonicalize_name(name)][0]}"
+        for line in sorted({a[0].source: a[0], b[0].source: b[0]}.values(), key=lambda x: x.source)
+    )
     return (
-        f"the requirements for {target.key} clash over {name}: {a[2]}, while {b[2]}, and no "
+        f"the requirements for {target.key} clash over {name} ({name}: {alone}): {a[2]}, while "
+        f"{b[2]}, and no "
         f"{name} release satisfies both. Fix: {fix}, then run `inv lock` again "
         "(every layer of a function is unpacked into the same /opt)."
     )
