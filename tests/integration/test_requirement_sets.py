@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
@@ -154,3 +156,32 @@ def test_allowed_sdist_is_used_only_when_no_wheel_loads(tmp_path: Path) -> None:
     project = load_project(root)
     lock = L.resolve(project, PY39)  # cffi 1.17.1 has a cp39 wheel: the sdist is not used
     assert not lock.package("cffi").is_sdist
+
+
+@pytest.mark.parametrize(
+    ("requirement", "tag"),
+    [
+        ("pyarrow", "manylinux"),  # pyarrow 21 ships cp39 wheels for manylinux_2_28 only
+        ("lxml", "manylinux_2_26"),  # a 2_26 wheel: loads on glibc 2.26, hidden at uv's 2_17
+    ],
+)
+def test_newest_release_with_a_loadable_wheel_wins(
+    tmp_path: Path, requirement: str, tag: str
+) -> None:
+    from layerkit.build.index import PyPI
+
+    root = repo_with(tmp_path, "extra", f"{requirement}\n")
+    pkg = L.resolve(load_project(root), PY39).package(requirement)
+    assert wheel_fits(pkg.filename, PY39), pkg.filename
+    assert tag in pkg.filename
+    files = PyPI().files(requirement)
+    newer = {str(f.version) for f in files if f.version and f.version > Version(pkg.version)}
+    newer = {v for v in newer if not Version(v).is_prerelease}
+    # every newer release has no loadable cp39 wheel (or needs a newer Python)
+    too_new = {
+        str(f.version)
+        for f in files
+        if f.requires_python
+        and not SpecifierSet(f.requires_python).contains(PY39.python_full_version)
+    }
+    assert newer <= L.releases_without_wheel(files, PY39) | too_new
