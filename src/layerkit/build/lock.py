@@ -639,8 +639,8 @@ def _sources_of(project: Project, target: Target, name: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Line:
-    """One requirement line resolved alone: the root of a chain in a conflict."""
+class LineGraph:
+    """One requirement line resolved alone (its graph): where the chains of a conflict start."""
 
     source: str
     req: LineRequirement
@@ -669,7 +669,7 @@ def _path(
 
 
 def _demand(
-    line: _Line, name: NormalizedName, target: Target, index: PackageIndex
+    line: LineGraph, name: NormalizedName, target: Target, index: PackageIndex
 ) -> tuple[SpecifierSet, str] | None:
     """What the chain from ``line`` asks of ``name``, and those words (None: it asks nothing)."""
     chain = _path(line.graph, line.source, name)
@@ -703,7 +703,7 @@ def find_conflict(project: Project, target: Target, uv: _Uv, index: PackageIndex
     asks of it (the line itself, or the requirement of the distribution that pulls it in, its
     markers evaluated for the runtime) is intersected and tested against every release.
     """
-    lines: list[_Line] = []
+    lines: list[LineGraph] = []
     for source, reqs in sources(project, target).items():
         for req in reqs:
             one = uv.tmp / f"line-{len(lines)}.txt"
@@ -717,11 +717,11 @@ def find_conflict(project: Project, target: Target, uv: _Uv, index: PackageIndex
                         project, target, name, index.files(name), uv.write_log(), at_fault
                     )
                 return None
-            lines.append(_Line(source, req, parse_compiled(out, {str(one): source})))
+            lines.append(LineGraph(source, req, parse_compiled(out, {str(one): source})))
     return conflict_between(lines, target, index)
 
 
-def conflict_between(lines: Sequence[_Line], target: Target, index: PackageIndex) -> str | None:
+def conflict_between(lines: Sequence[LineGraph], target: Target, index: PackageIndex) -> str | None:
     """The first clash between two lines' chains, as a sentence with its fix (pure but index)."""
     names = sorted({n for line in lines for n in line.graph})
     for name in names:
@@ -745,8 +745,8 @@ def conflict_between(lines: Sequence[_Line], target: Target, index: PackageIndex
 def _conflict_sentence(
     name: str,
     target: Target,
-    a: tuple[_Line, SpecifierSet, str],
-    b: tuple[_Line, SpecifierSet, str],
+    a: tuple[LineGraph, SpecifierSet, str],
+    b: tuple[LineGraph, SpecifierSet, str],
     versions: Sequence[Version],
 ) -> str:
     direct = [x for x in (a, b) if x[0].req.name == name]

@@ -228,7 +228,7 @@ def test_conflict_names_both_lines_and_the_chain_between_them() -> None:
     boto = LineRequirement("boto3", "boto3>=1.34", Path("layers/aws-utilities/requirements.txt"), 3)
     http = LineRequirement("urllib3", "urllib3>=2", Path("layers/http/requirements.txt"), 1)
     lines = [
-        L._Line(
+        L.LineGraph(
             "layer:aws-utilities",
             boto,
             {
@@ -237,7 +237,7 @@ def test_conflict_names_both_lines_and_the_chain_between_them() -> None:
                 "urllib3": ("1.26.20", ("botocore",)),
             },
         ),
-        L._Line("layer:http", http, {"urllib3": ("2.6.3", ("layer:http",))}),
+        L.LineGraph("layer:http", http, {"urllib3": ("2.6.3", ("layer:http",))}),
     ]
     message = L.conflict_between(lines, Target("python3.9"), FakeIndex())
     assert message is not None
