@@ -363,6 +363,17 @@ class _Uv:
         self.log.append(f"$ uv {' '.join(args)}\n{proc.stdout}{proc.stderr}")
         return proc.returncode == 0, proc.stdout, proc.stderr
 
+    def failing_name(self, stderr: str) -> NormalizedName | None:
+        """The distribution without a usable wheel that made uv fail, if that is the cause.
+
+        Either uv says so, or the requirements pin a release the passes left out.
+        """
+        name = unusable_name(stderr)
+        if name is None:
+            found = (n for n in self.excluded if re.search(rf"\b{re.escape(n)}\b", stderr))
+            name = next(found, None)
+        return name
+
     def write_log(self) -> Path:
         """Write every uv run of this resolution to the target's log; its project-relative path."""
         rel = LOG_DIR / f"lock-{self.target.key}.log"
@@ -406,9 +417,10 @@ def resolve(
         for _ in range(MAX_PASSES):
             ok, _, err = uv.compile(files, ["-o", str(pins_file)])
             if not ok:
-                name = unusable_name(err)
+                name = uv.failing_name(err)
                 if name is not None and name in allowed and name not in uv.sdists:
                     uv.sdists.add(name)  # no wheel loads: the layer allows its sdist
+                    uv.excluded.pop(name, None)  # releases without a wheel are fine now
                     continue
                 raise explain_failure(project, target, err, uv, index)
             graph = parse_compiled(pins_file.read_text(), files)
@@ -511,9 +523,7 @@ def explain_failure(
             f"package {name!r} is not on PyPI; {_where(project, target, name)}. Check the "
             f"spelling of the requirement. uv's full output: {log}."
         )
-    name = unusable_name(stderr)
-    if name is None:  # a pin that only the left-out releases satisfied
-        name = next((n for n in uv.excluded if re.search(rf"\b{re.escape(n)}\b", stderr)), None)
+    name = uv.failing_name(stderr)
     if name is not None:
         return no_wheel_error(project, target, name, index.files(name), log)
     conflict = find_conflict(project, target, uv, index)
