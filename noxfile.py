@@ -12,8 +12,20 @@ import nox
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
-LAYERS = sorted(p.parent.name for p in (ROOT / "layers").glob("*/layer.toml"))
-RUNTIMES = ["python3.9", "python3.12"]
+
+
+def layer_targets(root: Path = ROOT) -> list[tuple[str, str, str]]:
+    """(layer, runtime, architecture) for each target a layer.toml lists (layerkit defaults)."""
+    found = []
+    for toml in sorted((root / "layers").glob("*/layer.toml")):
+        data = nox.project.load_toml(toml)
+        for runtime in data.get("runtimes", ["python3.9"]):
+            for architecture in data.get("architectures", ["x86_64"]):
+                found.append((toml.parent.name, runtime, architecture))
+    return found
+
+
+LAYER_TARGETS = layer_targets()
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
@@ -43,12 +55,16 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("runtime", RUNTIMES, ids=RUNTIMES)
-@nox.parametrize("layer", LAYERS, ids=LAYERS)
-def validate_layers(session: nox.Session, layer: str, runtime: str) -> None:
-    """Build one layer for one runtime and prove it there: imports, smoke test, ELF/glibc."""
+@nox.parametrize(
+    ("layer", "runtime", "architecture"),
+    LAYER_TARGETS,
+    ids=["-".join(t) for t in LAYER_TARGETS],
+)
+def validate_layers(session: nox.Session, layer: str, runtime: str, architecture: str) -> None:
+    """Build one layer for one of its own targets and prove it there: imports, smoke, ELF/glibc."""
     _install(session)
-    session.run("inv", "validate.layer", layer, f"--runtime={runtime}")
+    arch = [] if architecture == "x86_64" else [f"--architecture={architecture}"]
+    session.run("inv", "validate.layer", layer, f"--runtime={runtime}", *arch)
 
 
 @nox.session

@@ -8,22 +8,36 @@ into uv's cache (FACTS.md pitfall 8), so later steps may edit files freely.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from layerkit.build.lock import LockedPackage
+from layerkit.build.sdist import sdist_wheel
 from layerkit.build.uv import run_uv, target_args
 from layerkit.errors import InstallError
 from layerkit.runtime.target import Target
 
 
-def requirement_lines(packages: Sequence[LockedPackage]) -> str:
-    """A hash-pinned requirements file for exactly these locked distributions."""
-    return "".join(
-        f"{p.pin} --hash=sha256:{p.sha256}\n" for p in sorted(packages, key=lambda p: p.name)
-    )
+def requirement_lines(
+    packages: Sequence[LockedPackage], target: Target | None = None, built: Path | None = None
+) -> str:
+    """A hash-pinned requirements file for exactly these locked distributions.
+
+    A locked sdist is built into a wheel in ``built`` first (with the target interpreter, see
+    build/sdist.py) and named by its path, pinned to the hash of that wheel.
+    """
+    lines = []
+    for p in sorted(packages, key=lambda p: p.name):
+        if p.is_sdist and target is not None and built is not None:
+            wheel = sdist_wheel(p, target, built)
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            lines.append(f"{p.name} @ {wheel.as_uri()} --hash=sha256:{digest}\n")
+        else:
+            lines.append(f"{p.pin} --hash=sha256:{p.sha256}\n")
+    return "".join(lines)
 
 
 def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Target) -> None:
@@ -36,7 +50,7 @@ def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Targ
         return
     with tempfile.TemporaryDirectory(prefix="layerkit-install-") as tmp:
         req = Path(tmp) / "requirements.txt"
-        req.write_text(requirement_lines(packages), encoding="utf-8")
+        req.write_text(requirement_lines(packages, target, Path(tmp)), encoding="utf-8")
         proc = run_uv(
             [
                 "pip",

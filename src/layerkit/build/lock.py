@@ -1,9 +1,18 @@
 """One resolution per target for every layer and function, and its partition into layers.
 
-``inv lock`` resolves the union of all requirement files once per target with uv, for the target
-platform and interpreter (markers evaluated for python3.9, not the host), and writes
-``locks/<target>.toml``: one exact wheel (URL, sha256, size) per distribution, and who pulls it in.
-The lock is committed; builds install from it and refuse to run when it is stale.
+``inv lock`` resolves, once per target, the requirement files of exactly the layers that list the
+target (a layer's ``runtimes`` x ``architectures``) and the functions that run on it, with uv, for
+the target platform and interpreter (markers evaluated for python3.9.23, not the host), and
+writes ``locks/<target>.toml``: one exact wheel (URL, sha256, size) per distribution, or the sdist
+of a distribution a layer allows to be built from source, and who pulls it in. The lock is
+committed; builds install from it and refuse to run when it is stale.
+
+Wheels: uv knows no manylinux_2_24/_2_26, so an Amazon Linux 2 target resolves at
+``manylinux_2_28`` (which sees every wheel that loads on glibc 2.26, and some that do not), keeps
+the wheel of each release that the runtime loads, and resolves again without the releases that
+have none: the newest release with a loadable wheel wins. A failure is explained in one paragraph
+(the clashing requirement lines, the chain between them, a fix); uv's own output goes to
+``dist/logs/lock-<target>.log``.
 
 The partition is derived from the lock, never stored: a distribution belongs to the first layer
 (in ``requires`` order) that pulls it in, and a layer never carries what a layer it requires
@@ -20,21 +29,23 @@ import os
 import re
 import sys
 import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
+from layerkit.build.index import IndexFile, PackageIndex, PyPI
+from layerkit.build.sdist import check_sdist
 from layerkit.build.uv import run_uv, target_args
 from layerkit.errors import LayerkitError, LockError, SpecError, WheelTagError
-from layerkit.project.requirements import LineRequirement
+from layerkit.project.requirements import LineRequirement, canonical_text
 from layerkit.project.spec import Project
-from layerkit.runtime.target import Target, wheel_fits, wheel_tags_text
+from layerkit.runtime.target import Target, best_wheel, wheel_fits, wheel_tags_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,7 +62,7 @@ class LockedPackage:
 
     name: NormalizedName
     version: str
-    wheel: str  # URL of the one wheel that fits the target
+    wheel: str  # URL of the one wheel that fits the target (or of the sdist, see is_sdist)
     sha256: str
     size: int
     required_by: tuple[str, ...]  # package names, or sources such as "layer:core-data-science"
@@ -65,6 +76,11 @@ class LockedPackage:
     def pin(self) -> str:
         """``name==version``."""
         return f"{self.name}=={self.version}"
+
+    @property
+    def is_sdist(self) -> bool:
+        """Whether this is a source distribution, built into a wheel with the target's Python."""
+        return not self.filename.endswith(".whl")
 
 
 @dataclass(frozen=True)
@@ -87,28 +103,42 @@ class Lock:
 # ---------------------------------------------------------------- sources and their hashes
 
 
-def sources(project: Project) -> dict[str, tuple[LineRequirement, ...]]:
-    """Every requirement source of the project: ``layer:<name>`` and ``function:<name>``."""
+def sources(
+    project: Project, target: Target | None = None
+) -> dict[str, tuple[LineRequirement, ...]]:
+    """The requirement sources resolved for ``target``: ``layer:<name>`` and ``function:<name>``.
+
+    A layer counts when its layer.toml lists the target, a function when it runs on it; with no
+    target, every source of the project.
+    """
     found: dict[str, tuple[LineRequirement, ...]] = {}
     for layer in project.layers:
-        found[f"layer:{layer.name}"] = layer.requirements
+        if target is None or target in layer.targets():
+            found[f"layer:{layer.name}"] = layer.requirements
     for fn in project.functions:
-        found[f"function:{fn.name}"] = fn.requirements
+        if target is None or fn.target == target:
+            found[f"function:{fn.name}"] = fn.requirements
     return found
 
 
 def source_file(project: Project, source: str) -> Path:
     """The requirements.txt of a source, relative to the project root."""
     kind, _, name = source.partition(":")
-    folder = "layers" if kind == "layer" else "functions"
-    return Path(folder) / name / "requirements.txt"
+    folder = project.layer(name).path if kind == "layer" else project.function(name).path
+    return folder.relative_to(project.root) / "requirements.txt"
 
 
-def input_hashes(project: Project) -> dict[str, str]:
+def source_label(source: str) -> str:
+    """``layer:aws-utilities`` -> ``aws-utilities``; ``function:fn`` -> ``function fn``."""
+    kind, _, name = source.partition(":")
+    return name if kind == "layer" else f"function {name}"
+
+
+def input_hashes(project: Project, target: Target | None = None) -> dict[str, str]:
     """Hash of each source's requirement lines (comments and blank lines do not count)."""
     return {
-        source: hashlib.sha256("\n".join(r.text for r in reqs).encode()).hexdigest()
-        for source, reqs in sources(project).items()
+        source: hashlib.sha256(canonical_text(reqs).encode()).hexdigest()
+        for source, reqs in sources(project, target).items()
     }
 
 
@@ -132,7 +162,8 @@ def render_lock(lock: Lock) -> str:
         f"version = {LOCK_VERSION}",
         f"target = {_quote(lock.target.key)}",
         f"uv-platform = {_quote(lock.target.uv_platform)}",
-        f"python-version = {_quote(lock.target.python_version_text)}",
+        f"python-version = {_quote(lock.target.python_full_version)}",
+        f"glibc = {_quote(lock.target.glibc_text)}",
         "",
         "[inputs]",
     ]
@@ -144,7 +175,7 @@ def render_lock(lock: Lock) -> str:
             f"name = {_quote(pkg.name)}",
             f"version = {_quote(pkg.version)}",
             f"required-by = [{', '.join(_quote(r) for r in pkg.required_by)}]",
-            f"wheel = {_quote(pkg.wheel)}",
+            f"{'sdist' if pkg.is_sdist else 'wheel'} = {_quote(pkg.wheel)}",
             f"sha256 = {_quote(pkg.sha256)}",
             f"size = {pkg.size}",
         ]
@@ -164,7 +195,7 @@ def parse_lock(text: str, path: Path) -> Lock:
             LockedPackage(
                 name=canonicalize_name(p["name"]),
                 version=p["version"],
-                wheel=p["wheel"],
+                wheel=p["wheel"] if "wheel" in p else p["sdist"],
                 sha256=p["sha256"],
                 size=int(p["size"]),
                 required_by=tuple(p["required-by"]),
@@ -189,9 +220,10 @@ def read_lock(project: Project, target: Target) -> Lock:
             f"{display} does not exist: the {target.key} target has not been locked yet. "
             "Run `inv lock` and commit the lock file."
         ) from None
-    changed = stale_sources(lock, input_hashes(project))
+    changed = stale_sources(lock, input_hashes(project, target))
     if changed:
-        files = ", ".join(str(source_file(project, s)) for s in changed)
+        known = sources(project)
+        files = ", ".join(str(source_file(project, s)) if s in known else s for s in changed)
         raise LockError(
             f"{display} is stale: requirements changed since it was written ({files}). "
             "Run `inv lock` to resolve again, then commit the lock."
@@ -218,13 +250,18 @@ def write_lock(project: Project, lock: Lock) -> Path:
 
 # ---------------------------------------------------------------- resolving with uv
 
+#: Where ``inv lock`` writes uv's full output for a target whose resolution failed.
+LOG_DIR = Path("dist") / "logs"
+#: Resolutions per target at most: each leaves out the releases with no loadable wheel.
+MAX_PASSES = 6
+
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
-_NOT_FOUND_RE = re.compile(
-    r"Because ([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry"
-)
-_NO_WHEEL_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s,]+) has no (?:usable )?wheels?")
-_NO_VERSION_RE = re.compile(
-    r"Because there (?:is|are) no versions? of ([A-Za-z0-9][A-Za-z0-9._-]*)"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_NOT_FOUND_RE = re.compile(rf"Because ({_NAME}) was not found in the package registry")
+_WHEELS_REQUIRED_RE = re.compile(r"Wheels are required for `([^`]+)`")
+_NO_WHEEL_RE = re.compile(
+    rf"(?:Because |and )(?:all versions of |only )?({_NAME})[^\s,]* (?:has|have) no "
+    r"(?:usable )?wheels"
 )
 
 
@@ -272,188 +309,145 @@ def parse_compiled(
     return result
 
 
-_HINT_RE = re.compile(
-    r"Wheels are available for `[^`]+` \(v[^)]+\) on the following platforms: (.+)"
-)
+def unusable_name(stderr: str) -> NormalizedName | None:
+    """The distribution uv says has no usable wheel, if that is what its failure says."""
+    found = _WHEELS_REQUIRED_RE.search(stderr) or _NO_WHEEL_RE.search(stderr)
+    return canonicalize_name(found.group(1)) if found else None
 
 
-def _available_tags(name: str, version: str, stderr: str, target: Target) -> list[str]:
-    """Linux tags for the target's machine of the wheels that exist (uv's hint, else PyPI)."""
-    hint = _HINT_RE.search(stderr)
-    if hint:
-        found = re.findall(r"`([^`]+)`", hint.group(1))
-    else:
-        found = [wheel_tags_text(f) for f in _release_wheels(name, version)]
-    relevant = sorted({t for t in found if target.machine in t and "linux" in t})
-    return relevant or sorted(set(found))
-
-
-def _release_wheels(name: str, version: str) -> list[str]:
-    """File names of the wheels PyPI's simple index lists for one release."""
-    request = urllib.request.Request(
-        f"https://pypi.org/simple/{canonicalize_name(name)}/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as resp:
-            files = json.load(resp).get("files", [])
-    except (urllib.error.URLError, OSError, ValueError):
-        return []
-    wheels = []
+def releases_without_wheel(files: Iterable[IndexFile], target: Target) -> set[str]:
+    """Versions whose files include no wheel that loads on ``target`` (left out of the lock)."""
+    fits: dict[str, bool] = {}
     for f in files:
-        try:
-            dist, release, _, _ = parse_wheel_filename(f["filename"])
-        except (ValueError, KeyError):
+        version = f.version
+        if version is None:
             continue
-        if dist == canonicalize_name(name) and str(release) == version:
-            wheels.append(f["filename"])
-    return wheels
+        ok = f.is_wheel and wheel_fits(f.filename, target)
+        fits[str(version)] = fits.get(str(version), False) or ok
+    return {v for v, ok in fits.items() if not ok}
 
 
-def _where(project: Project, name: str) -> str:
-    spots = [
-        f"{req.where} ({req.text})"
-        for reqs in sources(project).values()
-        for req in reqs
-        if req.name == canonicalize_name(name)
-    ]
-    return "; required at " + ", ".join(spots) if spots else ""
+@dataclass
+class _Uv:
+    """``uv pip compile`` for one target, with the passes' exclusions; keeps every output."""
 
+    project: Project
+    target: Target
+    tmp: Path
+    sdists: set[str] = field(default_factory=set)
+    excluded: dict[NormalizedName, set[str]] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
 
-def _explain_failure(project: Project, target: Target, stderr: str) -> LayerkitError:
-    """Turn uv's failure into an error that names the package, the version and the fix."""
-    found = _NOT_FOUND_RE.search(stderr)
-    if found:
-        name = found.group(1)
-        return SpecError(
-            f"package {name!r} is not on PyPI{_where(project, name)}. Check the spelling of "
-            "the requirement."
+    def compile(self, files: Iterable[str], extra: Sequence[str]) -> tuple[bool, str, str]:
+        constraints = self.tmp / "excluded.txt"
+        constraints.write_text(
+            "".join(
+                f"{name}{','.join(f'!={v}' for v in sorted(vs))}\n"
+                for name, vs in sorted(self.excluded.items())
+            )
         )
-    found = _NO_WHEEL_RE.search(stderr)
-    if found:
-        name, version = found.groups()
-        tags = ", ".join(_available_tags(name, version, stderr, target)) or "none (sdist only)"
-        return WheelTagError(
-            f"{name} {version} has no wheel that loads on {target.runtime} "
-            f"({target.machine}, glibc {target.glibc[0]}.{target.glibc[1]})"
-            f"{_where(project, name)}. "
-            f"The wheels that exist are tagged: {tags}. Pick a version with a "
-            f"manylinux_2_{target.glibc[1]} (or older) {target.machine} wheel for "
-            f"cp{target.python_version[0]}{target.python_version[1]}."
-        )
-    files = ", ".join(str(source_file(project, s)) for s, reqs in sources(project).items() if reqs)
-    return LockError(
-        f"the requirements cannot be resolved together for {target.key} (from {files}); uv "
-        f"explains which lines conflict:\n{stderr.strip()}\nChange the requirement lines it "
-        "names and run `inv lock` again."
-    )
-
-
-def _compile(
-    project: Project, target: Target, files: Mapping[str, str], extra: list[str]
-) -> tuple[bool, str, str]:
-    proc = run_uv(
-        [
+        args = [
             "pip",
             "compile",
             *files,
-            *target_args(target),
+            *target_args(self.target, self.sdists),
             "--no-header",
             "--quiet",
             "--annotation-style",
             "split",
+            "-c",
+            str(constraints),
             *extra,
-        ],
-        cwd=project.root,
-    )
-    return proc.returncode == 0, proc.stdout, proc.stderr
+        ]
+        proc = run_uv(args, cwd=self.project.root)
+        self.log.append(f"$ uv {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+        return proc.returncode == 0, proc.stdout, proc.stderr
+
+    def failing_name(self, stderr: str) -> NormalizedName | None:
+        """The distribution without a usable wheel that made uv fail, if that is the cause.
+
+        Either uv says so, or the requirements pin a release the passes left out.
+        """
+        name = unusable_name(stderr)
+        if name is None:
+            found = (n for n in self.excluded if re.search(rf"\b{re.escape(n)}\b", stderr))
+            name = next(found, None)
+        return name
+
+    def write_log(self) -> Path:
+        """Write every uv run of this resolution to the target's log; its project-relative path."""
+        rel = LOG_DIR / f"lock-{self.target.key}.log"
+        path = self.project.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(self.log), encoding="utf-8")
+        return rel
 
 
-def _find_conflicts(
-    project: Project, target: Target, files: Mapping[str, str]
-) -> LayerkitError | None:
-    """Name the distributions whose requirement lines in different files cannot all hold.
-
-    Each source is resolved alone; a distribution is reported when its direct requirement lines
-    exclude every version that any source alone resolved to. Conflicts that arise deeper in
-    the dependency tree are left to uv's own explanation.
-    """
-    pins: dict[str, dict[NormalizedName, str]] = {}
-    for path, source in files.items():
-        ok, out, err = _compile(project, target, {path: source}, [])
-        if not ok:
-            return _explain_failure(project, target, err)
-        pins[source] = {n: v for n, (v, _) in parse_compiled(out, files).items()}
-    lines = []
-    for name in sorted({n for p in pins.values() for n in p}):
-        versions = {s: p[name] for s, p in pins.items() if name in p}
-        direct = [r for reqs in sources(project).values() for r in reqs if r.name == name]
-        wanted = SpecifierSet(",".join(str(Requirement(r.text).specifier) for r in direct))
-        if len(direct) < 2 or any(wanted.contains(v, prereleases=True) for v in versions.values()):
-            continue
-        alone = ", ".join(f"{s} alone resolves {v}" for s, v in sorted(versions.items()))
-        lines.append(f"{name}: {alone}{_where(project, name)}")
-    if not lines:
-        return None
-    return LockError(
-        "the layers' and functions' requirements conflict, so no single version of these "
-        "distributions satisfies them all: " + "; ".join(lines) + ". Align the requirements "
-        "(every layer of a function is unpacked into the same /opt) and run `inv lock` again."
-    )
-
-
-def resolve(project: Project, target: Target, previous: Lock | None = None) -> Lock:
-    """Resolve the union of all requirement files for ``target`` with uv (network I/O).
+def resolve(
+    project: Project,
+    target: Target,
+    previous: Lock | None = None,
+    index: PackageIndex | None = None,
+) -> Lock:
+    """Resolve the requirements of the layers and functions built for ``target`` (network I/O).
 
     Versions in ``previous`` are kept where they still satisfy the requirements, so changing one
     layer's requirements does not move every other layer (pass ``None`` to upgrade everything).
     """
+    if target not in project.targets:
+        raise SpecError(
+            f"no layer lists {target.key}, so there is nothing to lock for it: the targets are "
+            f"{', '.join(t.key for t in project.targets)}. Add the runtime to `runtimes` (and "
+            "the architecture to `architectures`) in a layer's layer.toml to build it."
+        )
+    index = index or PyPI()
     files = {  # a missing requirements.txt means no requirements, as when the spec is read
         str(source_file(project, s)): s
-        for s, reqs in sources(project).items()
+        for s, reqs in sources(project, target).items()
         if reqs and (project.root / source_file(project, s)).is_file()
     }
+    allowed = {
+        n for layer in project.layers if target in layer.targets() for n in layer.allow_sdist
+    }
     with tempfile.TemporaryDirectory(prefix="layerkit-lock-") as tmp:
+        uv = _Uv(project, target, Path(tmp))
         pins_file = Path(tmp) / "resolved.txt"
         if previous is not None:
             pins_file.write_text("".join(f"{p.pin}\n" for p in previous.packages))
-        ok, _, err = _compile(project, target, files, ["-o", str(pins_file)])
-        if not ok:
-            raise _find_conflicts(project, target, files) or _explain_failure(project, target, err)
-        graph = parse_compiled(pins_file.read_text(), files)
-        ok, out, err = _compile(
-            project, target, files, ["-c", str(pins_file), "--format", "pylock.toml"]
-        )
-        if not ok:
-            raise _explain_failure(project, target, err)
-    wheels = {canonicalize_name(p["name"]): p for p in tomllib.loads(out).get("packages", [])}
-    packages = []
-    for name, (version, required_by) in sorted(graph.items()):
-        entry = wheels.get(name)
-        if entry is None or entry.get("version") != version or not entry.get("wheels"):
+        for _ in range(MAX_PASSES):
+            ok, _, err = uv.compile(files, ["-o", str(pins_file)])
+            if not ok:
+                name = uv.failing_name(err)
+                if name is not None and name in allowed and name not in uv.sdists:
+                    uv.sdists.add(name)  # no wheel loads: the layer allows its sdist
+                    uv.excluded.pop(name, None)  # releases without a wheel are fine now
+                    continue
+                raise explain_failure(project, target, err, uv, index)
+            graph = parse_compiled(pins_file.read_text(), files)
+            ok, out, err = uv.compile(files, ["-c", str(pins_file), "--format", "pylock.toml"])
+            if not ok:
+                raise explain_failure(project, target, err, uv, index)
+            entries = {
+                canonicalize_name(p["name"]): p for p in tomllib.loads(out).get("packages", [])
+            }
+            packages, unloadable = _choose(graph, entries, target)
+            if not unloadable:
+                break
+            for name, version in unloadable:
+                without = releases_without_wheel(index.files(name), target) | {version}
+                uv.excluded[name] = uv.excluded.get(name, set()) | without
+        else:
             raise LockError(
-                f"uv's pylock output has no wheel for {name}=={version} on {target.key}; "
-                "run `inv lock` again (an upload may have happened in between)."
+                f"resolving {target.key} did not settle after {MAX_PASSES} passes that each left "
+                "out releases with no wheel for the runtime; uv's output is in "
+                f"{uv.write_log()}. Pin the distributions it names to a release with a "
+                f"manylinux_2_{target.glibc[1]} (or older) wheel."
             )
-        wheel = entry["wheels"][0]
-        filename = wheel["url"].rsplit("/", 1)[-1]
-        if not wheel_fits(filename, target):
-            raise WheelTagError(
-                f"{name} {version}: uv picked {filename}, which does not load on "
-                f"{target.runtime} (glibc {target.glibc[0]}.{target.glibc[1]})."
-            )
-        packages.append(
-            LockedPackage(
-                name=name,
-                version=version,
-                wheel=wheel["url"],
-                sha256=wheel["hashes"]["sha256"],
-                size=int(wheel.get("size", 0)),
-                required_by=required_by,
-            )
-        )
-    lock = Lock(target, input_hashes(project), tuple(packages))
-    reached = closure((n for s in sources(project) for n in _direct(lock, s)), lock)
+        for pkg in packages:
+            if pkg.is_sdist:
+                check_sdist(project, target, pkg, Path(tmp))
+    lock = Lock(target, input_hashes(project, target), tuple(packages))
+    reached = closure((n for s in sources(project, target) for n in _direct(lock, s)), lock)
     orphans = sorted({p.name for p in packages} - reached)
     if orphans:
         raise LockError(
@@ -461,6 +455,333 @@ def resolve(project: Project, target: Target, previous: Lock | None = None) -> L
             "did not say. Please report this with the output of `uv --version`."
         )
     return lock
+
+
+def _choose(
+    graph: Mapping[NormalizedName, tuple[str, tuple[str, ...]]],
+    entries: Mapping[NormalizedName, Mapping[str, Any]],
+    target: Target,
+) -> tuple[list[LockedPackage], list[tuple[NormalizedName, str]]]:
+    """The one file per distribution, and the distributions whose release has no loadable wheel."""
+    packages: list[LockedPackage] = []
+    unloadable: list[tuple[NormalizedName, str]] = []
+    for name, (version, required_by) in sorted(graph.items()):
+        entry = entries.get(name)
+        if entry is None or entry.get("version") != version:
+            raise LockError(
+                f"uv's pylock output has no entry for {name}=={version} on {target.key}; "
+                "run `inv lock` again (an upload may have happened in between)."
+            )
+        wheels = {w["url"].rsplit("/", 1)[-1]: w for w in entry.get("wheels", [])}
+        best = best_wheel(wheels, target)
+        if best is not None:
+            chosen = wheels[best]
+        elif not wheels and "sdist" in entry:
+            chosen = entry["sdist"]  # only where a layer allows it (uv --no-binary)
+        else:
+            unloadable.append((name, version))
+            continue
+        packages.append(
+            LockedPackage(
+                name=name,
+                version=version,
+                wheel=chosen["url"],
+                sha256=chosen["hashes"]["sha256"],
+                size=int(chosen.get("size", 0)),
+                required_by=required_by,
+            )
+        )
+    return packages, unloadable
+
+
+# ---------------------------------------------------------------- explaining failures
+
+
+def _spots(project: Project, target: Target, name: str) -> list[LineRequirement]:
+    return [
+        req
+        for reqs in sources(project, target).values()
+        for req in reqs
+        if req.name == canonicalize_name(name)
+    ]
+
+
+def _where(project: Project, target: Target, name: str) -> str:
+    spots = [f"{req.where} ({req.text})" for req in _spots(project, target, name)]
+    return "required at " + ", ".join(spots) if spots else "pulled in by another requirement"
+
+
+def explain_failure(
+    project: Project, target: Target, stderr: str, uv: _Uv, index: PackageIndex
+) -> LayerkitError:
+    """Turn uv's failure into one paragraph: what clashes, through what, and the fix."""
+    log = uv.write_log()
+    found = _NOT_FOUND_RE.search(stderr)
+    if found:
+        name = found.group(1)
+        return SpecError(
+            f"package {name!r} is not on PyPI; {_where(project, target, name)}. Check the "
+            f"spelling of the requirement. uv's full output: {log}."
+        )
+    name = uv.failing_name(stderr)
+    if name is not None:
+        return no_wheel_error(project, target, name, index.files(name), log)
+    conflict = find_conflict(project, target, uv, index)
+    if isinstance(conflict, LayerkitError):
+        return conflict
+    if conflict is not None:
+        return LockError(f"{conflict} uv's full output: {log}.")
+    cause = next((ln.strip() for ln in stderr.splitlines() if "cause:" in ln), "")
+    cause = cause.removeprefix("cause:").strip().rstrip(".")
+    cause = cause if len(cause) <= 300 else cause[:297] + "..."
+    files = ", ".join(
+        str(source_file(project, s)) for s, r in sources(project, target).items() if r
+    )
+    return LockError(
+        f"the requirements for {target.key} cannot be resolved together (from {files}). uv "
+        f"concludes: {cause or 'no solution'}. Relax or align the requirement lines it names "
+        f"and run `inv lock` again; uv's full output ({len(stderr.splitlines())} lines): {log}."
+    )
+
+
+def no_wheel_error(
+    project: Project,
+    target: Target,
+    name: str,
+    files: Sequence[IndexFile],
+    log: Path,
+    lines: Sequence[LineRequirement] | None = None,
+) -> WheelTagError:
+    """One paragraph: no wheel of ``name`` loads; which releases and tags exist; the fix (pure).
+
+    ``lines`` are the requirement lines at fault (default: every line that names ``name``).
+    """
+    spots = list(lines) if lines is not None else _spots(project, target, name)
+    wanted = SpecifierSet(",".join(str(Requirement(r.text).specifier) for r in spots))
+    releases: dict[Version, list[IndexFile]] = {}
+    for f in files:
+        if f.version is not None and not f.yanked:
+            releases.setdefault(f.version, []).append(f)
+    python = target.python_full_version
+    abi = "{}{}".format(*target.python_version)
+
+    def fits(v: Version) -> bool:
+        return any(f.is_wheel and wheel_fits(f.filename, target) for f in releases[v])
+
+    def describe(v: Version) -> str:
+        needs = {f.requires_python for f in releases[v] if f.requires_python}
+        if needs and not any(SpecifierSet(n).contains(python) for n in needs):
+            return f"{v} (needs Python {sorted(needs)[0]})"
+        tags = sorted(
+            {
+                wheel_tags_text(f.filename)
+                for f in releases[v]
+                if f.is_wheel
+                and (
+                    f.filename.endswith("-any.whl")
+                    or ("linux" in f.filename and target.machine in f.filename)
+                )
+            }
+        )
+        own = [t for t in tags if re.search(rf"\b(cp{abi}|abi3|py3|py2\.py3)\b", t)]
+        tags = own or tags
+        if not tags:
+            kinds = (
+                "an sdist only" if all(not f.is_wheel for f in releases[v]) else "no Linux wheel"
+            )
+            return f"{v} ({kinds})"
+        shown = ", ".join(tags[:4]) + (f" and {len(tags) - 4} more" if len(tags) > 4 else "")
+        return f"{v} ({shown})"
+
+    newest = sorted(releases, reverse=True)
+    in_range = [v for v in newest if wanted.contains(v) and not v.is_prerelease] or newest
+    existing = "; ".join(describe(v) for v in in_range[:3]) or "none"
+    fitting = [v for v in newest if not v.is_prerelease and fits(v)]
+    where = (
+        "required at " + ", ".join(f"{r.where} ({r.text})" for r in spots)
+        if spots
+        else "pulled in by another requirement"
+    )
+    tomls = sorted(
+        {
+            str(source_file(project, s).parent / "layer.toml")
+            for s in _sources_of(project, target, name)
+        }
+    )
+    toml = " or ".join(tomls) or "the layer.toml of the layer that needs it"
+    if fitting and spots:
+        fix = (
+            f"the newest release with such a wheel is {fitting[0]}: change "
+            f"{spots[0].where} to allow it (for example {name}<={fitting[0]})"
+        )
+    elif fitting:
+        fix = f"the newest release with such a wheel is {fitting[0]}: require {name}<={fitting[0]}"
+    elif any(not f.is_wheel for fs in releases.values() for f in fs):
+        fix = (
+            f'if it is pure Python, add allow-sdist = ["{name}"] to {toml} to build it from '
+            f"source with {target.runtime}, or choose another package"
+        )
+    else:
+        fix = f"remove {target.runtime} from `runtimes` in {toml}, or choose another package"
+    pinned = {
+        str(s.version) for r in spots for s in Requirement(r.text).specifier if s.operator == "=="
+    }
+    subject = (
+        f"{name} {pinned.pop()} has no wheel"
+        if len(pinned) == 1
+        else f"{name} has no release with a wheel"
+    )
+    return WheelTagError(
+        f"{subject} that loads on {target.description} "
+        f"({where}). Releases{' in that range' if spots else ''}, newest "
+        f"first: {existing}. Fix: {fix}; then run `inv lock` again. uv's full output: {log}."
+    )
+
+
+def _sources_of(project: Project, target: Target, name: str) -> list[str]:
+    """The layer sources whose lines name ``name``, else every layer built for the target."""
+    direct = [
+        s
+        for s, reqs in sources(project, target).items()
+        if s.startswith("layer:") and any(r.name == canonicalize_name(name) for r in reqs)
+    ]
+    return direct or [s for s in sources(project, target) if s.startswith("layer:")]
+
+
+@dataclass(frozen=True)
+class LineGraph:
+    """One requirement line resolved alone (its graph): where the chains of a conflict start."""
+
+    source: str
+    req: LineRequirement
+    graph: Mapping[NormalizedName, tuple[str, tuple[str, ...]]]
+
+
+def _path(
+    graph: Mapping[NormalizedName, tuple[str, tuple[str, ...]]], root: str, name: str
+) -> list[str]:
+    """The shortest chain of distributions from the line's source to ``name`` in its graph."""
+    children: dict[str, list[str]] = {}
+    for child, (_, parents) in graph.items():
+        for parent in parents:
+            children.setdefault(parent, []).append(child)
+    queue: list[list[str]] = [[root]]
+    seen = {root}
+    while queue:
+        chain = queue.pop(0)
+        if chain[-1] == name:
+            return chain[1:]
+        for child in sorted(children.get(chain[-1], ())):
+            if child not in seen:
+                seen.add(child)
+                queue.append([*chain, child])
+    return []
+
+
+def _demand(
+    line: LineGraph, name: NormalizedName, target: Target, index: PackageIndex
+) -> tuple[SpecifierSet, str] | None:
+    """What the chain from ``line`` asks of ``name``, and those words (None: it asks nothing)."""
+    chain = _path(line.graph, line.source, name)
+    if not chain:
+        return None
+    if len(chain) == 1:
+        spec = Requirement(line.req.text).specifier
+        return spec, f"{line.req.where} asks for {line.req.text}"
+    parent = chain[-2]
+    version = line.graph[canonicalize_name(parent)][0]
+    env = target.marker_environment
+    for text in index.requires_dist(parent, version):
+        req = Requirement(text)
+        if canonicalize_name(req.name) != name:
+            continue
+        if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
+            continue
+        via = f" via {', '.join(chain[1:-2])}" if len(chain) > 3 else ""
+        words = (
+            f"{parent} {version}, carried by {source_label(line.source)} ({line.req.where}: "
+            f"{line.req.text}{via}), requires {name}{req.specifier} on {target.runtime}"
+        )
+        return req.specifier, words
+    return None
+
+
+def find_conflict(project: Project, target: Target, uv: _Uv, index: PackageIndex) -> str | None:
+    """Name two requirement lines whose demands on one distribution no release meets together.
+
+    Each line is resolved alone; then, for every distribution two lines reach, what each chain
+    asks of it (the line itself, or the requirement of the distribution that pulls it in, its
+    markers evaluated for the runtime) is intersected and tested against every release.
+    """
+    lines: list[LineGraph] = []
+    for source, reqs in sources(project, target).items():
+        for req in reqs:
+            one = uv.tmp / f"line-{len(lines)}.txt"
+            one.write_text(req.text + "\n")
+            ok, out, err = uv.compile([str(one)], [])
+            if not ok:  # that line alone cannot be met: say why, for that line
+                name = unusable_name(err)
+                if name is not None:
+                    at_fault = [req] if req.name == name else None
+                    return no_wheel_error(
+                        project, target, name, index.files(name), uv.write_log(), at_fault
+                    )
+                return None
+            lines.append(LineGraph(source, req, parse_compiled(out, {str(one): source})))
+    return conflict_between(lines, target, index)
+
+
+def conflict_between(lines: Sequence[LineGraph], target: Target, index: PackageIndex) -> str | None:
+    """The first clash between two lines' chains, as a sentence with its fix (pure but index)."""
+    names = sorted({n for line in lines for n in line.graph})
+    for name in names:
+        demands = [(line, d) for line in lines if (d := _demand(line, name, target, index))]
+        for i, (line_a, (spec_a, words_a)) in enumerate(demands):
+            for line_b, (spec_b, words_b) in demands[i + 1 :]:
+                if line_a.req is line_b.req:
+                    continue
+                versions = sorted(
+                    {f.version for f in index.files(name) if f.version and not f.yanked},
+                    reverse=True,
+                )
+                if not versions or any(spec_a.contains(v) and spec_b.contains(v) for v in versions):
+                    continue
+                return _conflict_sentence(
+                    name, target, (line_a, spec_a, words_a), (line_b, spec_b, words_b), versions
+                )
+    return None
+
+
+def _conflict_sentence(
+    name: str,
+    target: Target,
+    a: tuple[LineGraph, SpecifierSet, str],
+    b: tuple[LineGraph, SpecifierSet, str],
+    versions: Sequence[Version],
+) -> str:
+    direct = [x for x in (a, b) if x[0].req.name == name]
+    if direct:
+        mine = direct[0]
+        other = b if mine is a else a
+        accepted = [v for v in versions if other[1].contains(v)]
+        fix = f"change {mine[0].req.where} to a range the other side accepts" + (
+            f" (the newest {name} it accepts is {accepted[0]})" if accepted else ""
+        )
+    else:
+        fix = (
+            f"pin {a[0].req.name} or {b[0].req.name} to releases that agree on {name}, or move "
+            "one of them to a layer no function attaches together with the other"
+        )
+    alone = ", ".join(
+        f"{line.source} alone resolves {line.graph[canonicalize_name(name)][0]}"
+        for line in sorted({a[0].source: a[0], b[0].source: b[0]}.values(), key=lambda x: x.source)
+    )
+    return (
+        f"the requirements for {target.key} clash over {name} ({name}: {alone}): {a[2]}, while "
+        f"{b[2]}, and no "
+        f"{name} release satisfies both. Fix: {fix}, then run `inv lock` again "
+        "(every layer of a function is unpacked into the same /opt)."
+    )
 
 
 # ---------------------------------------------------------------- partition
@@ -503,14 +824,23 @@ def _direct(lock: Lock, source: str) -> set[NormalizedName]:
 
 
 def partition(project: Project, lock: Lock) -> Partition:
-    """Split the lock into each layer's and each function's share (pure)."""
+    """Split the lock into each layer's and each function's share (pure).
+
+    A layer or function that is not built for the lock's target gets an empty share.
+    """
     layers: dict[str, tuple[NormalizedName, ...]] = {}
     for layer in project.layers:  # required layers come first
+        if lock.target not in layer.targets():
+            layers[layer.name] = ()  # never built for this target
+            continue
         needed = closure(_direct(lock, f"layer:{layer.name}"), lock)
         below = {n for req in project.required_closure(layer.name) for n in layers[req]}
         layers[layer.name] = tuple(sorted(needed - below))
     functions: dict[str, tuple[NormalizedName, ...]] = {}
     for fn in project.functions:
+        if fn.target != lock.target:
+            functions[fn.name] = ()
+            continue
         needed = closure(_direct(lock, f"function:{fn.name}"), lock)
         attached = {n for name in fn.layers for n in layers.get(name, ())}
         functions[fn.name] = tuple(sorted(needed - attached))

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from layerkit.errors import LayerkitError
@@ -29,19 +29,27 @@ def uv_binary() -> str:
         return found
 
 
-def target_args(target: Target) -> list[str]:
-    """Arguments that make uv resolve and install for the target, never for the host."""
-    return [
+def target_args(target: Target, sdists: Iterable[str] = ()) -> list[str]:
+    """Arguments that make uv resolve and install for the target, never for the host.
+
+    Wheels only, except for the distributions in ``sdists`` (a layer's ``allow-sdist``), which
+    uv then takes from their source distribution. The Python version carries the runtime's
+    patch: ``3.9`` would mean 3.9.0 to uv.
+    """
+    args = [
         "--python-platform",
         target.uv_platform,
         "--python-version",
-        target.python_version_text,
+        target.python_full_version,
         "--only-binary",
         ":all:",
         # uv needs some interpreter to run; the markers come from --python-version/-platform.
         "--python",
         sys.executable,
     ]
+    for name in sorted(sdists):
+        args += ["--no-binary", name]
+    return args
 
 
 def run_uv(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -34,9 +34,6 @@ MACHINES: dict[str, str] = {
     "EM_S390": "s390x",
 }
 
-#: The OS under each glibc a Lambda runtime ships, for messages.
-GLIBC_OS: dict[tuple[int, int], str] = {(2, 26): "Amazon Linux 2", (2, 34): "Amazon Linux 2023"}
-
 
 @dataclass(frozen=True)
 class ElfFile:
@@ -137,7 +134,7 @@ def scan_tree(root: Path) -> tuple[ElfFile, ...]:
 
 
 def _runtime_os(target: Target) -> str:
-    return GLIBC_OS.get(target.glibc, f"glibc {target.glibc[0]}.{target.glibc[1]}")
+    return target.os  # the one runtime table, layerkit.runtime.target.RUNTIMES
 
 
 def file_problems(elf: ElfFile, target: Target) -> tuple[Finding, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +76,12 @@ def read_requirements(path: Path, display: Path | None = None) -> tuple[LineRequ
     except UnicodeDecodeError as exc:
         raise SpecError(f"{display or path}: not UTF-8 text ({exc}); save it as UTF-8.") from None
     return parse_requirements(text, display or path)
+
+
+def canonical_text(requirements: Sequence[LineRequirement]) -> str:
+    """The requirement lines alone, one a line: what every input hash of requirements reads.
+
+    Comments, blank lines, trailing spaces and line positions do not count, so a comment-only
+    edit of a requirements.txt leaves its locks and builds fresh.
+    """
+    return "\n".join(r.text for r in requirements)

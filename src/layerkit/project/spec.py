@@ -17,10 +17,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
 from layerkit.errors import SpecError
-from layerkit.project.requirements import LineRequirement, read_requirements
+from layerkit.project.requirements import LineRequirement, canonical_text, read_requirements
 from layerkit.project.template import Template, read_template
-from layerkit.runtime.target import ARCHITECTURES, RUNTIME_GLIBC, Target
+from layerkit.runtime.target import ARCHITECTURES, RUNTIMES, Target
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,6 +92,7 @@ class Layer:
     smoke_test: Path | None = None
     config_sha256: str = ""
     over_budget_reason: str | None = None  # a reviewed reason to accept an overrun
+    allow_sdist: tuple[NormalizedName, ...] = ()  # may be built from their sdist
 
     def targets(self) -> tuple[Target, ...]:
         """Every (runtime, architecture) this layer is built and validated for."""
@@ -176,24 +180,71 @@ class Project:
         return tuple(x.name for x in self.layers if name in self.required_closure(x.name))
 
 
-_LAYER_KEYS = {
-    "description",
-    "requires",
-    "budget",
-    "runtimes",
-    "architectures",
-    "slim",
-    "bytecode",
-    "smoke",
-    "over-budget-reason",
+@dataclass(frozen=True)
+class LayerKey:
+    """One layer.toml key: its TOML type, its default and what it means (README's table)."""
+
+    name: str
+    type: str
+    default: str
+    meaning: str
+
+
+#: Every key of layer.toml, in the order the README lists them. Unknown keys are errors.
+LAYER_KEYS: tuple[LayerKey, ...] = (
+    LayerKey("description", "string", '""', "one line shown in reports; not a build input"),
+    LayerKey("requires", "list of strings", "[]", "layers this one is built on top of"),
+    LayerKey(
+        "budget", "string or integer", "required", 'unzipped size limit above 0, e.g. "100 MB"'
+    ),
+    LayerKey(
+        "runtimes", "list of strings", '["python3.9"]', "Lambda runtimes built, locked, validated"
+    ),
+    LayerKey("architectures", "list of strings", '["x86_64"]', "x86_64 and/or arm64"),
+    LayerKey("bytecode", "string", '"all"', "all, imported, none or sourceless"),
+    LayerKey("smoke", "string", "none", "smoke test file in the layer folder"),
+    LayerKey("over-budget-reason", "string", "none", "a reviewed reason to accept an overrun"),
+    LayerKey("allow-sdist", "list of strings", "[]", "distributions that may be built from source"),
+    LayerKey("slim", "table", "{}", "the [slim] keys below"),
+    LayerKey("slim.remove", "list of strings", "[]", "glob patterns removed from the layer"),
+    LayerKey("slim.keep", "list of strings", "[]", "glob patterns kept (wins over remove)"),
+    LayerKey("slim.strip", "boolean", "true", "strip debug symbols from extension modules"),
+    LayerKey("slim.botocore-services", "list of strings", "all services", "botocore services kept"),
+)
+_LAYER_KEYS = {k.name for k in LAYER_KEYS if "." not in k.name}
+_SLIM_KEYS = {k.name.split(".", 1)[1] for k in LAYER_KEYS if k.name.startswith("slim.")}
+_TYPE_PHRASES = {
+    "string": 'a string, for example {key} = "text"',
+    "list of strings": 'a list of strings, for example {key} = ["a", "b"]',
+    "boolean": "true or false",
+    "table": "a table: write a [{key}] section",
 }
-_SLIM_KEYS = {"remove", "keep", "strip", "botocore-services"}
 
 
 def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SpecError(f'{where} must be a list of strings, for example ["a", "b"].')
     return tuple(value)
+
+
+def _typed(table: Mapping[str, Any], key: str, default: Any, where: str) -> Any:
+    """``table[key]`` (or ``default``), refused unless it has the type LAYER_KEYS gives it."""
+    value = table.get(key, default)
+    full = key if where.endswith("layer.toml") else f"slim.{key}"
+    kind = next(k.type for k in LAYER_KEYS if k.name == full)
+    ok = {
+        "string": isinstance(value, str),
+        "list of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "boolean": isinstance(value, bool),
+        "table": isinstance(value, dict),
+    }[kind]
+    if not ok:
+        label = full if "." in full else f"`{full}`"
+        raise SpecError(
+            f"{where}: {label} must be {_TYPE_PHRASES[kind].format(key=full)}, not {value!r}; "
+            "fix that line of the file."
+        )
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -204,20 +255,51 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
         )
 
 
-def _config_digest(data: Mapping[str, Any], requirements: bytes, smoke: bytes) -> str:
+def _config_digest(data: Mapping[str, Any], requirements: str, smoke: bytes) -> str:
     """Hash what of a layer's folder can change its zip.
 
-    That is its settings (not the description or comments), requirement lines and smoke test.
+    That is its settings (not the description or comments), its requirement lines (canonical
+    text: comments and blank lines do not count) and its smoke test.
     """
     settings = json.dumps({k: v for k, v in data.items() if k != "description"}, sort_keys=True)
-    return hashlib.sha256(b"\0".join((settings.encode(), requirements, smoke))).hexdigest()
+    return hashlib.sha256(b"\0".join((settings.encode(), requirements.encode(), smoke))).hexdigest()
+
+
+def _names(values: tuple[str, ...], allowed: Mapping[str, object], key: str, where: str) -> None:
+    """Refuse an empty list, repeats and names outside ``allowed`` (runtimes, architectures)."""
+    if not values:
+        raise SpecError(f"{where}: `{key}` is empty; list at least one of {', '.join(allowed)}.")
+    for value in values:
+        if value not in allowed:
+            raise SpecError(
+                f"{where}: unknown {key[:-1]} {value!r} in `{key}`; use one of "
+                f"{', '.join(allowed)}."
+            )
+    if len(set(values)) != len(values):
+        raise SpecError(f"{where}: `{key}` lists a value twice ({', '.join(values)}).")
+
+
+def _allow_sdist(values: tuple[str, ...], where: str) -> tuple[NormalizedName, ...]:
+    names = []
+    for value in values:
+        try:
+            names.append(canonicalize_name(Requirement(value).name))
+            if Requirement(value).name != value.strip():
+                raise InvalidRequirement(value)
+        except InvalidRequirement:
+            raise SpecError(
+                f"{where}: `allow-sdist` lists {value!r}, which is not a distribution name; "
+                'write bare names such as allow-sdist = ["docopt"].'
+            ) from None
+    return tuple(sorted(set(names)))
 
 
 def load_layer(path: Path, root: Path) -> Layer:
-    """Read one ``layers/<name>/`` folder."""
+    """Read one ``layers/<name>/`` folder; every key of its layer.toml has a strict type."""
     name = path.name
     toml_path = path / "layer.toml"
     display = toml_path.relative_to(root)
+    where = str(display)
     try:
         raw_toml = toml_path.read_bytes()
     except FileNotFoundError:
@@ -231,45 +313,33 @@ def load_layer(path: Path, root: Path) -> Layer:
         raise SpecError(f"{display}: not UTF-8 text ({exc}); save it as UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{display}: invalid TOML: {exc}.") from None
-    _check_keys(data, _LAYER_KEYS, str(display))
-    slim_raw = data.get("slim", {})
-    if not isinstance(slim_raw, dict):
-        raise SpecError(f"{display}: `slim` must be a table: write a [slim] section.")
+    _check_keys(data, _LAYER_KEYS, where)
+    slim_raw = _typed(data, "slim", {}, where)
     _check_keys(slim_raw, _SLIM_KEYS, f"{display} [slim]")
-    strip = slim_raw.get("strip", True)
-    if not isinstance(strip, bool):
-        raise SpecError(f"{display}: slim.strip must be true or false, not {strip!r}.")
+    slim_where = f"{display} [slim]"
     services = slim_raw.get("botocore-services")
     slim = SlimConfig(
-        remove=_str_tuple(slim_raw.get("remove", []), f"{display}: slim.remove"),
-        keep=_str_tuple(slim_raw.get("keep", []), f"{display}: slim.keep"),
-        strip=strip,
+        remove=_typed(slim_raw, "remove", [], slim_where),
+        keep=_typed(slim_raw, "keep", [], slim_where),
+        strip=_typed(slim_raw, "strip", True, slim_where),
         botocore_services=None
         if services is None
-        else _str_tuple(services, f"{display}: slim.botocore-services"),
+        else _typed(slim_raw, "botocore-services", [], slim_where),
     )
-    bytecode = data.get("bytecode", "all")
+    bytecode = _typed(data, "bytecode", "all", where)
     if bytecode not in BYTECODE_MODES:
         raise SpecError(
             f"{display}: bytecode = {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}."
         )
-    runtimes = _str_tuple(data.get("runtimes", ["python3.9"]), f"{display}: runtimes")
-    for runtime in runtimes:
-        if runtime not in RUNTIME_GLIBC:
-            raise SpecError(
-                f"{display}: unknown runtime {runtime!r}; use one of {', '.join(RUNTIME_GLIBC)}."
-            )
-    architectures = _str_tuple(data.get("architectures", ["x86_64"]), f"{display}: architectures")
-    for arch in architectures:
-        if arch not in ARCHITECTURES:
-            raise SpecError(
-                f"{display}: unknown architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}."
-            )
-    reason = data.get("over-budget-reason")
-    if reason is not None and not (isinstance(reason, str) and reason.strip()):
+    runtimes = _typed(data, "runtimes", ["python3.9"], where)
+    _names(runtimes, RUNTIMES, "runtimes", where)
+    architectures = _typed(data, "architectures", ["x86_64"], where)
+    _names(architectures, ARCHITECTURES, "architectures", where)
+    reason = _typed(data, "over-budget-reason", "", where) or None
+    if reason is not None and not reason.strip():
         raise SpecError(f"{display}: over-budget-reason must be a sentence saying why.")
-    smoke = data.get("smoke")
-    smoke_path = path / smoke if isinstance(smoke, str) else None
+    smoke = _typed(data, "smoke", "", where) or None
+    smoke_path = path / smoke if smoke is not None else None
     if smoke_path is not None and not smoke_path.is_file():
         raise SpecError(
             f"{display}: smoke = {smoke!r}, but {smoke_path.relative_to(root)} does not exist."
@@ -278,24 +348,31 @@ def load_layer(path: Path, root: Path) -> Layer:
         raise SpecError(
             f'{display}: set `budget`, the unzipped size limit, e.g. budget = "100 MB".'
         )
+    budget = parse_size(data["budget"], f"{display}: budget")
+    if budget <= 0:
+        raise SpecError(
+            f"{display}: `budget` is {data['budget']!r}, so nothing would fit; set the unzipped "
+            'size limit above zero, e.g. budget = "100 MB".'
+        )
     req_path = path / "requirements.txt"
-    raw_req = req_path.read_bytes() if req_path.is_file() else b""
+    requirements = read_requirements(req_path, req_path.relative_to(root))
     # the smoke test is an input too: in "imported" mode it decides what gets compiled
     raw_smoke = smoke_path.read_bytes() if smoke_path is not None else b""
     return Layer(
         name=name,
         path=path,
-        description=str(data.get("description", "")),
-        requires=_str_tuple(data.get("requires", []), f"{display}: requires"),
-        budget=parse_size(data["budget"], f"{display}: budget"),
+        description=_typed(data, "description", "", where),
+        requires=_typed(data, "requires", [], where),
+        budget=budget,
         runtimes=runtimes,
         architectures=architectures,
-        requirements=read_requirements(req_path, req_path.relative_to(root)),
+        requirements=requirements,
         slim=slim,
         bytecode=bytecode,
         smoke_test=smoke_path,
-        config_sha256=_config_digest(data, raw_req, raw_smoke),
+        config_sha256=_config_digest(data, canonical_text(requirements), raw_smoke),
         over_budget_reason=reason,
+        allow_sdist=_allow_sdist(_typed(data, "allow-sdist", [], where), where),
     )
 
 

@@ -36,3 +36,12 @@ def test_duplicate_package_is_refused() -> None:
 def test_direct_urls_are_refused() -> None:
     with pytest.raises(SpecError, match="direct URL"):
         parse_requirements("foo @ https://example.com/foo.whl\n", P)
+
+
+def test_canonical_text_ignores_comments_blank_lines_and_positions() -> None:
+    from layerkit.project.requirements import canonical_text
+
+    plain = canonical_text(parse_requirements("pandas>=2.2\nsix\n", P))
+    noisy = canonical_text(parse_requirements("# data\n\npandas>=2.2   # frames\n\nsix  \n", P))
+    assert plain == noisy == "pandas>=2.2\nsix"
+    assert canonical_text(parse_requirements("pandas>=2.3\nsix\n", P)) != plain

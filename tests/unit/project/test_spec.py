@@ -163,3 +163,67 @@ def test_comments_and_description_do_not_change_a_layers_inputs(
     assert load_project(root).layer("base").config_sha256 == before
     toml.write_text(toml.read_text() + 'bytecode = "none"\n')
     assert load_project(root).layer("base").config_sha256 != before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("smoke = 5\n", r"layers/base/layer.toml: `smoke` must be a string.*not 5"),
+        ('description = ["x"]\n', r"layers/base/layer.toml: `description` must be a string"),
+        ("bytecode = 1\n", r"`bytecode` must be a string"),
+        ('requires = "base"\n', r"`requires` must be a list of strings"),
+        ("runtimes = []\n", r"`runtimes` is empty"),
+        ('runtimes = ["python3.9", "python3.9"]\n', r"`runtimes` lists a value twice"),
+        ('allow-sdist = "docopt"\n', r"`allow-sdist` must be a list of strings"),
+        ('allow-sdist = ["docopt>=1"]\n', r"`allow-sdist` lists 'docopt>=1'.*bare names"),
+        ("over-budget-reason = 3\n", r"`over-budget-reason` must be a string"),
+        ('[slim]\nremove = "x"\n', r"slim.remove must be a list of strings"),
+    ],
+)
+def test_every_layer_toml_key_has_a_strict_type(
+    make_project: Callable[..., Path], extra: str, message: str
+) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    text = toml.read_text()
+    if extra.startswith(("runtimes", "requires")):
+        text = "\n".join(x for x in text.splitlines() if not x.startswith(extra.split()[0])) + "\n"
+    toml.write_text(text + extra)
+    with pytest.raises(SpecError, match=message):
+        load_project(root)
+
+
+def test_a_budget_of_zero_is_refused(make_project: Callable[..., Path]) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"0 MB"'))
+    with pytest.raises(SpecError, match=r"layers/base/layer.toml: `budget` is '0 MB'.*above zero"):
+        load_project(root)
+
+
+def test_allow_sdist_names_are_normalised(make_project: Callable[..., Path]) -> None:
+    root = make_project()
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text() + 'allow-sdist = ["DocOpt", "typed_ast"]\n')
+    assert load_project(root).layer("base").allow_sdist == ("docopt", "typed-ast")
+
+
+def test_comment_only_requirements_edit_keeps_the_layer_fresh(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project()
+    req = root / "layers" / "base" / "requirements.txt"
+    before = load_project(root).layer("base").config_sha256
+    req.write_text("# why six is pinned\n\n" + req.read_text() + "   \n# trailing note\n")
+    assert load_project(root).layer("base").config_sha256 == before
+    req.write_text("six==1.16.0\n")
+    assert load_project(root).layer("base").config_sha256 != before
+
+
+def test_readme_documents_every_layer_toml_key() -> None:
+    from layerkit.project.spec import LAYER_KEYS
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for key in LAYER_KEYS:
+        assert f"| `{key.name}` | {key.type} | {key.default} |" in readme, key.name
