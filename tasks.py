@@ -33,8 +33,9 @@ from layerkit.deploy.localstage import STATE_DIR, local_stage
 from layerkit.errors import DeployError, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
-from layerkit.report.data import render_table, write_report
+from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
+from layerkit.report.text import render_table
 from layerkit.runtime.sandbox import extract_zip, invoke_function
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -437,20 +438,14 @@ def model(c: Context, runtime: str | None = None) -> None:
     print(f"wrote {path}")
 
 
-@task(name="report", help={"runtime": "report this runtime's build instead of the template's"})
+@task(name="report", help={"verbose": "every slim pass, every distribution that changed"})
 @_friendly
-def report(c: Context, runtime: str | None = None) -> None:
-    """Write dist/report.json and dist/report.html (sizes, passes, budgets) and print a table."""
+def report(c: Context, verbose: bool = False) -> None:
+    """Write dist/report.json and dist/report.html for every built target and print the tables."""
     project = _project()
-    out = builder.output_dir(project, _target(project, runtime))
-    manifest_path = out / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise Exit(f"error: {manifest_path} does not exist; run `inv build.all` first.") from None
-    json_path, html_path = write_report(manifest, project, out)
-    print(render_table(manifest, project))
-    print(f"wrote {json_path} and {html_path}")
+    written = write_report(ROOT / builder.DIST, project, commit=_git_commit())
+    print(render_table(written.report, verbose=verbose))
+    print(f"wrote {written.json_path} and {written.html_path}")
 
 
 build_ns = Collection("build", all_, layer, functions, model)

@@ -51,3 +51,7 @@ class SandboxError(LayerkitError):
 
 class DeployError(LayerkitError):
     """A deploy or rollback failed."""
+
+
+class ReportError(LayerkitError):
+    """A build manifest or report cannot be read (missing, damaged, or from another tool)."""
