@@ -33,9 +33,10 @@ from layerkit.deploy.localstage import STATE_DIR, local_stage
 from layerkit.errors import DeployError, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
+from layerkit.report.console import Level, Terminal
 from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
-from layerkit.report.text import render_table
+from layerkit.report.text import render_plain, render_table, table
 from layerkit.runtime.sandbox import extract_zip, invoke_function
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -76,13 +77,15 @@ def _target(project: Project, runtime: str | None) -> Target:
     return target
 
 
+TERMINAL = Terminal()  # live progress on a terminal, plain lines in CI logs and pipes
+
+
 def _lifecycle_warnings(project: Project) -> None:
     for problem in runtime_problems(project, date.today()):
-        print(f"{problem.severity}: {problem.message}")
+        TERMINAL.message(problem.message, Level(str(problem.severity)))
 
 
-def _progress(event: builder.BuildEvent) -> None:
-    print(f"[{event.artifact}] {event.step}: {event.detail}", flush=True)
+_progress = TERMINAL.progress
 
 
 def _summary(project: Project, result: builder.BuildResult) -> str:
@@ -96,7 +99,7 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
             [path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status]
         )
     headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "status"]
-    return f"{result.out_dir} ({result.target.key})\n" + format_table(headers, rows)
+    return render_plain([table(headers, rows, f"{result.out_dir} ({result.target.key})")])
 
 
 @task(
@@ -112,7 +115,9 @@ def all_(c: Context, runtime: str | None = None, force: bool = False) -> None:
     """Build every layer and function package that is not fresh (dist/)."""
     project = _project()
     _lifecycle_warnings(project)
-    result = builder.build(project, _target(project, runtime), force=force, progress=_progress)
+    target = _target(project, runtime)
+    with TERMINAL.tracking(f"build {target.key}"):
+        result = builder.build(project, target, force=force, progress=_progress)
     print(_summary(project, result))
 
 
