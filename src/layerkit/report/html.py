@@ -343,24 +343,46 @@ def _box_label(name: str, value: int, x: float, y: float, w: float, h: float, fi
 
 def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], chart_id: str) -> str:
     """Layer -> distribution -> top-level package, areas proportional to unzipped bytes."""
-    width, height, head = LABEL_W + BAR_W + RIGHT, 520, 18
+    width, height, head = LABEL_W + BAR_W + RIGHT, 520, 16
     sized = [layer for layer in layers if layer["unzipped_bytes"] > 0]
     out = []
     boxes = squarify([layer["unzipped_bytes"] for layer in sized], 0, 0, width, height)
     for layer, (lx, ly, lw, lh) in zip(sized, boxes, strict=True):
-        out.append(el("rect", x=lx, y=ly, width=lw, height=lh, fill="#333333", class_="tmlayer"))
+        name = f"{layer['name']} {_mb(layer['unzipped_bytes'])}"
         out.append(
             el(
-                "text",
-                esc(f"{layer['name']} {_mb(layer['unzipped_bytes'])}"),
-                x=lx + 4,
-                y=ly + 13,
-                fill="#ffffff",
-                font_weight=600,
+                "rect",
+                el("title", esc(name)),
+                x=lx,
+                y=ly,
+                width=lw,
+                height=lh,
+                fill="#333333",
+                class_="tmlayer",
             )
         )
+        # a title bar only where it takes a few percent: small layers keep their true area and
+        # carry their name on a chip over their content instead
+        titled = lh >= 200 and lw >= 120
+        top = head if titled else 1
+        layer_label = el(
+            "text",
+            esc(name),
+            x=lx + 4,
+            y=ly + 12 if titled else ly + lh - 5,
+            fill="#ffffff",
+            font_weight=600,
+            class_="tmlayername",
+        )
+        if not titled and lw > 7 * len(name) and lh > 18:
+            chip = el(
+                "rect", x=lx + 1, y=ly + lh - 17, width=7 * len(name), height=16, fill="#333333"
+            )
+            layer_label = chip + layer_label
+        elif not titled:
+            layer_label = ""
         dists = [d for d in layer["treemap"] if d["bytes"] > 0]
-        inner = squarify([d["bytes"] for d in dists], lx + 2, ly + head, lw - 4, lh - head - 2)
+        inner = squarify([d["bytes"] for d in dists], lx + 1, ly + top, lw - 2, lh - top - 1)
         for dist, (dx, dy, dw, dh) in zip(dists, inner, strict=True):
             fill = colors.get(dist["name"], "#bab0ac")
             packages = [p for p in dist["packages"] if p["bytes"] > 0]
@@ -407,6 +429,7 @@ def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], char
             )
             out.append(_box_label(dist["name"], dist["bytes"], dx, dy, dw, dh, fill))
             out += labels
+        out.append(layer_label)
     return el(
         "svg",
         *out,
