@@ -205,14 +205,15 @@ def clean(c: Context, layer: str | None = None) -> None:
 
 
 def _validate_layer(project: Project, name: str, target: Target) -> LayerValidation:
-    builder.build(
-        project,
-        target,
-        layers=[name],
-        functions=False,
-        dependents=False,
-        progress=_progress,
-    )
+    with TERMINAL.tracking(f"build layer {name} {target.key}"):
+        builder.build(
+            project,
+            target,
+            layers=[name],
+            functions=False,
+            dependents=False,
+            progress=_progress,
+        )
     result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)
     print(format_validation(result))
     return result
@@ -234,7 +235,8 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     project = _project()
     target = _target(project, runtime)
-    result = builder.build(project, target, progress=_progress)
+    with TERMINAL.tracking(f"build {target.key}"):
+        result = builder.build(project, target, progress=_progress)
     findings = size_findings(project, result.records)
     rows = [[f.severity, f.artifact, f.message] for f in findings]
     totals = function_totals(project, result.records)

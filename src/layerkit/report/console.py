@@ -115,6 +115,7 @@ class Terminal:
         self._done: int | None = None
         self._started = clock()
         self._live: Live | None = None
+        self._tracking = False
 
     # -- progress ------------------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class Terminal:
         plain lines otherwise. Collapsed messages are printed when the block ends.
         """
         self._title, self._total, self._done = title, total, None
-        self._rows, self._started = {}, self._clock()
+        self._rows, self._started, self._tracking = {}, self._clock(), True
         if self.live:
             self._live = Live(
                 get_renderable=self._render,
@@ -143,6 +144,7 @@ class Terminal:
                 self._live.stop()
                 self._live = None
             self.flush()
+            self._tracking = False
 
     def progress(self, event: ProgressEvent) -> None:
         """Take one progress event (the callback a build or validation reports to)."""
@@ -189,7 +191,7 @@ class Terminal:
             pending[2].append(row.artifact)
             return
         self.flush()
-        if row.step in COLLAPSIBLE:
+        if row.step in COLLAPSIBLE and self._tracking:  # held until the block ends at the latest
             self._pending = (row.step, row.detail, [row.artifact])
         else:
             self._line(row.artifact, row.step, row.detail, row)

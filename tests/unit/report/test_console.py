@@ -183,3 +183,11 @@ def test_report_details_only_with_verbose() -> None:
     term, out = terminal(tty=False, verbose=True)
     term.report(report)
     assert "bytecode" in out.getvalue()
+
+
+def test_outside_a_tracked_block_nothing_is_held_back() -> None:
+    term, out = terminal(tty=False)
+    term.progress(BuildEvent("layer a", "fresh", "up to date"))
+    assert out.getvalue() == "[layer a] fresh: up to date\n"
+    term.progress(BuildEvent("layer a", "fresh", "up to date"))  # said already
+    assert out.getvalue().count("up to date") == 1
