@@ -144,6 +144,17 @@ def _hatch(pattern_id: str) -> str:
     )
 
 
+def box(tip: str, x: float, y: float, w: float, h: float, fill: str, **attrs: object) -> str:
+    """A rectangle with a tooltip (its ``<title>``)."""
+    return el("rect", el("title", esc(tip)), x=x, y=y, width=w, height=h, fill=fill, **attrs)
+
+
+def fit(name: str, width: float) -> str:
+    """``name``, cut with an ellipsis to what 12 px text fits into ``width`` pixels."""
+    room = int((width - 6) / 6.5)
+    return name if len(name) <= room else name[: max(room - 1, 1)] + "…"
+
+
 def _segments(
     segments: Sequence[tuple[str, int]], colors: Mapping[str, str], y: float, unit: float
 ) -> tuple[list[str], float]:
@@ -151,27 +162,11 @@ def _segments(
     for name, value in segments:
         w = max(value * unit, 0.0)
         fill = colors.get(name, "#bab0ac")
-        out.append(
-            el(
-                "rect",
-                el("title", esc(f"{name}: {_mb(value)}")),
-                x=x,
-                y=y,
-                width=w,
-                height=BAR_H,
-                fill=fill,
-                stroke="#ffffff",
-                stroke_width=1,
-                class_="bar",
-                data_bytes=value,
-            )
-        )
+        tip = f"{name}: {_mb(value)}"
+        out.append(box(tip, x, y, w, BAR_H, fill, stroke="#ffffff", class_="bar", data_bytes=value))
         if w > 60:  # a label only where it fits; black or white for contrast with the fill
-            room = int((w - 8) / 6.5)
-            label = name if len(name) <= room else name[: max(room - 1, 1)] + "…"
-            out.append(
-                el("text", esc(label), x=x + 4, y=y + 15, fill=text_color(fill), class_="inbar")
-            )
+            label = esc(fit(name, w - 2))
+            out.append(el("text", label, x=x + 4, y=y + 15, fill=text_color(fill), class_="inbar"))
         x += w
     return out, x
 
@@ -215,21 +210,9 @@ def bar_chart(
         limit = row.get("marker") or ((line[0], "") if line else None)
         if limit and limit[0] and end > LABEL_W + limit[0] * unit:
             start = LABEL_W + limit[0] * unit
-            out.append(
-                el(
-                    "rect",
-                    el(
-                        "title",
-                        esc(f"over by {_mb(sum(v for _, v in row['segments']) - limit[0])}"),
-                    ),
-                    x=start,
-                    y=y,
-                    width=end - start,
-                    height=BAR_H,
-                    fill=f"url(#{chart_id}-over)",
-                    class_="overpart",
-                )
-            )
+            tip = f"over by {_mb(sum(v for _, v in row['segments']) - limit[0])}"
+            hatch = f"url(#{chart_id}-over)"
+            out.append(box(tip, start, y, end - start, BAR_H, hatch, class_="overpart"))
         marker = row.get("marker")
         if marker and marker[0]:
             mx = LABEL_W + marker[0] * unit
@@ -335,9 +318,9 @@ def squarify(
 def _box_label(name: str, value: int, x: float, y: float, w: float, h: float, fill: str) -> str:
     if w < 48 or h < 16:
         return ""
-    room = int((w - 6) / 6.5)
-    label = name if len(name) <= room else name[: max(room - 1, 1)] + "…"
-    size = f" {value / 1e6:.1f}" if h >= 30 and len(label) + 5 <= room else ""
+    label = fit(name, w)
+    size = f" {value / 1e6:.1f}"
+    size = size if h >= 30 and fit(label + size, w) == label + size else ""
     return el("text", esc(label + size), x=x + 3, y=y + 12, fill=text_color(fill), class_="tmlabel")
 
 
@@ -349,18 +332,7 @@ def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], char
     boxes = squarify([layer["unzipped_bytes"] for layer in sized], 0, 0, width, height)
     for layer, (lx, ly, lw, lh) in zip(sized, boxes, strict=True):
         name = f"{layer['name']} {_mb(layer['unzipped_bytes'])}"
-        out.append(
-            el(
-                "rect",
-                el("title", esc(name)),
-                x=lx,
-                y=ly,
-                width=lw,
-                height=lh,
-                fill="#333333",
-                class_="tmlayer",
-            )
-        )
+        out.append(box(name, lx, ly, lw, lh, "#333333", class_="tmlayer"))
         # a title bar only where it takes a few percent: small layers keep their true area and
         # carry their name on a chip over their content instead
         titled = lh >= 200 and lw >= 120
@@ -392,35 +364,18 @@ def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], char
                 for n, (pkg, (px, py, pw, ph)) in enumerate(zip(packages, cells, strict=True)):
                     if n:  # the first package sits under the distribution's own label
                         labels.append(_box_label(pkg["name"], pkg["bytes"], px, py, pw, ph, fill))
-                    out.append(
-                        el(
-                            "rect",
-                            el(
-                                "title",
-                                esc(
-                                    f"{layer['name']} / {dist['name']} / {pkg['name']}: "
-                                    + _mb(pkg["bytes"])
-                                ),
-                            ),
-                            x=px,
-                            y=py,
-                            width=pw,
-                            height=ph,
-                            fill=fill,
-                            stroke="#ffffff",
-                            stroke_opacity="0.6",
-                            class_="tmpkg",
-                        )
-                    )
+                    tip = f"{layer['name']} / {dist['name']} / {pkg['name']}: {_mb(pkg['bytes'])}"
+                    out.append(box(tip, px, py, pw, ph, fill, stroke="#ffffff", class_="tmpkg"))
+            tip = f"{layer['name']} / {dist['name']}: {_mb(dist['bytes'])}"
+            cover = fill if len(packages) <= 1 else "none"  # packages drawn: only the outline
             out.append(
-                el(
-                    "rect",
-                    el("title", esc(f"{layer['name']} / {dist['name']}: {_mb(dist['bytes'])}")),
-                    x=dx,
-                    y=dy,
-                    width=dw,
-                    height=dh,
-                    fill=fill if len(packages) <= 1 else "none",
+                box(
+                    tip,
+                    dx,
+                    dy,
+                    dw,
+                    dh,
+                    cover,
                     stroke="#ffffff",
                     stroke_width=2,
                     class_="tmdist",
