@@ -46,17 +46,17 @@ class ReportFiles:
     previous_path: Path | None  # the report compared against, if there was one
 
 
-def _rebuild_hint(path: Path, dist: Path) -> str:
+def _rebuild_hint(path: Path, dist: Path, unreadable: bool) -> str:
+    """What to run: the build refuses a manifest that is not JSON, so that one needs a clean."""
     folder = path.parent
-    if folder == dist:
-        return "`inv build.all --force`"
-    runtime = folder.name.rsplit("-", 1)[0]
-    return f"`inv build.all --runtime={runtime} --force`"
+    runtime = "" if folder == dist else f" --runtime={folder.name.rsplit('-', 1)[0]}"
+    if unreadable:
+        return f"run `inv clean` and then `inv build.all{runtime}`"
+    return f"run `inv build.all{runtime} --force` to rebuild every artifact and write it again"
 
 
 def load_manifest(path: Path, dist: Path | None = None) -> dict[str, Any]:
     """A build manifest, or one paragraph (:class:`ReportError`) saying why it cannot be used."""
-    hint = _rebuild_hint(path, dist or path.parent)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -65,14 +65,12 @@ def load_manifest(path: Path, dist: Path | None = None) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         problem = f"it is not valid JSON ({exc})" if isinstance(exc, ValueError) else str(exc)
-        data, error = None, problem
+        data, error, unreadable = None, problem, True
     else:
-        error = check_manifest(data)
+        error, unreadable = check_manifest(data), False
     if error:
-        raise ReportError(
-            f"{path} is damaged: {error}. Nothing was reported. Rebuild to write it again: run "
-            f"{hint} (or `inv clean` and then `inv build.all` to start from nothing)."
-        )
+        hint = _rebuild_hint(path, dist or path.parent, unreadable)
+        raise ReportError(f"{path} is damaged: {error}. Nothing was reported; {hint}.")
     return data  # type: ignore[return-value]
 
 

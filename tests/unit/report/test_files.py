@@ -84,17 +84,26 @@ def test_a_new_build_keeps_the_last_report_and_says_what_grew(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("text", "phrase"),
+    ("text", "phrase", "fix"),
     [
-        ('{"layerkit": "0.1.0", "artifacts": {"layers/a.zip": {"na', "not valid JSON"),
-        ("null", "null"),
-        ('{"artifacts": {"layers/a.zip": {"kind": "layer", "unzipped_bytes": 1}}}', "no `name`"),
-        ("", "not valid JSON"),
+        # the build itself refuses a manifest that is not JSON: only a clean helps
+        (
+            '{"layerkit": "0.1.0", "artifacts": {"layers/a.zip": {"na',
+            "not valid JSON",
+            "run `inv clean` and then `inv build.all`.",
+        ),
+        ("null", "null", "run `inv build.all --force` to rebuild"),
+        (
+            '{"artifacts": {"layers/a.zip": {"kind": "layer", "unzipped_bytes": 1}}}',
+            "no `name`",
+            "run `inv build.all --force`",
+        ),
+        ("", "not valid JSON", "run `inv clean` and then `inv build.all`."),
     ],
     ids=["truncated", "null", "no-name", "empty"],
 )
 def test_a_damaged_manifest_is_one_paragraph_saying_what_to_run(
-    tmp_path: Path, text: str, phrase: str
+    tmp_path: Path, text: str, phrase: str, fix: str
 ) -> None:
     dist = tmp_path / "dist"
     dist.mkdir()
@@ -106,14 +115,16 @@ def test_a_damaged_manifest_is_one_paragraph_saying_what_to_run(
     assert "\n" not in message
     assert str(dist / "manifest.json") in message
     assert phrase in message
-    assert "`inv build.all --force`" in message
+    assert fix in message
     assert not (dist / "report.json").exists()  # nothing half-written
 
 
 def test_a_damaged_manifest_of_another_target_names_its_runtime(tmp_path: Path) -> None:
     dist = write_build(tmp_path / "dist", make_manifest())
     (write_build(dist, {}, sub="python3.12-x86_64") / "manifest.json").write_text("[1")
-    with pytest.raises(ReportError, match=r"inv build\.all --runtime=python3\.12 --force"):
+    with pytest.raises(
+        ReportError, match=r"`inv clean` and then `inv build\.all --runtime=python3\.12`"
+    ):
         write_report(dist)
 
 
