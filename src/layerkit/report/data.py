@@ -377,8 +377,14 @@ def report_changes(previous: Mapping[str, Any], current: Mapping[str, Any]) -> l
     measure (unzipped/zipped), before and after bytes (``None`` when new or gone) and delta.
     """
     before, after = _sizes_by_key(previous), _sizes_by_key(current)
+    # the distributions of an artifact that is new or gone say nothing more than the artifact
+    whole = {
+        (target, what) for target, what, _ in before.keys() ^ after.keys() if " / " not in what
+    }
     changes = []
     for key in sorted(before.keys() | after.keys()):
+        if (key[0], key[1].split(" / ", 1)[0]) in whole and " / " in key[1]:
+            continue
         old, new = before.get(key), after.get(key)
         delta = (new or 0) - (old or 0)
         if delta or (old is None) != (new is None):

@@ -16,7 +16,7 @@ from typing import Any
 
 from layerkit.report.data import CODE, DIRECT_UPLOAD_LIMIT, LAMBDA_UNZIPPED_LIMIT, MAX_LAYERS
 from layerkit.report.table import mb
-from layerkit.report.text import headroom
+from layerkit.report.text import change, headroom
 
 _PALETTE = (  # Tableau 20: enough for the code, the layers and every distribution of a target
     "#4e79a7",
@@ -688,7 +688,7 @@ def _changes_section(report: Mapping[str, Any]) -> str:
             esc(_mb(c["after"])),
             el(
                 "span",
-                esc(f"{headroom(c['delta'])} MB"),
+                esc(change(c)),
                 class_="grew" if c["delta"] > 0 else "shrank",
             ),
         )
@@ -697,7 +697,7 @@ def _changes_section(report: Mapping[str, Any]) -> str:
     return (
         el("h2", "What changed")
         + el("p", esc(f"Unzipped sizes against the {since}; largest growth first."), class_="muted")
-        + _table(("target", "what", "before", "after", "change"), rows, {2, 3, 4})
+        + _table(("target", "what", "before", "after", "change MB"), rows, {2, 3, 4})
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from layerkit.report.table import mb
-from layerkit.report.text import headroom
+from layerkit.report.text import change, headroom
 
 GROWTH_ROWS = 15  # changes listed, largest growth first
 
@@ -87,7 +87,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += _table(
             ("target", "what", "before MB", "after MB", "change MB"),
             (
-                (c["target"], c["what"], mb(c["before"]), mb(c["after"]), headroom(c["delta"]))
+                (c["target"], c["what"], mb(c["before"]), mb(c["after"]), change(c))
                 for c in changes[:GROWTH_ROWS]
             ),
             {2, 3, 4},

@@ -56,6 +56,12 @@ def headroom(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:+.1f}"
 
 
+def change(c: Mapping[str, Any]) -> str:
+    """A change's size difference in MB, saying ``(new)`` or ``(gone)`` when it is one."""
+    note = " (new)" if c["before"] is None else " (gone)" if c["after"] is None else ""
+    return headroom(c["delta"]) + note
+
+
 def _status(over: bool, s3: bool, accepted: bool = False) -> str:
     flags = [("OVER (accepted)" if accepted else "OVER") if over else "ok"]
     if s3:
@@ -150,10 +156,7 @@ def _change_table(report: Mapping[str, Any], verbose: bool) -> RenderableType | 
     if not changes:
         return None
     since = (report.get("previous") or {}).get("commit") or "the previous report"
-    rows = [
-        (c["target"], c["what"], mb(c["before"]), mb(c["after"]), headroom(c["delta"]))
-        for c in changes
-    ]
+    rows = [(c["target"], c["what"], mb(c["before"]), mb(c["after"]), change(c)) for c in changes]
     return table(
         ("target", "what", "before", "after", "change"),
         rows,

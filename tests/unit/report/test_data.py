@@ -183,3 +183,17 @@ def test_check_manifest_names_the_damage(data: object, problem: str) -> None:
 
 def test_check_manifest_accepts_a_real_one(manifest: dict) -> None:
     assert check_manifest(manifest) is None
+
+
+def test_a_new_target_is_one_change_per_artifact() -> None:
+    old = build_report(make_manifest())
+    new = build_report([make_manifest(), make_manifest("python3.12-x86_64")], previous=old)
+    added = [c for c in new["changes"] if c["target"] == "python3.12-x86_64"]
+    assert {c["what"] for c in added} == {
+        "layer aws",
+        "layer core",
+        "layer ml",
+        "function predictions",
+        "function lonely",
+    }
+    assert all(c["before"] is None for c in added)
