@@ -125,7 +125,8 @@ def _axis(scale: float, unit: float, y_top: float, y_bottom: float) -> str:
         out.append(el("line", x1=x, y1=y_top, x2=x, y2=y_bottom, stroke="#e0e0e0"))
         out.append(el("text", esc(f"{value / 1e6:g}"), x=x, y=y_bottom + 14, text_anchor="middle"))
         value += step
-    out.append(el("text", "MB", x=LABEL_W + BAR_W + 8, y=y_bottom + 14, fill="#555", class_="unit"))
+    unit_x = LABEL_W + BAR_W + 30  # clear of the last tick's number
+    out.append(el("text", "MB", x=unit_x, y=y_bottom + 14, fill="#555", class_="unit"))
     return "".join(out)
 
 
@@ -134,8 +135,8 @@ def _hatch(pattern_id: str) -> str:
         "defs",
         el(
             "pattern",
-            el("rect", width=6, height=6, fill="#ffffff", fill_opacity="0.35"),
-            el("path", d="M0,6 L6,0", stroke=LIMIT_RED, stroke_width=2),
+            el("rect", width=6, height=6, fill="#ffffff", fill_opacity="0.5"),
+            el("path", d="M0,6 L6,0", stroke=LIMIT_RED, stroke_width=1.5),
             id=pattern_id,
             width=6,
             height=6,
@@ -157,8 +158,9 @@ def fit(name: str, width: float) -> str:
 
 def _segments(
     segments: Sequence[tuple[str, int]], colors: Mapping[str, str], y: float, unit: float
-) -> tuple[list[str], float]:
-    out, x = [], float(LABEL_W)
+) -> tuple[list[str], list[str], float]:
+    """The bar's rectangles, its labels (drawn last, over any hatching) and where it ends."""
+    out, labels, x = [], [], float(LABEL_W)
     for name, value in segments:
         w = max(value * unit, 0.0)
         fill = colors.get(name, "#bab0ac")
@@ -166,9 +168,11 @@ def _segments(
         out.append(box(tip, x, y, w, BAR_H, fill, stroke="#ffffff", class_="bar", data_bytes=value))
         if w > 60:  # a label only where it fits; black or white for contrast with the fill
             label = esc(fit(name, w - 2))
-            out.append(el("text", label, x=x + 4, y=y + 15, fill=text_color(fill), class_="inbar"))
+            labels.append(
+                el("text", label, x=x + 4, y=y + 15, fill=text_color(fill), class_="inbar")
+            )
         x += w
-    return out, x
+    return out, labels, x
 
 
 def bar_chart(
@@ -205,7 +209,7 @@ def bar_chart(
         out.append(
             el("text", esc(row["note"]), x=LABEL_W - 10, y=y + 26, text_anchor="end", fill="#444")
         )
-        rects, end = _segments(row["segments"], colors, y, unit)
+        rects, labels, end = _segments(row["segments"], colors, y, unit)
         out += rects
         limit = row.get("marker") or ((line[0], "") if line else None)
         if limit and limit[0] and end > LABEL_W + limit[0] * unit:
@@ -233,6 +237,7 @@ def bar_chart(
             out.append(  # above its own bar, so it cannot be read as the next row's
                 el("text", esc(marker[1]), x=mx + 4, y=y - 3, fill=LIMIT_RED, font_size=11)
             )
+        out += labels  # over the hatching and the budget line
     if line:
         lx = LABEL_W + line[0] * unit
         out.append(
