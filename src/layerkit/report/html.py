@@ -320,13 +320,34 @@ def squarify(
     return rects
 
 
-def _box_label(name: str, value: int, x: float, y: float, w: float, h: float, fill: str) -> str:
-    if w < 48 or h < 16:
+def _box_label(
+    name: str,
+    value: int,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    fill: str,
+    *,
+    line: int = 0,
+    bold: bool = False,
+) -> str:
+    """``name size`` in a treemap cell if it fits; ``line`` 1 is under a label already there."""
+    top = 14 * line
+    if w < 48 or h < 16 + top:
         return ""
     label = fit(name, w)
     size = f" {value / 1e6:.1f}"
-    size = size if h >= 30 and fit(label + size, w) == label + size else ""
-    return el("text", esc(label + size), x=x + 3, y=y + 12, fill=text_color(fill), class_="tmlabel")
+    size = size if h >= 30 + top and fit(label + size, w) == label + size else ""
+    return el(
+        "text",
+        esc(label + size),
+        x=x + 3,
+        y=y + 12 + top,
+        fill=text_color(fill),
+        font_weight=600 if bold else None,
+        class_="tmlabel",
+    )
 
 
 def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], chart_id: str) -> str:
@@ -367,8 +388,12 @@ def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], char
             if len(packages) > 1:
                 cells = squarify([p["bytes"] for p in packages], dx, dy, dw, dh)
                 for n, (pkg, (px, py, pw, ph)) in enumerate(zip(packages, cells, strict=True)):
-                    if n:  # the first package sits under the distribution's own label
-                        labels.append(_box_label(pkg["name"], pkg["bytes"], px, py, pw, ph, fill))
+                    # the first package sits under the distribution's label: a line lower
+                    labels.append(
+                        _box_label(
+                            pkg["name"], pkg["bytes"], px, py, pw, ph, fill, line=int(n == 0)
+                        )
+                    )
                     tip = f"{layer['name']} / {dist['name']} / {pkg['name']}: {_mb(pkg['bytes'])}"
                     out.append(box(tip, px, py, pw, ph, fill, stroke="#ffffff", class_="tmpkg"))
             tip = f"{layer['name']} / {dist['name']}: {_mb(dist['bytes'])}"
@@ -387,7 +412,7 @@ def treemap(layers: Sequence[Mapping[str, Any]], colors: Mapping[str, str], char
                     data_bytes=dist["bytes"],
                 )
             )
-            out.append(_box_label(dist["name"], dist["bytes"], dx, dy, dw, dh, fill))
+            out.append(_box_label(dist["name"], dist["bytes"], dx, dy, dw, dh, fill, bold=True))
             out += labels
         out.append(layer_label)
     return el(
