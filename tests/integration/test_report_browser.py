@@ -21,7 +21,7 @@ import pytest
 
 from layerkit.report.data import build_report
 from layerkit.report.html import render_html
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 pytestmark = pytest.mark.integration
 

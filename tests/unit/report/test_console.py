@@ -10,7 +10,7 @@ from rich.console import Console
 from layerkit.build.pipeline import BuildEvent
 from layerkit.report.console import Level, ProgressEvent, Terminal
 from layerkit.report.data import build_report
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 WARNING = (
     "python3.9 is deprecated by AWS Lambda (deprecation 2025-12-15, functions can no longer be "

@@ -15,7 +15,7 @@ from layerkit.report.data import (
     report_changes,
     zip_package_sizes,
 )
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 
 def write(root: Path, rel: str, size: int) -> None:

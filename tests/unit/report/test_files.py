@@ -9,7 +9,7 @@ import pytest
 
 from layerkit.errors import LayerkitError, ReportError
 from layerkit.report.files import load_manifest, write_report
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 
 def write_build(dist: Path, manifest: dict, sub: str | None = None) -> Path:

@@ -16,7 +16,7 @@ from layerkit.report.html import (
     squarify,
     text_color,
 )
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -8,7 +8,7 @@ import pytest
 from layerkit.report.__main__ import main
 from layerkit.report.data import build_report
 from layerkit.report.markdown import render_markdown
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 
 def test_summary_has_sizes_headroom_and_what_grew() -> None:

@@ -4,7 +4,7 @@ import re
 
 from layerkit.report.data import build_report
 from layerkit.report.text import render_table
-from tests.unit.report.conftest import make_manifest
+from tests.unit.report.manifests import make_manifest
 
 
 def test_render_table_shows_every_artifact_and_the_verdicts(manifest: dict) -> None:
