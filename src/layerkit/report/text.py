@@ -27,6 +27,13 @@ def _numeric(cell: str) -> bool:
     return cell.lstrip("+-")[:1].isdigit() or cell == "-"
 
 
+def _style(cell: str) -> str:
+    """Red for a verdict that fails, yellow for an accepted one (colour only on a terminal)."""
+    if cell.startswith("OVER (accepted)") or "over budget (accepted)" in cell:
+        return "yellow"
+    return "bold red" if cell.startswith(("OVER", "FAIL")) else ""
+
+
 def table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None
 ) -> RenderableType:
@@ -47,7 +54,7 @@ def table(
         right = bool(cells) and all(_numeric(row[i]) for row in cells)
         out.add_column(header, justify="right" if right else "left")
     for row in cells:
-        out.add_row(*row)
+        out.add_row(*(Text(c, style=_style(c)) for c in row))  # Text: no markup in names
     return out if title is None else Group(Text(title, style="bold"), out)
 
 

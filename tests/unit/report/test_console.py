@@ -191,3 +191,11 @@ def test_outside_a_tracked_block_nothing_is_held_back() -> None:
     assert out.getvalue() == "[layer a] fresh: up to date\n"
     term.progress(BuildEvent("layer a", "fresh", "up to date"))  # said already
     assert out.getvalue().count("up to date") == 1
+
+
+def test_names_are_never_read_as_markup_and_failures_are_red() -> None:
+    term, out = terminal(tty=True)
+    term.table(["artifact", "status"], [["layers/[bold]x.zip", "OVER"]])
+    text = out.getvalue()
+    assert "layers/[bold]x.zip" in text
+    assert "\x1b[1;31mOVER" in text
