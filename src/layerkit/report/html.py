@@ -458,6 +458,11 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[i
     return el("table", el("tr", head), body)
 
 
+def _headroom_cell(n: int | None, over: bool) -> str:
+    """Signed MB left, red when over the limit, green otherwise."""
+    return el("span", esc(f"{headroom(n)} MB"), class_="over" if over else "ok")
+
+
 def _function_section(entry: Mapping[str, Any], palette: Mapping[str, str], key: str) -> str:
     fns = entry["functions"]
     if not fns:
@@ -487,11 +492,7 @@ def _function_section(entry: Mapping[str, Any], palette: Mapping[str, str], key:
                 else ""
             ),
             esc(_mb(fn["total_unzipped_bytes"])),
-            el(
-                "span",
-                esc(f"{headroom(fn['headroom_bytes'])} MB"),
-                class_="over" if fn["over_limit"] else "ok",
-            ),
+            _headroom_cell(fn["headroom_bytes"], fn["over_limit"]),
             el(
                 "span",
                 esc(f"{len(fn['layers'])}/{MAX_LAYERS}"),
@@ -574,11 +575,7 @@ def _layer_section(entry: Mapping[str, Any], palette: Mapping[str, str], key: st
             esc(x["name"]),
             esc(_mb(x["unzipped_bytes"])),
             esc(_mb(x["budget"])),
-            el(
-                "span",
-                esc(f"{headroom(x['headroom_bytes'])} MB"),
-                class_="over" if x["over_budget"] else "ok",
-            ),
+            _headroom_cell(x["headroom_bytes"], x["over_budget"]),
             esc(
                 ", ".join(f"{d['name']} {_mb(d['bytes'])}" for d in x["largest_distributions"][:3])
             ),
