@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class Terminal:
         self._started = clock()
         self._live: Live | None = None
         self._tracking = False
+        self._lock = threading.RLock()
 
     # -- progress ------------------------------------------------------------------------------
 
@@ -147,7 +149,14 @@ class Terminal:
             self._tracking = False
 
     def progress(self, event: ProgressEvent) -> None:
-        """Take one progress event (the callback a build or validation reports to)."""
+        """Take one progress event (the callback a build or validation reports to).
+
+        Safe to call from several threads (a build that runs artifacts in parallel).
+        """
+        with self._lock:
+            self._progress(event)
+
+    def _progress(self, event: ProgressEvent) -> None:
         detail = str(getattr(event, "detail", "") or "")
         now = self._clock()
         row = self._rows.get(event.artifact)
@@ -238,7 +247,7 @@ class Terminal:
         grid.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
         grid.add_column(justify="right", no_wrap=True)
         now = self._clock()
-        for row in self._rows.values():
+        for row in list(self._rows.values()):  # a snapshot: the refresh thread reads it
             seconds = row.elapsed if row.finished else now - row.started
             failed = row.step == "failed"
             mark = ("✗ " if failed else "✓ ") if row.finished else "… "
@@ -255,11 +264,12 @@ class Terminal:
 
     def step(self, step: Describable | str) -> None:
         """Print a deploy step as it happens (anything with ``describe()``, or a line)."""
-        self.flush()
-        line = step if isinstance(step, str) else step.describe()
-        self._done = (self._done or 0) + 1
-        prefix = f"[{self._done}/{self._total}] " if self._total else ""
-        self.console.print(Text.assemble((prefix, "dim"), line), overflow="fold")
+        with self._lock:
+            self.flush()
+            line = step if isinstance(step, str) else step.describe()
+            self._done = (self._done or 0) + 1
+            prefix = f"[{self._done}/{self._total}] " if self._total else ""
+            self.console.print(Text.assemble((prefix, "dim"), line), overflow="fold")
 
     def message(self, text: str, level: Level = Level.INFO) -> None:
         """A sentence for the user; wraps to the terminal; an exact repeat is not printed again."""
