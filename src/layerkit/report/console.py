@@ -188,7 +188,9 @@ class Terminal:
 
     def _counts(self) -> tuple[int, int | None]:
         done = (
-            self._done if self._done is not None else sum(r.finished for r in self._rows.values())
+            self._done
+            if self._done is not None
+            else sum(r.finished for r in list(self._rows.values()))
         )
         total = self._total if self._total is not None else None
         return done, total
