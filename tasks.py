@@ -36,8 +36,10 @@ from layerkit.deploy.package import package as package_stage
 from layerkit.errors import DeployError, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
-from layerkit.report.data import render_table, write_report
+from layerkit.report.console import Level, Terminal
+from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
+from layerkit.report.text import render_plain, render_table, table
 from layerkit.runtime.sandbox import extract_zip, invoke_function
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -78,13 +80,15 @@ def _target(project: Project, runtime: str | None) -> Target:
     return target
 
 
+TERMINAL = Terminal()  # live progress on a terminal, plain lines in CI logs and pipes
+
+
 def _lifecycle_warnings(project: Project) -> None:
     for finding in runtime_findings(project, date.today()):
-        print(f"{finding.severity}: {finding.message}")
+        TERMINAL.message(finding.message, Level(str(finding.severity)))
 
 
-def _progress(event: builder.BuildEvent) -> None:
-    print(f"[{event.artifact}] {event.step}: {event.detail}", flush=True)
+_progress = TERMINAL.progress
 
 
 def _summary(project: Project, result: builder.BuildResult) -> str:
@@ -106,7 +110,7 @@ def _summary(project: Project, result: builder.BuildResult) -> str:
             [path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status]
         )
     headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "status"]
-    return f"{result.out_dir} ({result.target.key})\n" + format_table(headers, rows)
+    return render_plain([table(headers, rows, f"{result.out_dir} ({result.target.key})")])
 
 
 def _cache(
@@ -138,13 +142,11 @@ def all_(
     """Build every layer and function package that is not fresh (dist/)."""
     project = _project()
     _lifecycle_warnings(project)
-    result = builder.build(
-        project,
-        _target(project, runtime),
-        force=force,
-        progress=_progress,
-        cache=_cache(project, cache),
-    )
+    target = _target(project, runtime)
+    with TERMINAL.tracking(f"build {target.key}"):
+        result = builder.build(
+            project, target, force=force, progress=_progress, cache=_cache(project, cache)
+        )
     print(_summary(project, result))
 
 
@@ -232,15 +234,16 @@ def clean(c: Context, layer: str | None = None) -> None:
 
 
 def _validate_layer(project: Project, name: str, target: Target) -> LayerValidation:
-    builder.build(
-        project,
-        target,
-        layers=[name],
-        functions=False,
-        dependents=False,
-        progress=_progress,
-        cache=_cache(project, None, announce=False),  # LAYERKIT_CACHE / [tool.layerkit] in CI
-    )
+    with TERMINAL.tracking(f"build layer {name} {target.key}"):
+        builder.build(
+            project,
+            target,
+            layers=[name],
+            functions=False,
+            dependents=False,
+            progress=_progress,
+            cache=_cache(project, None, announce=False),  # LAYERKIT_CACHE / [tool.layerkit] in CI
+        )
     result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)
     print(format_validation(result))
     return result
@@ -262,7 +265,8 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     project = _project()
     target = _target(project, runtime)
-    result = builder.build(project, target, progress=_progress)
+    with TERMINAL.tracking(f"build {target.key}"):
+        result = builder.build(project, target, progress=_progress)
     report = check.run(project, target, result.records, today=date.today(), out_dir=result.out_dir)
     totals = function_totals(project, result.records)
     print(
@@ -484,20 +488,14 @@ def model(c: Context, runtime: str | None = None) -> None:
     print(f"wrote {path}")
 
 
-@task(name="report", help={"runtime": "report this runtime's build instead of the template's"})
+@task(name="report", help={"verbose": "every slim pass, every distribution that changed"})
 @_friendly
-def report(c: Context, runtime: str | None = None) -> None:
-    """Write dist/report.json and dist/report.html (sizes, passes, budgets) and print a table."""
+def report(c: Context, verbose: bool = False) -> None:
+    """Write dist/report.json and dist/report.html for every built target and print the tables."""
     project = _project()
-    out = builder.output_dir(project, _target(project, runtime))
-    manifest_path = out / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise Exit(f"error: {manifest_path} does not exist; run `inv build.all` first.") from None
-    json_path, html_path = write_report(manifest, project, out)
-    print(render_table(manifest, project))
-    print(f"wrote {json_path} and {html_path}")
+    written = write_report(ROOT / builder.DIST, project, commit=_git_commit())
+    print(render_table(written.report, verbose=verbose))
+    print(f"wrote {written.json_path} and {written.html_path}")
 
 
 build_ns = Collection("build", all_, layer, functions, model)

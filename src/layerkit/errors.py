@@ -55,3 +55,7 @@ class DeployError(LayerkitError):
 
 class CacheError(LayerkitError):
     """The shared build cache could not be read or written (a build goes on without it)."""
+
+
+class ReportError(LayerkitError):
+    """A build manifest or report cannot be read (missing, damaged, or from another tool)."""

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
-import json
-import re
+import zipfile
 from pathlib import Path
+
+import pytest
 
 from layerkit.report.data import (
     LAMBDA_UNZIPPED_LIMIT,
+    METADATA,
+    attribute_files,
     build_report,
+    check_manifest,
     distribution_sizes,
-    render_table,
-    write_report,
+    report_changes,
+    zip_package_sizes,
 )
+from tests.unit.report.manifests import make_manifest
 
 
 def write(root: Path, rel: str, size: int) -> None:
@@ -46,50 +51,43 @@ def test_distribution_sizes_attribute_records_pycs_and_leftovers(tmp_path: Path)
     assert next(iter(sizes)) == "my-pkg"  # largest first
 
 
-def manifest() -> dict:
-    def layer(name: str, size: int, budget: int, zipped: int = 1) -> dict:
-        return {
-            "kind": "layer",
-            "name": name,
-            "target": "python3.9-x86_64",
-            "zipped_bytes": zipped,
-            "unzipped_bytes": size,
-            "files": 3,
-            "budget": budget,
-            "distribution_bytes": {name + "-dist": size},
-            "bytecode": {"mode": "all", "compiled_files": 5, "added_bytes": 10},
-            "slim": [{"name": "tests", "removed_files": 2, "removed_bytes": 50, "examples": []}],
-            "layers": [],
-        }
-
-    return {
-        "layerkit": "0.1.0",
-        "artifacts": {
-            "layers/core.zip": layer("core", 100_000_000, 100_000_000),
-            "layers/ml.zip": layer("ml", 150_000_000, 100_000_000, zipped=60_000_000),
-            "functions/predictions.zip": {
-                "kind": "function",
-                "name": "predictions",
-                "target": "python3.9-x86_64",
-                "zipped_bytes": 1000,
-                "unzipped_bytes": 20_000_000,
-                "files": 2,
-                "layers": ["core", "ml"],
-            },
-            "functions/lonely.zip": {
-                "kind": "function",
-                "name": "lonely",
-                "target": "python3.9-x86_64",
-                "zipped_bytes": 10,
-                "unzipped_bytes": 10,
-                "layers": ["core", "gone"],
-            },
-        },
+def test_files_split_by_distribution_and_top_level_package() -> None:
+    files = [
+        ("numpy/core/_multiarray.so", 50),
+        ("numpy.libs/libopenblas.so", 30),
+        ("numpy-2.0.dist-info/RECORD", 2),
+        ("six.py", 4),
+        ("__pycache__/six.cpython-39.pyc", 3),
+    ]
+    records = {
+        "numpy-2.0.dist-info": ["numpy/core/_multiarray.so", "numpy.libs/libopenblas.so"],
+        "six-1.17.0.dist-info": ["six.py"],
+    }
+    assert attribute_files(files, records) == {
+        "numpy": {"numpy": 50, "numpy.libs": 30, METADATA: 2},
+        "six": {"six": 7},
     }
 
 
-def test_build_report_sums_functions_against_the_lambda_limit() -> None:
-    report = build_report(manifest())
+def test_zip_package_sizes_reads_the_built_zip(tmp_path: Path) -> None:
+    path = tmp_path / "layer.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("python/numpy/__init__.py", b"x" * 10)
+        archive.writestr("python/numpy.libs/libblas.so", b"x" * 500)
+        archive.writestr("python/six.py", b"x" * 40)
+        archive.writestr(
+            "python/numpy-2.0.dist-info/RECORD", "numpy/__init__.py,,\nnumpy.libs/libblas.so,,\n"
+        )
+        archive.writestr("python/six-1.17.0.dist-info/RECORD", "six.py,,\n")
+    sizes = zip_package_sizes(path)
+    assert list(sizes) == ["numpy", "six"]
+    assert sizes["numpy"] == {"numpy.libs": 500, METADATA: 44, "numpy": 10}
+    assert list(sizes["numpy"]) == ["numpy.libs", METADATA, "numpy"]  # largest first
+    assert sizes["six"]["six"] == 40
+
+
+def test_build_report_sums_functions_against_the_lambda_limit(manifest: dict) -> None:
+    report = build_report(manifest)
     (entry,) = report["targets"]
     layers = {x["name"]: x for x in entry["layers"]}
     assert layers["core"]["headroom_bytes"] == 0
@@ -107,22 +105,95 @@ def test_build_report_sums_functions_against_the_lambda_limit() -> None:
     assert fns["lonely"]["missing_layers"] == ["gone"]
 
 
-def test_render_table_shows_every_artifact_and_the_verdicts() -> None:
-    text = render_table(manifest())
-    assert re.search(r"ml\s+150\.0\s+100\.0\s+-50\.0", text)
-    assert "OVER, upload via S3" in text
-    assert re.search(r"predictions\s+20\.0\s+core \+ ml\s+270\.0\s+262\.1", text)
-    assert re.search(r"tests\s+0\.0+\s+0\.0+", text)
+def test_largest_distributions_are_by_size_not_by_name(manifest: dict) -> None:
+    (entry,) = build_report(manifest)["targets"]
+    aws = next(x for x in entry["layers"] if x["name"] == "aws")
+    assert [d["name"] for d in aws["largest_distributions"]] == [
+        "urllib3",
+        "botocore",
+        "boto3",
+        "jmespath",
+    ]
+    assert aws["treemap"][0]["name"] == "urllib3"
 
 
-def test_write_report_is_self_contained(tmp_path: Path) -> None:
-    json_path, html_path = write_report(manifest(), None, tmp_path / "dist")
-    data = json.loads(json_path.read_text())
-    assert data["limit_bytes"] == 262_144_000
-    page = html_path.read_text()
-    assert "<svg" in page
-    assert "<script" not in page
-    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)
-    assert "predictions" in page
-    assert "ml-dist" in page
-    assert not list((tmp_path / "dist").glob(".*.tmp"))
+def test_over_budget_reason_comes_from_the_project(manifest: dict) -> None:
+    class Layer:
+        name = "ml"
+        over_budget_reason = "scipy ships 80 MB of compiled code"
+
+    class Project:
+        layers = (Layer(),)
+
+    (entry,) = build_report(manifest, Project())["targets"]
+    ml = next(x for x in entry["layers"] if x["name"] == "ml")
+    assert ml["over_budget_reason"] == "scipy ships 80 MB of compiled code"
+
+
+def test_every_target_is_reported_template_target_first() -> None:
+    report = build_report([make_manifest(), make_manifest("python3.12-x86_64")])
+    assert [t["target"] for t in report["targets"]] == ["python3.9-x86_64", "python3.12-x86_64"]
+
+
+def test_changes_say_what_grew_and_by_how_much() -> None:
+    old = build_report(make_manifest(ml_size=150_000_000))
+    new = build_report(make_manifest(ml_size=160_000_000), previous=old)
+    grew = [c for c in new["changes"] if c["delta"] > 0]
+    assert (grew[0]["what"], grew[0]["measure"]) == ("layer ml", "unzipped")
+    assert (grew[0]["before"], grew[0]["after"], grew[0]["delta"]) == (
+        150_000_000,
+        160_000_000,
+        10_000_000,
+    )
+    assert {c["what"] for c in grew} == {"layer ml", "layer ml / ml-dist"}
+    assert new["previous"] == old["build"]
+    assert report_changes(old, old) == []
+
+
+def test_a_distribution_gone_or_new_is_a_change() -> None:
+    old = build_report(make_manifest())
+    new = make_manifest()
+    new["artifacts"]["layers/aws.zip"]["distribution_bytes"] = {"boto3": 500_000, "six": 1}
+    changes = {c["what"]: c for c in report_changes(old, build_report(new))}
+    assert changes["layer aws / six"]["before"] is None
+    assert changes["layer aws / urllib3"]["after"] is None
+    assert changes["layer aws / urllib3"]["delta"] == -3_400_000
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (None, "null"),
+        ([], "list"),
+        ({"layerkit": "0.1.0"}, "no `artifacts`"),
+        ({"artifacts": {"layers/a.zip": None}}, "layers/a.zip is not an object"),
+        ({"artifacts": {"layers/a.zip": {"kind": "layer"}}}, "layers/a.zip has no `name`"),
+        (
+            {"artifacts": {"layers/a.zip": {"name": "a", "unzipped_bytes": "big"}}},
+            "`unzipped_bytes`",
+        ),
+        ({"artifacts": {"layers/a.zip": {"name": "a", "slim": {"x": 1}}}}, "`slim`"),
+    ],
+)
+def test_check_manifest_names_the_damage(data: object, problem: str) -> None:
+    message = check_manifest(data)
+    assert message is not None
+    assert problem in message
+
+
+def test_check_manifest_accepts_a_real_one(manifest: dict) -> None:
+    assert check_manifest(manifest) is None
+
+
+def test_a_new_target_is_one_change_per_artifact() -> None:
+    old = build_report(make_manifest())
+    new = build_report([make_manifest(), make_manifest("python3.12-x86_64")], previous=old)
+    added = [c for c in new["changes"] if c["target"] == "python3.12-x86_64"]
+    assert {c["what"] for c in added} == {
+        "layer aws",
+        "layer core",
+        "layer ml",
+        "function predictions",
+        "function lonely",
+    }
+    assert all(c["before"] is None for c in added)
