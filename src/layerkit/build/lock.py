@@ -22,7 +22,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +100,8 @@ def sources(project: Project) -> dict[str, tuple[LineRequirement, ...]]:
 def source_file(project: Project, source: str) -> Path:
     """The requirements.txt of a source, relative to the project root."""
     kind, _, name = source.partition(":")
-    folder = "layers" if kind == "layer" else "functions"
-    return Path(folder) / name / "requirements.txt"
+    folder = project.layer(name).path if kind == "layer" else project.function(name).path
+    return folder.relative_to(project.root) / "requirements.txt"
 
 
 def input_hashes(project: Project) -> dict[str, str]:
@@ -461,6 +461,27 @@ def resolve(project: Project, target: Target, previous: Lock | None = None) -> L
             "did not say. Please report this with the output of `uv --version`."
         )
     return lock
+
+
+def lock_all(
+    project: Project,
+    *,
+    upgrade: bool = False,
+    on_target: Callable[[Target], None] | None = None,
+) -> tuple[tuple[Path, Lock], ...]:
+    """Resolve every target's lock, then write them all: all or nothing.
+
+    Each lock keeps the versions of the one on disk unless ``upgrade``; ``on_target`` is told
+    before each target resolves. Nothing is written unless every target resolved.
+    """
+    locks = []
+    for target in project.targets:
+        path = lock_path(project.root, target)
+        previous = None if upgrade or not path.exists() else parse_lock(path.read_text(), path)
+        if on_target is not None:
+            on_target(target)
+        locks.append(resolve(project, target, previous))
+    return tuple((write_lock(project, lock), lock) for lock in locks)
 
 
 # ---------------------------------------------------------------- partition
