@@ -110,7 +110,7 @@ def _root_config(project: ProjectLike) -> tuple[Path, ProjectConfig]:
     return root, load_config(root)
 
 
-def _target(project: Project, runtime: str | None) -> Target:
+def target_for(project: Project, runtime: str | None) -> Target:
     """The template's target, or ``runtime`` on the template's architecture (checked)."""
     if runtime is None:
         return project.deploy_target
@@ -224,7 +224,7 @@ def build(
     project = open_project(project)
     for problem in runtime_problems(project, date.today()):
         feedback.note(f"{problem.severity}: {problem.message}")
-    target = _target(project, runtime)
+    target = target_for(project, runtime)
     result = run_build(project, target, force=force, progress=feedback.progress)
     return _build_output(project, result)
 
@@ -239,7 +239,7 @@ def build_layer(
 ) -> BuildOutput:
     """Build one layer, the layers it requires, and (if stale) the layers that require it."""
     project = open_project(project)
-    target = _target(project, runtime)
+    target = target_for(project, runtime)
     result = run_build(
         project, target, layers=[name], functions=False, force=force, progress=feedback.progress
     )
@@ -291,7 +291,7 @@ def status(project: ProjectLike, *, runtime: str | None = None) -> StatusOutput:
     (state ``unknown``), with the reason.
     """
     project = open_project(project)
-    target = _target(project, runtime)
+    target = target_for(project, runtime)
     out = output_dir(project, target)
     try:
         planned = plan(project, target)[0]
@@ -371,7 +371,9 @@ def validate_layer(
 ) -> LayerValidationOutput:
     """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
     project = open_project(project)
-    return LayerValidationOutput(_validate_one(project, name, _target(project, runtime), feedback))
+    return LayerValidationOutput(
+        _validate_one(project, name, target_for(project, runtime), feedback)
+    )
 
 
 @dataclass(frozen=True)
@@ -426,7 +428,7 @@ def validate(
 ) -> ValidateOutput:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     project = open_project(project)
-    target = _target(project, runtime)
+    target = target_for(project, runtime)
     result = run_build(project, target, progress=feedback.progress)
     checks = check_build(project, result.records)
     layers = tuple(
@@ -456,7 +458,7 @@ class ReportOutput(_Output):
 def report(project: ProjectLike, *, runtime: str | None = None) -> ReportOutput:
     """Write ``dist/report.json`` and ``dist/report.html`` (sizes, passes, budgets)."""
     project = open_project(project)
-    out = output_dir(project, _target(project, runtime))
+    out = output_dir(project, target_for(project, runtime))
     manifest_path = out / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
