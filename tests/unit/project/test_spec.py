@@ -163,3 +163,14 @@ def test_comments_and_description_do_not_change_a_layers_inputs(
     assert load_project(root).layer("base").config_sha256 == before
     toml.write_text(toml.read_text() + 'bytecode = "none"\n')
     assert load_project(root).layer("base").config_sha256 != before
+
+
+def test_a_folder_code_uri_is_the_functions_source(make_project: Callable[..., Path]) -> None:
+    from tests.conftest import TEMPLATE
+
+    root = make_project(template=TEMPLATE.replace("dist/functions/fn.zip", "hello_world/"))
+    with pytest.raises(SpecError, match=r"CodeUri 'hello_world/', but there is no hello_world/"):
+        load_project(root)
+    (root / "functions" / "fn").rename(root / "hello_world")
+    fn = load_project(root).function("Fn")
+    assert (fn.name, fn.path) == ("hello_world", root / "hello_world")
