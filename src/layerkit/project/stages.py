@@ -1,5 +1,8 @@
 """Deploy stages: where a deploy goes, read from ``stages.toml`` at the project root.
 
+(The file's name and place are ``stages-file`` in ``[tool.layerkit]``; a project without one has
+only the built-in ``local`` stage, :data:`DEFAULT_LOCAL_STAGE`.)
+
 A stage names an AWS region (optional: the standard chain decides when it is left out), the S3
 bucket that holds artifacts, releases and the deploy lock, a prefix for layer and function names,
 the alias that carries traffic, the execution role, and optionally an endpoint. The ``local``
