@@ -218,12 +218,15 @@ def _writer(stream: TextIO) -> Callable[[str], None]:
 
 def _quiet_broken_pipe() -> None:
     """The reader went away (``layerkit status | head``): stop writing, say nothing."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: nothing will flush it
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+    os.dup2(devnull, fileno)  # Python's own flush at exit must not fail again
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``layerkit`` with ``argv`` (default: the process arguments); return the exit code."""
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -249,6 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({_SAFE.get(args.doing.split()[0], _SAFE_DEFAULT)})."
         )
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``layerkit`` with ``argv`` (default: the process arguments); return the exit code."""
+    try:
+        return _run(argv)
     except BrokenPipeError:
         _quiet_broken_pipe()
         return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -114,3 +116,19 @@ def test_ctrl_c_exits_130_and_says_what_was_interrupted(
     err = capsys.readouterr().err
     assert err.startswith("interrupted during `layerkit --project-dir ")
     assert "a deploy rolls back what it changed" in err
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+
+def test_a_closed_pipe_is_quiet(
+    make_project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["--project-dir", str(make_project()), "status"]) == 0
+    assert cli.main(["--help"]) == 0
+    assert capsys.readouterr().err == ""
