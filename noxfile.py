@@ -34,9 +34,9 @@ nox.options.sessions = ["lint", "tests", "validate_layers", "deploy_tests"]
 
 
 def _install(session: nox.Session, *groups: str) -> None:
-    """Install layerkit (editable) and the named dependency groups."""
+    """Install layerkit (editable, with its local-stage and tasks extras) and dependency groups."""
     deps = [d for g in groups for d in nox.project.dependency_groups(PYPROJECT, g)]
-    session.install("-e", ".", *deps)
+    session.install("-e", ".[local,tasks]", *deps)
 
 
 @nox.session

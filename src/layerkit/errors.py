@@ -2,8 +2,9 @@
 
 Every error a user can cause (bad input, a missing tool, a failed build or deploy) is a
 :class:`LayerkitError` whose message is a complete, one-paragraph explanation that names the
-file, package or layer involved and says how to fix it. ``tasks.py`` turns these into a clean
-exit with code 1; nothing in the library prints or exits.
+file, package or layer involved and says how to fix it. The front doors (the ``layerkit``
+command in :mod:`layerkit.cli` and the invoke tasks in :mod:`layerkit.tasks`) turn these into
+that paragraph on stderr and exit code 1; nothing else in the library prints or exits.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The seeds' method versus layerkit, side by side, in one run (`nox -s bench`).
 
-Seeds' method (FACTS.md, /work/shared/seeds/002): `pip install --only-binary=:all: --no-compile
+Seeds' method (how the layers were built before layerkit): `pip install --only-binary=:all: --no-compile
 -t layer/python -r requirements.txt` per layer with the target's pip, then the seeds' find/delete
 cleanup, no bytecode. layerkit: the layer zips in dist/ (`inv build.all`).
 

@@ -151,7 +151,7 @@ def test_the_pipeline_runs_end_to_end_under_python39(run_function: Any) -> None:
 def test_retraining_with_the_built_layers_reproduces_the_committed_model(
     built: Any, tmp_path: Path
 ) -> None:
-    from layerkit.training import model_is_current, read_model_info, train_model
+    from model_training import model_is_current, read_model_info, train_model
 
     layers = built.unzipped_layers("predictions", tmp_path / "layers")
     model = train_model(built.project, tmp_path / "model", built.interpreter, layers)

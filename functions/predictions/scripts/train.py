@@ -2,8 +2,9 @@
 
     python3.9 scripts/train.py --out model --feature-engineering ../feature_engineering/app.py
 
-(``layerkit.training.train_model`` runs it as ``python3.9 -I -S`` with the layers' ``python/``
-folders as the only site folders, so the pickle matches the layer's scikit-learn.)
+(``model_training.train_model``, next to the repository's tasks.py, runs it as ``python3.9 -I -S``
+with the layers' ``python/`` folders as the only site folders, so the pickle matches the layer's
+scikit-learn.)
 
 The data are synthetic and seeded (numpy's legacy RandomState, stable across numpy versions) and
 go through FeatureEngineering's own transform, so the model's columns are exactly the features

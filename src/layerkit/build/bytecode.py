@@ -2,10 +2,11 @@
 
 Lambda's ``/opt`` and ``/var/task`` are read-only, so a module without shipped bytecode is compiled
 again at every cold start. Timestamp-based ``.pyc`` files go stale once zipped (a zip stores times
-at 2 s resolution, FACTS.md), so layerkit writes hash-based pycs. It uses **unchecked-hash**: the
-interpreter trusts the pyc without reading or hashing the source, the fastest load, and safe
-because a layer is immutable once built (a file changed after the build is a different layer
-with a different hash). ``checked-hash`` is available for trees that are edited after compiling.
+at 2 s resolution, so a source's mtime no longer matches its pyc), so layerkit writes hash-based
+pycs. It uses **unchecked-hash**: the interpreter trusts the pyc without reading or hashing the
+source, the fastest load, and safe because a layer is immutable once built (a file changed after
+the build is a different layer with a different hash). ``checked-hash`` is available for trees
+that are edited after compiling.
 
 The compilation itself runs in the target interpreter (python3.9 bytecode differs from 3.12's)
 through a small driver over :func:`py_compile.compile`, the function ``compileall`` calls per

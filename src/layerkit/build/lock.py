@@ -29,7 +29,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -782,6 +782,27 @@ def _conflict_sentence(
         f"{name} release satisfies both. Fix: {fix}, then run `inv lock` again "
         "(every layer of a function is unpacked into the same /opt)."
     )
+
+
+def lock_all(
+    project: Project,
+    *,
+    upgrade: bool = False,
+    on_target: Callable[[Target], None] | None = None,
+) -> tuple[tuple[Path, Lock], ...]:
+    """Resolve every target's lock, then write them all: all or nothing.
+
+    Each lock keeps the versions of the one on disk unless ``upgrade``; ``on_target`` is told
+    before each target resolves. Nothing is written unless every target resolved.
+    """
+    locks = []
+    for target in project.targets:
+        path = lock_path(project.root, target)
+        previous = None if upgrade or not path.exists() else parse_lock(path.read_text(), path)
+        if on_target is not None:
+            on_target(target)
+        locks.append(resolve(project, target, previous))
+    return tuple((write_lock(project, lock), lock) for lock in locks)
 
 
 # ---------------------------------------------------------------- partition

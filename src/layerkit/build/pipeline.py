@@ -50,7 +50,8 @@ from layerkit.check.imports import (
 from layerkit.check.sizes import raise_for_layer_limits
 from layerkit.errors import BuildError, BuildLockedError, SpecError
 from layerkit.locking import exclusive
-from layerkit.project.spec import TEMPLATE_FILE, Function, Layer, Project
+from layerkit.project.config import load_config
+from layerkit.project.spec import Function, Layer, Project
 from layerkit.report.data import distribution_sizes
 from layerkit.report.table import mb
 from layerkit.runtime.sandbox import extract_zip
@@ -58,7 +59,7 @@ from layerkit.runtime.target import Target, find_interpreter
 
 #: Bumped when what a build records or produces changes, so older artifacts count as stale.
 BUILD_FORMAT = 4
-DIST = "dist"
+DIST = "dist"  # the default output folder; a project's own is project.dist_dir
 WORK = ".work"
 LOCK_FILE = ".build.lock"
 
@@ -110,7 +111,7 @@ class BuildResult:
 
 def output_dir(project: Project, target: Target) -> Path:
     """``dist/`` for the template's target (what SAM and deploy read), ``dist/<key>/`` else."""
-    base = project.root / DIST
+    base = project.dist_dir
     return base if target == project.deploy_target else base / target.key
 
 
@@ -210,8 +211,9 @@ def plan(
             for name in fn.layers:
                 if target not in project.layer(name).targets():
                     raise SpecError(
-                        f"{TEMPLATE_FILE}: {fn.logical_id} runs on {target.key} and attaches "
-                        f"{name}, but layers/{name}/layer.toml does not build it for "
+                        f"{project.config.template}: {fn.logical_id} runs on {target.key} and "
+                        f"attaches {name}, but {project.config.layers_dir}/{name}/layer.toml "
+                        f"does not build it for "
                         f"{target.key}; add the runtime there or change the function's Runtime."
                     )
     lock = lock or read_lock(project, target)
@@ -490,7 +492,7 @@ def build(
         layers = sorted(wanted)
     check_target(project, target)
     out = output_dir(project, target)
-    with build_lock(project.root / DIST):
+    with build_lock(project.dist_dir):
         _sweep(out)
         planned, lock, part = plan(project, target, layers=layers, functions=functions)
         records = dict(read_manifest(out))
@@ -582,8 +584,11 @@ def check_target(project: Project, target: Target) -> None:
 
 
 def clean_all(root: Path) -> tuple[Path, ...]:
-    """Remove everything under ``root/dist`` (needs no valid project: it works on a broken one)."""
-    base = root / DIST
+    """Remove everything in the build output folder of the project at ``root`` (``dist/``).
+
+    Needs no valid project (it works on a broken one): only ``[tool.layerkit] dist-dir``.
+    """
+    base = root / load_config(root).dist_dir
     if not base.exists():
         return ()
     with build_lock(base):
@@ -595,7 +600,7 @@ def clean_all(root: Path) -> tuple[Path, ...]:
 
 def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
     """Remove build output: everything under dist/, or one layer's zips for every target."""
-    base = project.root / DIST
+    base = project.dist_dir
     if layer is None:
         return clean_all(project.root)
     project.layer(layer)

@@ -5,12 +5,13 @@ Every pass has two halves: a pure *planner* that takes a :class:`Tree` snapshot 
 paths and sizes) and returns the paths to remove, unit-tested on synthetic trees, and a thin edge
 (:func:`_apply_removals`, :func:`strip_pass`) that touches the disk.
 
-Safe by default (FACTS.md pitfalls): dist-info metadata and licence files are never removed,
-``docs`` folders that are Python packages (``botocore/docs``, ``boto3/docs``) are kept,
-``strip`` only touches extension modules, never the auditwheel-grafted ``*.libs/`` folders, and
-no installed file is modified in place (uv may hard-link them from its cache): a stripped copy is
-written next to the original and renamed over it. Aggressive pruning is opt-in per layer through
-``[slim] remove = [...]`` patterns; a ``keep`` pattern always wins over every pass.
+Safe by default (each rule below once broke a real layer): dist-info metadata and licence files
+are never removed, ``docs`` folders that are Python packages (``botocore/docs``, ``boto3/docs``)
+are kept, ``strip`` only touches extension modules, never the auditwheel-grafted ``*.libs/``
+folders, and no installed file is modified in place (uv may hard-link them from its cache): a
+stripped copy is written next to the original and renamed over it. Aggressive pruning is opt-in
+per layer through ``[slim] remove = [...]`` patterns; a ``keep`` pattern always wins over every
+pass.
 """
 
 from __future__ import annotations
@@ -263,7 +264,8 @@ def plan_strip(tree: Tree) -> tuple[str, ...]:
     """Extension modules to strip: ``*.so`` / ``*.so.N`` outside any ``*.libs/`` folder.
 
     auditwheel's grafted libraries (``numpy.libs``, ``scipy.libs``) break when stripped
-    ("ELF load command address/offset not page-aligned", FACTS.md pitfall 4): never touched.
+    (the dynamic loader then fails with "ELF load command address/offset not page-aligned"):
+    never touched.
     """
     out = []
     for path in tree.files:

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from layerkit.errors import LayerkitError
+from layerkit.runtime.interpreters import uv_executable
 from layerkit.runtime.target import Target
 
 
 def uv_binary() -> str:
     """The uv executable: the one shipped with the ``uv`` package layerkit depends on."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        if found is None:
-            raise LayerkitError(
-                "uv is not installed; layerkit resolves and installs with uv. Install the project "
-                "(`python -m pip install -e .`), which brings uv with it."
-            ) from None
-        return found
+    found = uv_executable()
+    if found is None:
+        raise LayerkitError(
+            "uv is not installed; layerkit resolves and installs with uv. Install the project "
+            "(`python -m pip install -e .`), which brings uv with it."
+        )
+    return found
 
 
 def target_args(target: Target, sdists: Iterable[str] = ()) -> list[str]:

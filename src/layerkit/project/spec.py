@@ -2,7 +2,10 @@
 
 A layer is its folder ``layers/<name>/``: ``requirements.txt`` plus ``layer.toml`` (what it
 requires, its budget, runtimes, slim rules, bytecode mode, smoke test). A function is its folder
-``functions/<name>/`` plus its resource in ``template.yaml``, which says which layers it attaches.
+plus its resource in ``template.yaml``, which says which layers it attaches; the folder is the
+resource's ``CodeUri`` when that names a folder (SAM style), else ``functions/<name>/`` for a
+``CodeUri`` naming the zip ``dist/functions/<name>.zip``. Where these live is configurable in
+``[tool.layerkit]`` (:mod:`layerkit.project.config`); the names above are the defaults.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from layerkit.errors import SpecError
+from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.requirements import LineRequirement, canonical_text, read_requirements
-from layerkit.project.template import Template, read_template
+from layerkit.project.template import Template, TemplateFunction, read_template
 from layerkit.runtime.target import ARCHITECTURES, RUNTIMES, Target
 
 if sys.version_info >= (3, 11):
@@ -30,9 +34,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-LAYERS_DIR = "layers"
-FUNCTIONS_DIR = "functions"
-TEMPLATE_FILE = "template.yaml"
+#: The default layout (a project's own is ``project.config``, from ``[tool.layerkit]``).
+LAYERS_DIR = ProjectConfig.layers_dir
+FUNCTIONS_DIR = ProjectConfig.functions_dir
+TEMPLATE_FILE = ProjectConfig.template
 BYTECODE_MODES = ("all", "imported", "none", "sourceless")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
@@ -122,6 +127,17 @@ class Project:
     layers: tuple[Layer, ...]  # required layers before the layers that require them
     functions: tuple[Function, ...]
     template: Template
+    config: ProjectConfig = field(default_factory=ProjectConfig)
+
+    @property
+    def dist_dir(self) -> Path:
+        """The build output folder (``dist/`` unless ``[tool.layerkit] dist-dir`` says else)."""
+        return self.root / self.config.dist_dir
+
+    @property
+    def stages_file(self) -> Path:
+        """The deploy stages file (``stages.toml`` unless ``[tool.layerkit]`` says else)."""
+        return self.root / self.config.stages_file
 
     def layer(self, name: str) -> Layer:
         """The layer called ``name``, or a SpecError listing the known ones."""
@@ -130,7 +146,7 @@ class Project:
                 return layer
         raise SpecError(
             f"there is no layer {name!r}; the layers are: "
-            f"{', '.join(x.name for x in self.layers)} (folders under {LAYERS_DIR}/)."
+            f"{', '.join(x.name for x in self.layers)} (folders under {self.config.layers_dir}/)."
         )
 
     def function(self, name: str) -> Function:
@@ -140,7 +156,7 @@ class Project:
                 return fn
         raise SpecError(
             f"there is no function {name!r}; the functions are: "
-            f"{', '.join(f.name for f in self.functions)} (resources in {TEMPLATE_FILE})."
+            f"{', '.join(f.name for f in self.functions)} (resources in {self.config.template})."
         )
 
     @property
@@ -304,8 +320,8 @@ def load_layer(path: Path, root: Path) -> Layer:
         raw_toml = toml_path.read_bytes()
     except FileNotFoundError:
         raise SpecError(
-            f"{display} is missing: every folder under {LAYERS_DIR}/ needs a layer.toml "
-            "(requires, budget, runtimes); copy one from another layer."
+            f"{display} is missing: every folder under {path.parent.relative_to(root)}/ needs a "
+            "layer.toml (requires, budget, runtimes); copy one from another layer."
         ) from None
     try:
         data = tomllib.loads(raw_toml.decode("utf-8"))
@@ -416,39 +432,53 @@ def order_layers(layers: Mapping[str, Layer], root: Path) -> tuple[Layer, ...]:
     return tuple(ordered)
 
 
+def _function_folder(tf: TemplateFunction, root: Path, config: ProjectConfig) -> Path:
+    """A function's source folder: its CodeUri folder (SAM style), or the one its zip names."""
+    if tf.source_dir is not None:
+        return root / tf.source_dir
+    return root / config.functions_dir / tf.name
+
+
 def load_project(root: Path) -> Project:
-    """Read the whole project below ``root``."""
+    """Read the whole project below ``root``, laid out as its ``[tool.layerkit]`` says."""
     root = root.resolve()
-    layers_dir = root / LAYERS_DIR
+    config = load_config(root)
+    layers_dir = root / config.layers_dir
     if not layers_dir.is_dir():
-        raise SpecError(f"{layers_dir} not found: is {root} a layerkit project?")
+        raise SpecError(
+            f"{layers_dir} not found: is {root} a layerkit project? Layers live in one folder "
+            f"per layer under {config.layers_dir}/ (set `layers-dir` in [tool.layerkit] of "
+            "pyproject.toml if they live elsewhere)."
+        )
     layers = {
         p.name: load_layer(p, root)
         for p in sorted(layers_dir.iterdir())
         if p.is_dir() and not p.name.startswith((".", "_"))
     }
     ordered = order_layers(layers, root)
-    template = read_template(root / TEMPLATE_FILE)
+    template = read_template(root / config.template)
     for tl in template.layers:
         if tl.layer not in layers:
             raise SpecError(
-                f"{TEMPLATE_FILE}: {tl.logical_id} has ContentUri {tl.content_uri!r}, but there "
-                f"is no {LAYERS_DIR}/{tl.layer}/ folder; create it or fix the ContentUri."
+                f"{config.template}: {tl.logical_id} has ContentUri {tl.content_uri!r}, but "
+                f"there is no {config.layers_dir}/{tl.layer}/ folder; create it or fix the "
+                "ContentUri."
             )
     functions = []
     seen: dict[str, str] = {}
     for tf in template.functions:
         if tf.name in seen:
             raise SpecError(
-                f"{TEMPLATE_FILE}: {tf.logical_id} and {seen[tf.name]} both have CodeUri "
-                f"{tf.code_uri!r}; each function needs its own functions/<name>/ folder and zip."
+                f"{config.template}: {tf.logical_id} and {seen[tf.name]} both have CodeUri "
+                f"{tf.code_uri!r}; each function needs its own source folder and zip "
+                f"(dist/functions/<name>.zip is named after the folder)."
             )
         seen[tf.name] = tf.logical_id
-        fn_path = root / FUNCTIONS_DIR / tf.name
+        fn_path = _function_folder(tf, root, config)
         if not fn_path.is_dir():
             raise SpecError(
-                f"{TEMPLATE_FILE}: {tf.logical_id} has CodeUri {tf.code_uri!r}, but there is no "
-                f"{FUNCTIONS_DIR}/{tf.name}/ folder; create it or fix the CodeUri."
+                f"{config.template}: {tf.logical_id} has CodeUri {tf.code_uri!r}, but there is "
+                f"no {fn_path.relative_to(root)}/ folder; create it or fix the CodeUri."
             )
         req_path = fn_path / "requirements.txt"
         functions.append(
@@ -464,4 +494,6 @@ def load_project(root: Path) -> Project:
                 requirements=read_requirements(req_path, req_path.relative_to(root)),
             )
         )
-    return Project(root=root, layers=ordered, functions=tuple(functions), template=template)
+    return Project(
+        root=root, layers=ordered, functions=tuple(functions), template=template, config=config
+    )

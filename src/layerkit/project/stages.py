@@ -1,5 +1,8 @@
 """Deploy stages: where a deploy goes, read from ``stages.toml`` at the project root.
 
+(The file's name and place are ``stages-file`` in ``[tool.layerkit]``; a project without one has
+only the built-in ``local`` stage, :data:`DEFAULT_LOCAL_STAGE`.)
+
 A stage names an AWS region (optional: the standard chain decides when it is left out), the S3
 bucket that holds artifacts, releases and the deploy lock, a prefix for layer and function names,
 the alias that carries traffic, the execution role, and optionally an endpoint. The ``local``
@@ -136,9 +139,21 @@ def parse_stages(data: Mapping[str, Any], where: str) -> dict[str, Stage]:
     return stages
 
 
-def load_stages(root: Path) -> dict[str, Stage]:
-    """Read every stage from ``<root>/stages.toml``."""
-    path = root / STAGES_FILE
+#: The stage a project without a stages file has: the embedded moto server, no credentials.
+DEFAULT_LOCAL_STAGE = Stage(
+    name="local",
+    local=True,
+    region="us-east-1",
+    bucket="layerkit-local-artifacts",
+    prefix="local-",
+    alias="live",
+    role="arn:aws:iam::123456789012:role/layerkit-local-lambda",
+)
+
+
+def load_stages(root: Path, file: str | Path = STAGES_FILE) -> dict[str, Stage]:
+    """Read every stage from the stages file ``file`` (relative to ``root``: ``stages.toml``)."""
+    path = root / file
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -153,12 +168,18 @@ def load_stages(root: Path) -> dict[str, Stage]:
     return parse_stages(data, str(path))
 
 
-def get_stage(root: Path, name: str) -> Stage:
-    """The stage called ``name`` from ``<root>/stages.toml``, or a SpecError listing the known."""
-    stages = load_stages(root)
+def get_stage(root: Path, name: str, file: str | Path = STAGES_FILE) -> Stage:
+    """The stage called ``name`` from the stages file, or a SpecError listing the known ones.
+
+    A project without a stages file still has the ``local`` stage (:data:`DEFAULT_LOCAL_STAGE`).
+    """
+    path = root / file
+    if name == DEFAULT_LOCAL_STAGE.name and not path.exists():
+        return DEFAULT_LOCAL_STAGE
+    stages = load_stages(root, file)
     if name not in stages:
         raise SpecError(
-            f"there is no stage {name!r} in {root / STAGES_FILE}; the stages are: "
+            f"there is no stage {name!r} in {path}; the stages are: "
             f"{', '.join(stages)}. Use --stage=local for the embedded local stage."
         )
     return stages[name]

@@ -57,7 +57,7 @@ class TemplateFunction:
     """An ``AWS::Serverless::Function`` resource, with Globals applied."""
 
     logical_id: str
-    name: str  # the functions/<name>/ folder its CodeUri zip is built from
+    name: str  # the function's name: its zip is dist/functions/<name>.zip
     code_uri: str
     handler: str
     runtime: str
@@ -65,6 +65,7 @@ class TemplateFunction:
     memory_size: int
     timeout: int
     layers: tuple[str, ...]  # layer folder names, in the order Lambda extracts them
+    source_dir: str | None = None  # the CodeUri folder (SAM style); None: CodeUri is the zip
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,32 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_CfnLoader)
 
 
-def _artifact_stem(uri: Any, kind: str, logical_id: str, path: Path) -> str:
+def _layer_stem(uri: Any, logical_id: str, path: Path) -> str:
     if not isinstance(uri, str) or not uri.endswith(".zip"):
         raise SpecError(
-            f"{path}: {logical_id}: {kind} must name the zip layerkit builds, for example "
-            f"`dist/{'layers' if kind == 'ContentUri' else 'functions'}/<name>.zip` (got {uri!r})."
+            f"{path}: {logical_id}: ContentUri must name the zip layerkit builds, for example "
+            f"`dist/layers/<name>.zip` (got {uri!r})."
         )
     return PurePosixPath(uri).stem
+
+
+def _code_location(uri: Any, logical_id: str, path: Path) -> tuple[str, str | None]:
+    """A function's name and, for a folder CodeUri (SAM style), its source folder.
+
+    ``CodeUri: dist/functions/hello.zip`` names the zip layerkit builds from ``functions/hello/``;
+    ``CodeUri: hello/`` (what ``sam init`` writes) names the source folder, whose zip layerkit
+    builds as ``dist/functions/hello.zip``.
+    """
+    if isinstance(uri, str) and uri.endswith(".zip"):
+        return PurePosixPath(uri).stem, None
+    folder = PurePosixPath(uri) if isinstance(uri, str) and "://" not in uri else None
+    if folder is None or folder.is_absolute() or ".." in folder.parts or not folder.name:
+        raise SpecError(
+            f"{path}: {logical_id}: CodeUri must name the function's source folder inside the "
+            "project (SAM style, for example `hello_world/`) or the zip layerkit builds, "
+            f"`dist/functions/<name>.zip` (got {uri!r})."
+        )
+    return folder.name, folder.as_posix()
 
 
 def _resolve_layer_ref(
@@ -135,7 +155,7 @@ def parse_template(text: str, path: Path) -> Template:
             uri = props.get("ContentUri")
             layers[logical_id] = TemplateLayer(
                 logical_id=logical_id,
-                layer=_artifact_stem(uri, "ContentUri", logical_id, path),
+                layer=_layer_stem(uri, logical_id, path),
                 content_uri=uri,
                 compatible_runtimes=tuple(props.get("CompatibleRuntimes") or ()),
                 compatible_architectures=tuple(props.get("CompatibleArchitectures") or ("x86_64",)),
@@ -163,11 +183,13 @@ def parse_template(text: str, path: Path) -> Template:
                     f"{path}: function {logical_id}: {key} must be a literal string (got "
                     f"{props[key]!r}); layerkit reads it from the template to build and test."
                 )
+        name, source_dir = _code_location(props["CodeUri"], logical_id, path)
         functions.append(
             TemplateFunction(
                 logical_id=logical_id,
-                name=_artifact_stem(props["CodeUri"], "CodeUri", logical_id, path),
+                name=name,
                 code_uri=props["CodeUri"],
+                source_dir=source_dir,
                 handler=str(props["Handler"]),
                 runtime=str(props["Runtime"]),
                 architecture=str(archs[0]),

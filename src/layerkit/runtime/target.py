@@ -2,24 +2,23 @@
 
 Target knowledge is kept as data (:data:`RUNTIMES`: each runtime's Python version with its
 patch, its OS and that OS's glibc; the manylinux platforms uv knows), in the spirit of
-chalice's ``_RUNTIME_GLIBC`` table. Everything here is pure except
-:func:`find_interpreter`, which looks for the target's interpreter on this machine.
+chalice's ``_RUNTIME_GLIBC`` table. Everything here is pure; finding the target's interpreter on
+this machine is :mod:`layerkit.runtime.interpreters` (``find_interpreter`` is re-exported here for
+the callers that import it with Target).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from packaging import tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from layerkit.errors import InterpreterNotFoundError, SpecError
+from layerkit.errors import SpecError
+from layerkit.runtime.interpreters import find_interpreter  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -217,34 +216,4 @@ def wheel_tags_text(filename: str) -> str:
     """The platform tags of a wheel file name, for error messages."""
     return (
         filename.removesuffix(".whl").split("-", 2)[-1] if filename.endswith(".whl") else filename
-    )
-
-
-def find_interpreter(target: Target, cwd: Path | None = None) -> Path:
-    """Return the absolute path of the target runtime's interpreter on this machine.
-
-    The name ``python3.9`` is resolved once to the real executable, so that pyenv shims (which
-    pick a version by the working directory) keep working from temporary folders.
-    """
-    name = f"python{target.python_version_text}"
-    found = shutil.which(name)
-    # the project folder first: a pyenv shim picks versions by the .python-version it finds there
-    for folder in dict.fromkeys((cwd, None)):
-        if found is None:
-            break
-        proc = subprocess.run(
-            [found, "-c", "import sys; print(sys.executable); print(sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            cwd=folder,
-            check=False,
-        )
-        lines = proc.stdout.split("\n")
-        if proc.returncode == 0 and len(lines) >= 2 and lines[1] == str(target.python_version):
-            return Path(lines[0])
-    raise InterpreterNotFoundError(
-        f"the {target.runtime} target needs the {name} interpreter to compile bytecode and test "
-        f"imports, and it is not on PATH (or does not run). Install Python "
-        f"{target.python_version_text} (for example `pyenv install {target.python_version_text}` "
-        "and list it in .python-version) and try again."
     )

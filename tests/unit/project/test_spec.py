@@ -227,3 +227,14 @@ def test_readme_documents_every_layer_toml_key() -> None:
     readme = (REPO / "README.md").read_text()
     for key in LAYER_KEYS:
         assert f"| `{key.name}` | {key.type} | {key.default} |" in readme, key.name
+
+
+def test_a_folder_code_uri_is_the_functions_source(make_project: Callable[..., Path]) -> None:
+    from tests.conftest import TEMPLATE
+
+    root = make_project(template=TEMPLATE.replace("dist/functions/fn.zip", "hello_world/"))
+    with pytest.raises(SpecError, match=r"CodeUri 'hello_world/', but there is no hello_world/"):
+        load_project(root)
+    (root / "functions" / "fn").rename(root / "hello_world")
+    fn = load_project(root).function("Fn")
+    assert (fn.name, fn.path) == ("hello_world", root / "hello_world")

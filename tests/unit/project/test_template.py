@@ -74,3 +74,30 @@ Resources:
 def test_globals_must_be_a_mapping() -> None:
     with pytest.raises(SpecError, match="`Globals` must be a mapping"):
         parse_template("Globals: [a]\nResources: {}\n", P)
+
+
+@pytest.mark.parametrize(
+    ("code_uri", "name", "source_dir"),
+    [
+        ("dist/functions/fn.zip", "fn", None),
+        ("hello_world/", "hello_world", "hello_world"),  # what `sam init` writes
+        ("src/handlers/orders", "orders", "src/handlers/orders"),
+    ],
+)
+def test_code_uri_is_the_built_zip_or_the_source_folder(
+    code_uri: str, name: str, source_dir: str | None
+) -> None:
+    from tests.conftest import TEMPLATE
+
+    text = TEMPLATE.replace("CodeUri: dist/functions/fn.zip", f"CodeUri: {code_uri}")
+    (fn,) = parse_template(text, P).functions
+    assert (fn.name, fn.source_dir, fn.code_uri) == (name, source_dir, code_uri)
+
+
+@pytest.mark.parametrize("code_uri", ["../elsewhere", "/abs/fn", "s3://bucket/fn", "3"])
+def test_a_code_uri_outside_the_project_is_refused(code_uri: str) -> None:
+    from tests.conftest import TEMPLATE
+
+    text = TEMPLATE.replace("CodeUri: dist/functions/fn.zip", f"CodeUri: {code_uri}")
+    with pytest.raises(SpecError, match=r"Fn: CodeUri must name the function's source folder"):
+        parse_template(text, P)

@@ -8,7 +8,7 @@ import pytest
 
 from layerkit.errors import BuildError
 from layerkit.project.spec import load_project
-from layerkit.training import (
+from model_training import (
     layer_python_paths,
     layers_sklearn_version,
     model_is_current,

@@ -1,4 +1,7 @@
-"""The model build step: train the Predictions model under the target runtime with the layers.
+"""The model build of this repository (``inv build.model``): retrain Predictions with the layers.
+
+App code, not layerkit: it knows the Predictions and FeatureEngineering functions of this
+repository. ``tasks.py`` imports it to add ``build.model`` to layerkit's tasks.
 
 A scikit-learn pickle is only safe to load with the scikit-learn that wrote it, so the model is
 trained by the TARGET interpreter (python3.9 for the python3.9 target) with the built layers as
@@ -13,12 +16,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerkit import commands
+from layerkit.build.pipeline import build
 from layerkit.errors import BuildError
 from layerkit.project.spec import Project
+from layerkit.runtime.sandbox import extract_zip
+from layerkit.runtime.target import find_interpreter
 
 PREDICTIONS = "predictions"
 FEATURE_ENGINEERING = "feature_engineering"
@@ -160,3 +168,44 @@ def model_is_current(model_dir: Path, sklearn_version: str, python_version: str)
         and info.sklearn_version == sklearn_version
         and info.python_version == python_version
     )
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """Where ``build_model`` wrote the model (the shape of a layerkit command's output)."""
+
+    path: Path
+    failure: str | None = None
+
+    def render(self) -> str:
+        """``wrote <path>``."""
+        return f"wrote {self.path}"
+
+
+def build_model(
+    project: commands.ProjectLike,
+    *,
+    runtime: str | None = None,
+    feedback: commands.Feedback = commands.QUIET,
+) -> ModelOutput:
+    """Build the layers (if stale), unzip Predictions' layers, and retrain its model with them.
+
+    For the template's target the model goes to ``functions/predictions/model`` (what the
+    function ships); for another runtime to ``<dist>/<target>/models/predictions``.
+    """
+    project = commands.open_project(project)
+    target = commands.target_for(project, runtime)
+    result = build(project, target, functions=False, progress=feedback.progress)
+    fn = project.function(PREDICTIONS)
+    out = (
+        fn.path / MODEL_DIR
+        if target == project.deploy_target
+        else result.out_dir / "models" / PREDICTIONS
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = []
+        for name in fn.layers:
+            extract_zip(result.out_dir / "layers" / f"{name}.zip", Path(tmp) / name)
+            dirs.append(Path(tmp) / name)
+        interpreter = find_interpreter(target, cwd=project.root)
+        return ModelOutput(train_model(project, out, interpreter, dirs))

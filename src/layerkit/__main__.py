@@ -1,0 +1,7 @@
+"""``python -m layerkit``: the ``layerkit`` command."""
+
+import sys
+
+from layerkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,289 @@
+"""The ``layerkit`` command: the verbs of :mod:`layerkit.commands` for any SAM project.
+
+``layerkit --help`` lists the verbs; ``layerkit VERB --help`` explains one. A LayerkitError (bad
+input, a missing tool, a failed build or deploy) is printed as one paragraph on stderr with exit
+code 1; Ctrl-C exits with 130 and says what was interrupted; a closed pipe (``| head``) is quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from layerkit import __version__, commands
+from layerkit.errors import LayerkitError
+from layerkit.report.console import Terminal
+
+Run = Callable[[argparse.Namespace, commands.Feedback], Any]
+
+#: What an interruption leaves behind, by verb.
+_SAFE = {
+    "deploy": "a deploy rolls back what it changed and releases the stage lock",
+    "rollback": "a rollback restores what it had moved and releases the stage lock",
+}
+_SAFE_DEFAULT = "a build keeps only complete zips and manifest entries"
+
+
+def _runtime(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime", metavar="R", help="use this runtime (e.g. python3.12), not the template's"
+    )
+
+
+def _force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="rebuild even fresh artifacts")
+
+
+def _cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        metavar="URL",
+        help="shared build cache: s3://BUCKET/PREFIX, file:///DIR, or none "
+        "(default: LAYERKIT_CACHE, else [tool.layerkit] cache)",
+    )
+
+
+def _stage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stage",
+        default="local",
+        help="a stage of the stages file (default: local, an embedded moto server, no credentials)",
+    )
+
+
+def _verb(
+    sub: Any, name: str, run: Run, help_text: str, parents: list[argparse.ArgumentParser]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_text, description=help_text, parents=parents
+    )
+    parser.set_defaults(run=run, doing=parser.prog.split(" ", 1)[-1])
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``layerkit``: global options and one sub-parser per verb."""
+    # --project-dir is accepted before or after the verb
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--project-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the project folder (default: the current folder)",
+    )
+    p = [common]
+    parser = argparse.ArgumentParser(
+        prog="layerkit",
+        description="Build, slim, validate and deploy the AWS Lambda layers and functions of "
+        "a SAM project (layers/<name>/, template.yaml; see [tool.layerkit] in pyproject.toml).",
+    )
+    parser.add_argument("--version", action="version", version=f"layerkit {__version__}")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="the project folder (default: the current folder)",
+    )
+    sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
+
+    lock = _verb(sub, "lock", _lock, "resolve all requirements once per target; write locks/", p)
+    lock.add_argument(
+        "--upgrade", action="store_true", help="re-resolve every version, not only changed ones"
+    )
+
+    build = _verb(sub, "build", _build_all, "build layers and function packages (dist/)", p)
+    builds = build.add_subparsers(title="what", metavar="WHAT")
+    b_all = _verb(builds, "all", _build_all, "build every layer and function that is stale", p)
+    _runtime(b_all)
+    _force(b_all)
+    _cache(b_all)
+    b_layer = _verb(builds, "layer", _build_layer, "build one layer (and those it requires)", p)
+    b_layer.add_argument("name", help="the layer folder name")
+    _runtime(b_layer)
+    _force(b_layer)
+    _force(_verb(builds, "functions", _build_functions, "build the function packages", p))
+    build.set_defaults(runtime=None, force=False, cache=None)  # `layerkit build`: build all
+
+    _runtime(_verb(sub, "status", _status, "what is built, fresh or stale, and its sizes", p))
+
+    validate = _verb(sub, "validate", _validate_all, "check sizes, the template and layers", p)
+    checks = validate.add_subparsers(title="what", metavar="WHAT")
+    _runtime(_verb(checks, "all", _validate_all, "sizes, Lambda limits, template, every layer", p))
+    v_layer = _verb(checks, "layer", _validate_layer, "prove one layer on its runtime", p)
+    v_layer.add_argument("name", help="the layer folder name")
+    _runtime(v_layer)
+    validate.set_defaults(runtime=None)  # `layerkit validate` alone: validate all
+
+    report = _verb(sub, "report", _report, "write dist/report.json and dist/report.html", p)
+    report.add_argument("--verbose", action="store_true", help="every slimming pass, all rows")
+
+    inv = _verb(sub, "invoke", _invoke, "run a built function in the local Lambda sandbox", p)
+    inv.add_argument("function", help="the function's folder name or logical id")
+    inv.add_argument("--event", metavar="FILE", help="event JSON (default: events/basic.json)")
+
+    deploy = _verb(sub, "deploy", _deploy, "deploy the current build; roll back on failure", p)
+    _stage(deploy)
+    deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    deploy.add_argument(
+        "--allow-deprecated-runtime",
+        action="store_true",
+        help="deploy a runtime AWS blocks (real AWS only)",
+    )
+
+    _stage(_verb(sub, "package", _package, "upload the zips; write a template for sam deploy", p))
+
+    rollback = _verb(sub, "rollback", _rollback, "move a stage back to a recorded release", p)
+    _stage(rollback)
+    rollback.add_argument("--release", help="the release id (default: the previous release)")
+
+    releases = _verb(sub, "releases", _releases, "list the releases recorded for a stage", p)
+    _stage(releases)
+    releases.add_argument("--limit", type=int, default=20, help="show only the newest N")
+
+    _stage(_verb(sub, "unlock", _unlock, "remove a stale deploy lock of a stage", p))
+
+    clean = _verb(sub, "clean", _clean, "remove dist/, or one layer's zips", p)
+    clean.add_argument("--layer", help="remove only this layer's zips (every target)")
+    return parser
+
+
+# ---------------------------------------------------------------- the verbs
+
+
+def _lock(a: argparse.Namespace, fb: commands.Feedback) -> commands.LockOutput:
+    return commands.lock(a.project_dir, upgrade=a.upgrade, feedback=fb)
+
+
+def _build_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.BuildOutput:
+    return commands.build(
+        a.project_dir, runtime=a.runtime, force=a.force, cache=a.cache, feedback=fb
+    )
+
+
+def _build_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.BuildOutput:
+    return commands.build_layer(
+        a.project_dir, a.name, runtime=a.runtime, force=a.force, feedback=fb
+    )
+
+
+def _build_functions(a: argparse.Namespace, fb: commands.Feedback) -> commands.BuildOutput:
+    return commands.build_functions(a.project_dir, force=a.force, feedback=fb)
+
+
+def _status(a: argparse.Namespace, fb: commands.Feedback) -> commands.StatusOutput:
+    return commands.status(a.project_dir, runtime=a.runtime)
+
+
+def _validate_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.ValidateOutput:
+    return commands.validate(a.project_dir, runtime=a.runtime, feedback=fb)
+
+
+def _validate_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.LayerValidationOutput:
+    return commands.validate_layer(a.project_dir, a.name, runtime=a.runtime, feedback=fb)
+
+
+def _report(a: argparse.Namespace, fb: commands.Feedback) -> commands.ReportOutput:
+    return commands.report(a.project_dir, verbose=a.verbose)
+
+
+def _package(a: argparse.Namespace, fb: commands.Feedback) -> commands.PackageOutput:
+    return commands.package(a.project_dir, stage=a.stage, feedback=fb)
+
+
+def _invoke(a: argparse.Namespace, fb: commands.Feedback) -> commands.InvokeOutput:
+    return commands.invoke(a.project_dir, a.function, event=a.event, feedback=fb)
+
+
+def _deploy(a: argparse.Namespace, fb: commands.Feedback) -> commands.DeployOutput:
+    return commands.deploy(
+        a.project_dir,
+        stage=a.stage,
+        dry_run=a.dry_run,
+        allow_deprecated_runtime=a.allow_deprecated_runtime,
+        feedback=fb,
+    )
+
+
+def _rollback(a: argparse.Namespace, fb: commands.Feedback) -> commands.RollbackOutput:
+    return commands.rollback(a.project_dir, stage=a.stage, release=a.release, feedback=fb)
+
+
+def _releases(a: argparse.Namespace, fb: commands.Feedback) -> commands.ReleasesOutput:
+    return commands.releases(a.project_dir, stage=a.stage, limit=a.limit, feedback=fb)
+
+
+def _unlock(a: argparse.Namespace, fb: commands.Feedback) -> commands.UnlockOutput:
+    return commands.unlock(a.project_dir, stage=a.stage, feedback=fb)
+
+
+def _clean(a: argparse.Namespace, fb: commands.Feedback) -> commands.CleanOutput:
+    return commands.clean(a.project_dir, layer=a.layer)
+
+
+# ---------------------------------------------------------------- running one
+
+
+def _writer(stream: TextIO) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    return write
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``layerkit status | head``): stop writing, say nothing."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: nothing will flush it
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)  # Python's own flush at exit must not fail again
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (exit 2)
+        return int(exc.code or 0)
+    out, err = _writer(sys.stdout), _writer(sys.stderr)
+    doing = f"`layerkit {' '.join(argv if argv is not None else sys.argv[1:])}`"
+    try:
+        terminal = Terminal()  # live progress on a terminal, plain lines in CI logs and pipes
+        with terminal.tracking(doing):
+            output = args.run(args, commands.Feedback(terminal.progress, terminal.message))
+        text = output.render()
+        if text:
+            out(text)
+        if output.failure:
+            err(f"error: {output.failure}")
+            return 1
+        return 0
+    except LayerkitError as exc:
+        err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        err(
+            f"interrupted during {doing}: nothing half-written was kept "
+            f"({_SAFE.get(args.doing.split()[0], _SAFE_DEFAULT)})."
+        )
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``layerkit`` with ``argv`` (default: the process arguments); return the exit code."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,778 @@
+"""The command surface: one function per verb, shared by the ``layerkit`` CLI and the invoke tasks.
+
+Each command takes the project (a loaded :class:`~layerkit.project.spec.Project` or its folder)
+and its options, does its work through the library, and returns a small frozen ``*Output`` whose
+``render()`` is the text to show and whose ``failure`` (None on success) is the one-paragraph
+reason to exit with code 1. Nothing here prints: what a command says while it works goes to a
+:class:`Feedback` (build progress events and notes), so a front door decides how to show it.
+Errors caused by input are raised as :class:`~layerkit.errors.LayerkitError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from layerkit.build.cache import CacheStore, cache_url, open_store
+from layerkit.build.lock import lock_all, partition
+from layerkit.build.manifest import ArtifactRecord, read_manifest
+from layerkit.build.pipeline import (
+    BuildEvent,
+    BuildResult,
+    Progress,
+    check_target,
+    output_dir,
+    plan,
+    require_fresh,
+)
+from layerkit.build.pipeline import build as run_build
+from layerkit.build.pipeline import clean as clean_layer
+from layerkit.build.pipeline import clean_all as clean_everything
+from layerkit.check import run as run_checks
+from layerkit.check.findings import CheckReport, Severity
+from layerkit.check.layer import LayerValidation, format_validation, validate_built_layer
+from layerkit.check.sizes import FunctionTotal, function_totals
+from layerkit.check.template import runtime_findings
+from layerkit.deploy import deployer, stagelock
+from layerkit.deploy.connect import stage_clients
+from layerkit.deploy.package import PackageResult
+from layerkit.deploy.package import package as package_stage
+from layerkit.deploy.releases import Release, list_releases
+from layerkit.errors import DeployError, LockError, SpecError
+from layerkit.gitinfo import git_commit
+from layerkit.project.config import ProjectConfig, load_config
+from layerkit.project.spec import Project, load_project
+from layerkit.project.stages import Stage, get_stage
+from layerkit.report.files import write_report
+from layerkit.report.table import format_table, mb
+from layerkit.report.text import render_table
+from layerkit.runtime.sandbox import InvokeResult, invoke_function
+from layerkit.runtime.target import Target
+
+ProjectLike = Project | Path | str
+
+
+def _ignore(line: str) -> None:
+    """Say nothing."""
+
+
+def _no_events(event: BuildEvent) -> None:
+    """Show no progress."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Where a command sends what it says while it works.
+
+    ``progress`` receives the build's events (artifact, step, detail); ``note`` receives a line
+    of text (a runtime warning, "resolving python3.9-x86_64 ...", where the local stage runs).
+    """
+
+    progress: Progress = _no_events
+    note: Callable[[str], None] = _ignore
+
+
+QUIET = Feedback()
+
+
+def format_event(event: BuildEvent) -> str:
+    """One progress event as a line of text: ``[layer core-data-science] slim: -12.3 MB``."""
+    return f"[{event.artifact}] {event.step}: {event.detail}"
+
+
+def text_feedback(write: Callable[[str], None]) -> Feedback:
+    """Feedback that writes every event and note as a line through ``write``."""
+    return Feedback(progress=lambda event: write(format_event(event)), note=write)
+
+
+class _Output:
+    """What every command returns: ``render()`` text, and ``failure`` (None: success)."""
+
+    @property
+    def failure(self) -> str | None:
+        """The one-paragraph reason to exit with code 1, or None when the command succeeded."""
+        return None
+
+    def render(self) -> str:  # pragma: no cover - every output overrides it
+        """The text a front door shows."""
+        raise NotImplementedError
+
+
+def open_project(project: ProjectLike) -> Project:
+    """The project itself, or the project loaded from the folder ``project``."""
+    return project if isinstance(project, Project) else load_project(Path(project))
+
+
+def _root_config(project: ProjectLike) -> tuple[Path, ProjectConfig]:
+    """The project folder and its layout, without loading (or needing) a valid project."""
+    if isinstance(project, Project):
+        return project.root, project.config
+    root = Path(project).resolve()
+    return root, load_config(root)
+
+
+def target_for(project: Project, runtime: str | None) -> Target:
+    """The template's target, or ``runtime`` on the template's architecture (checked)."""
+    if runtime is None:
+        return project.deploy_target
+    target = Target(runtime, project.deploy_target.architecture)
+    check_target(project, target)
+    return target
+
+
+def _stage(project: ProjectLike, name: str) -> tuple[Path, Stage]:
+    root, config = _root_config(project)
+    return root, get_stage(root, name, config.stages_file)
+
+
+# ---------------------------------------------------------------- lock
+
+
+@dataclass(frozen=True)
+class LockedTarget:
+    """One written lock: its path (relative to the project), size, and shared distributions."""
+
+    path: str
+    distributions: int
+    shared: tuple[tuple[str, tuple[str, ...]], ...]  # (distribution, layers carrying it)
+
+
+@dataclass(frozen=True)
+class LockOutput(_Output):
+    """The locks ``lock`` wrote, one per target."""
+
+    locks: tuple[LockedTarget, ...]
+
+    def render(self) -> str:
+        """A line per lock, and a note per distribution independent layers both carry."""
+        lines = []
+        for lock in self.locks:
+            lines.append(f"{lock.path}: {lock.distributions} distributions")
+            lines.extend(
+                f"  note: {name} is carried by {', '.join(owners)} (independent layers)"
+                for name, owners in lock.shared
+            )
+        return "\n".join(lines)
+
+
+def lock(project: ProjectLike, *, upgrade: bool = False, feedback: Feedback = QUIET) -> LockOutput:
+    """Resolve all requirements once per target with uv and write ``locks/<target>.toml``.
+
+    Every target resolves before any lock is written (all or nothing); locked versions are kept
+    unless ``upgrade``.
+    """
+    project = open_project(project)
+    written = lock_all(
+        project, upgrade=upgrade, on_target=lambda t: feedback.note(f"resolving {t.key} ...")
+    )
+    return LockOutput(
+        tuple(
+            LockedTarget(
+                str(path.relative_to(project.root)),
+                len(result.packages),
+                tuple(partition(project, result).shared().items()),
+            )
+            for path, result in written
+        )
+    )
+
+
+# ---------------------------------------------------------------- build
+
+
+_STATUS_OF = {
+    Severity.ERROR: "OVER BUDGET",
+    Severity.WARNING: "over budget (accepted)",
+    Severity.INFO: "ok (S3)",
+}
+
+
+@dataclass(frozen=True)
+class BuildOutput(_Output):
+    """What a build left in its output folder: one row per artifact."""
+
+    out_dir: Path
+    target: Target
+    built: tuple[str, ...]
+    rows: tuple[tuple[str, str, str, int, str, str], ...]  # artifact .. status
+
+    def render(self) -> str:
+        """The output folder and a table of artifacts, sizes, budgets and status."""
+        headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "status"]
+        table = format_table(headers, [list(row) for row in self.rows])
+        return f"{self.out_dir} ({self.target.key})\n{table}"
+
+
+def _build_output(project: Project, result: BuildResult) -> BuildOutput:
+    sizes = run_checks(
+        project, result.target, result.records, today=date.today(), template=False, handlers=False
+    )
+    rows = []
+    for path, rec in sorted(result.records.items()):
+        worst = sizes.worst(path)
+        status = "ok" if worst is None else _STATUS_OF[worst]
+        status += " (built)" if path in result.built else ""
+        status += " (from cache)" if path in result.cached else ""
+        rows.append(
+            (path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status)
+        )
+    return BuildOutput(result.out_dir, result.target, result.built, tuple(rows))
+
+
+def build_cache(
+    project: Project, option: str | None, feedback: Feedback = QUIET
+) -> CacheStore | None:
+    """The shared build cache from ``option`` (``--cache``), LAYERKIT_CACHE or [tool.layerkit].
+
+    ``option`` "none" turns it off; without any setting there is no cache.
+    """
+    url, source = cache_url(project.root, option)
+    if url is None:
+        return None
+    feedback.note(f"build cache: {url} (from {source})")
+    return open_store(url, source)
+
+
+def build(
+    project: ProjectLike,
+    *,
+    runtime: str | None = None,
+    force: bool = False,
+    cache: str | None = None,
+    feedback: Feedback = QUIET,
+) -> BuildOutput:
+    """Build every layer and function package that is not fresh (``dist/``).
+
+    A deprecated runtime is noted first (cfn-lint's lifecycle data). With a shared build cache
+    (``cache``, see :func:`build_cache`), artifacts built elsewhere are downloaded, not rebuilt.
+    """
+    project = open_project(project)
+    for finding in runtime_findings(project, date.today()):
+        feedback.note(f"{finding.severity}: {finding.message}")
+    target = target_for(project, runtime)
+    store = build_cache(project, cache, feedback)
+    result = run_build(project, target, force=force, progress=feedback.progress, cache=store)
+    return _build_output(project, result)
+
+
+def build_layer(
+    project: ProjectLike,
+    name: str,
+    *,
+    runtime: str | None = None,
+    force: bool = False,
+    feedback: Feedback = QUIET,
+) -> BuildOutput:
+    """Build one layer, the layers it requires, and (if stale) the layers that require it."""
+    project = open_project(project)
+    target = target_for(project, runtime)
+    result = run_build(
+        project,
+        target,
+        layers=[name],
+        functions=False,
+        force=force,
+        progress=feedback.progress,
+        cache=build_cache(project, None, feedback),
+    )
+    return _build_output(project, result)
+
+
+def build_functions(
+    project: ProjectLike, *, force: bool = False, feedback: Feedback = QUIET
+) -> BuildOutput:
+    """Build the function packages (app code and function-only dependencies)."""
+    project = open_project(project)
+    result = run_build(project, layers=[], force=force, progress=feedback.progress)
+    return _build_output(project, result)
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class StatusOutput(_Output):
+    """Each artifact's state (fresh, stale, missing; unknown without a usable lock) and sizes."""
+
+    out_dir: Path
+    target: Target
+    rows: tuple[tuple[str, str, ArtifactRecord | None], ...]  # path, state, record
+    note: str | None = None  # why freshness is unknown
+
+    def render(self) -> str:
+        """The output folder, a table of states and sizes, and the note if any."""
+        rows = [
+            [
+                path,
+                state,
+                mb(rec.unzipped_bytes if rec else None),
+                mb(rec.zipped_bytes if rec else None),
+            ]
+            for path, state, rec in self.rows
+        ]
+        table = format_table(["artifact", "state", "unzipped MB", "zipped MB"], rows)
+        return f"{self.out_dir} ({self.target.key})\n{table}" + (
+            f"\n{self.note}" if self.note else ""
+        )
+
+
+def status(project: ProjectLike, *, runtime: str | None = None) -> StatusOutput:
+    """Show what is built, whether it is fresh or stale, and its sizes.
+
+    Without a current lock, freshness cannot be known; what the manifest lists is still shown
+    (state ``unknown``), with the reason.
+    """
+    project = open_project(project)
+    target = target_for(project, runtime)
+    out = output_dir(project, target)
+    try:
+        planned = plan(project, target)[0]
+    except LockError as exc:  # what is on disk is still worth showing
+        rows = tuple((path, "unknown", rec) for path, rec in sorted(read_manifest(out).items()))
+        return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}")
+    return StatusOutput(out, target, tuple((p.path, p.state, p.record) for p in planned))
+
+
+# ---------------------------------------------------------------- checks shared by validate/deploy
+
+
+@dataclass(frozen=True)
+class BuildChecks:
+    """The checks of one build: what validate shows and deploy and package require."""
+
+    totals: tuple[FunctionTotal, ...]
+    report: CheckReport
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Every error, as ``where: message``."""
+        return tuple(str(f) for f in self.report.errors)
+
+
+def check_build(project: Project, result: BuildResult) -> BuildChecks:
+    """Sizes against budgets and Lambda limits, the template and the handlers, for a build."""
+    report = run_checks(
+        project, result.target, result.records, today=date.today(), out_dir=result.out_dir
+    )
+    return BuildChecks(function_totals(project, result.records), report)
+
+
+def refuse_invalid(project: Project, result: BuildResult, action: str) -> None:
+    """Raise DeployError when the build fails its checks, so nothing is ``action``."""
+    errors = check_build(project, result).errors
+    if errors:
+        raise DeployError(
+            f"the build fails validation, so nothing was {action}: "
+            + "; ".join(errors)
+            + ". Fix these (see `layerkit validate all` or `inv validate`) and try again."
+        )
+
+
+# ---------------------------------------------------------------- validate
+
+
+@dataclass(frozen=True)
+class LayerValidationOutput(_Output):
+    """One layer proven on one runtime."""
+
+    validation: LayerValidation
+
+    @property
+    def failure(self) -> str | None:
+        """Why the command fails: the layer failed validation."""
+        v = self.validation
+        return None if v.ok else f"layer {v.layer} failed validation on {v.target.key}"
+
+    def render(self) -> str:
+        """What passed and what failed."""
+        return format_validation(self.validation)
+
+
+def _validate_one(
+    project: Project, name: str, target: Target, feedback: Feedback
+) -> LayerValidation:
+    run_build(
+        project,
+        target,
+        layers=[name],
+        functions=False,
+        dependents=False,
+        progress=feedback.progress,
+        cache=build_cache(project, None),  # LAYERKIT_CACHE / [tool.layerkit] in CI
+    )
+    result = validate_built_layer(
+        project.root, name, target.runtime, architecture=target.architecture
+    )
+    feedback.progress(BuildEvent(f"layer {name}", "validated", "OK" if result.ok else "FAILED"))
+    return result
+
+
+def validate_layer(
+    project: ProjectLike, name: str, *, runtime: str | None = None, feedback: Feedback = QUIET
+) -> LayerValidationOutput:
+    """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
+    project = open_project(project)
+    return LayerValidationOutput(
+        _validate_one(project, name, target_for(project, runtime), feedback)
+    )
+
+
+@dataclass(frozen=True)
+class ValidateOutput(_Output):
+    """Sizes, template and every layer of one target, checked."""
+
+    target: Target
+    checks: BuildChecks
+    layers: tuple[LayerValidation, ...]
+
+    @property
+    def failed_layers(self) -> tuple[str, ...]:
+        """The layers that failed on the target."""
+        return tuple(v.layer for v in self.layers if not v.ok)
+
+    @property
+    def failure(self) -> str | None:
+        """Why validation failed: how many size/template errors, which layers."""
+        errors, failed = self.checks.errors, self.failed_layers
+        if not errors and not failed:
+            return None
+        return f"validation failed: {len(errors)} size/template/handler error(s)" + (
+            f"; layers failing on {self.target.key}: {', '.join(failed)}" if failed else ""
+        )
+
+    def render(self) -> str:
+        """Totals per function, findings, template problems, each layer, and the verdict."""
+        headers = ["function", "package MB", "layers MB", "total MB", "limit MB", "headroom MB"]
+        rows = [
+            [
+                t.function,
+                mb(t.code_bytes),
+                mb(sum(t.layer_bytes.values())),
+                mb(t.total),
+                mb(t.total + t.headroom),
+                mb(t.headroom),
+            ]
+            for t in self.checks.totals
+        ]
+        lines = [format_table(headers, rows)]
+        # sentences, not a table: they are long
+        # includes the runtime lifecycle warning
+        lines += [f"{f.severity}: {f}" for f in self.checks.report.findings]
+        lines += [format_validation(v) for v in self.layers]
+        if self.failure is None:
+            lines.append("validation passed")
+        return "\n".join(lines)
+
+
+def validate(
+    project: ProjectLike, *, runtime: str | None = None, feedback: Feedback = QUIET
+) -> ValidateOutput:
+    """Check sizes and Lambda limits, the template, and every layer on its runtime."""
+    project = open_project(project)
+    target = target_for(project, runtime)
+    result = run_build(project, target, progress=feedback.progress)
+    checks = check_build(project, result)
+    layers = tuple(
+        _validate_one(project, layer.name, target, feedback)
+        for layer in project.layers
+        if target in layer.targets()
+    )
+    return ValidateOutput(target, checks, layers)
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class ReportOutput(_Output):
+    """The report files written, and the report as text tables."""
+
+    json_path: Path
+    html_path: Path
+    report: Mapping[str, Any]
+    verbose: bool = False
+
+    def render(self) -> str:
+        """The tables, then where the files are."""
+        table = render_table(self.report, verbose=self.verbose)
+        return f"{table}\nwrote {self.json_path} and {self.html_path}"
+
+
+def report(project: ProjectLike, *, verbose: bool = False) -> ReportOutput:
+    """Write ``dist/report.json`` and ``dist/report.html`` for every built target.
+
+    Sizes, passes, budgets, zipped sizes, what changed since the previous report; a missing or
+    damaged manifest is a one-paragraph error saying what to run.
+    """
+    project = open_project(project)
+    written = write_report(project.dist_dir, project, commit=git_commit(project.root))
+    return ReportOutput(written.json_path, written.html_path, written.report, verbose)
+
+
+# ---------------------------------------------------------------- invoke
+
+
+@dataclass(frozen=True)
+class InvokeOutput(_Output):
+    """One invocation of a built function in the local sandbox."""
+
+    function: str
+    result: InvokeResult
+
+    @property
+    def failure(self) -> str | None:
+        """Why the command fails: the handler raised or the process died."""
+        if self.result.ok:
+            return None
+        return f"function {self.function} failed; its logs and error response are above."
+
+    def render(self) -> str:
+        """The function's logs, its response as JSON, and Lambda's REPORT line."""
+        return (
+            f"{self.result.logs}{json.dumps(self.result.response, indent=2)}\n"
+            f"{self.result.report_line()}"
+        )
+
+
+def read_event(path: Path) -> Any:
+    """The JSON event in ``path``, or a SpecError naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(
+            f"cannot read the event {path}: {exc}; pass a JSON file (for example the function's "
+            "events/basic.json)."
+        ) from None
+
+
+def invoke(
+    project: ProjectLike,
+    function: str,
+    *,
+    event: Path | str | None = None,
+    feedback: Feedback = QUIET,
+) -> InvokeOutput:
+    """Run a built function in the local Lambda sandbox (building what is stale first).
+
+    The event defaults to the function's ``events/basic.json``.
+    """
+    project = open_project(project)
+    fn = project.function(function)
+    payload = read_event(Path(event) if event else fn.path / "events" / "basic.json")
+    out = run_build(project, progress=feedback.progress).out_dir
+    return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))
+
+
+# ---------------------------------------------------------------- deploy, rollback, releases
+
+
+@dataclass(frozen=True)
+class DeployOutput(_Output):
+    """What a deploy planned and did on a stage."""
+
+    stage: Stage
+    dry_run: bool
+    outcome: deployer.DeployOutcome
+
+    def render(self) -> str:
+        """Warnings, each step, and the functions' new versions and release."""
+        out, lines = self.outcome, []
+        if self.dry_run:
+            lines.append(f"dry run: the plan for stage {self.stage.name}; nothing is changed")
+        lines += [f"warning: {warning}" for warning in out.warnings]
+        lines.append(
+            "\n".join(s.describe() for s in out.steps) or "nothing to do: the stage is current"
+        )
+        if self.dry_run and out.steps:
+            lines.append(f"dry run: {len(out.steps)} steps planned, nothing was changed")
+        if out.result and out.result.release:
+            lines += [
+                f"{fn.function_name}:{self.stage.alias} -> {fn.version}  "
+                f"layers: {', '.join(fn.layers)}"
+                for fn in out.result.release.functions
+            ]
+            lines.append(f"release {out.result.release.release_id} recorded")
+        return "\n".join(lines)
+
+
+def deploy(
+    project: ProjectLike,
+    *,
+    stage: str = "local",
+    dry_run: bool = False,
+    allow_deprecated_runtime: bool = False,
+    feedback: Feedback = QUIET,
+) -> DeployOutput:
+    """Deploy the current build (``dist/``) to a stage; roll back on any failure.
+
+    A build that is missing, stale, or fails the size or template checks is refused before
+    anything starts.
+    """
+    project = open_project(project)
+    fresh = require_fresh(project)
+    refuse_invalid(project, fresh, "deployed")
+    desired = deployer.desired_state(
+        project, fresh.records, fresh.out_dir, git_commit(project.root)
+    )
+    root, st = _stage(project, stage)
+    with stage_clients(root, st, feedback.note) as clients:
+        outcome = deployer.deploy(
+            desired, clients, st, dry_run=dry_run, allow_deprecated_runtime=allow_deprecated_runtime
+        )
+    return DeployOutput(st, dry_run, outcome)
+
+
+@dataclass(frozen=True)
+class PackageOutput(_Output):
+    """What ``package`` uploaded and the packaged template it wrote."""
+
+    root: Path
+    stage: Stage
+    result: PackageResult
+
+    def render(self) -> str:
+        """The uploads, the template written and the ``sam deploy`` command for it."""
+        st, result = self.stage, self.result
+        lines = [f"uploaded s3://{st.bucket}/{key}" for key in result.uploaded]
+        if result.reused:
+            lines.append(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded)")
+        lines.append(
+            f"wrote {result.template.relative_to(self.root)} "
+            f"(functions: {', '.join(result.function_names)})"
+        )
+        command = result.deploy_command(f"layerkit-{st.name}", st.region)
+        lines.append(f"deploy it with: {command}")
+        return "\n".join(lines)
+
+
+def package(
+    project: ProjectLike, *, stage: str = "local", feedback: Feedback = QUIET
+) -> PackageOutput:
+    """Upload the current build to a stage's bucket; write ``dist/template.packaged.yaml``.
+
+    The packaged template is what ``sam deploy --template-file`` or ``aws cloudformation deploy``
+    takes. A build that is stale or fails its checks is refused before anything is uploaded.
+    """
+    project = open_project(project)
+    fresh = require_fresh(project)
+    refuse_invalid(project, fresh, "uploaded")
+    root, st = _stage(project, stage)
+    with stage_clients(root, st, feedback.note) as clients:
+        result = package_stage(project, st, clients, fresh.out_dir, commit=git_commit(root))
+    return PackageOutput(root, st, result)
+
+
+@dataclass(frozen=True)
+class RollbackOutput(_Output):
+    """What a rollback restored."""
+
+    stage: Stage
+    outcome: deployer.RollbackOutcome
+
+    def render(self) -> str:
+        """What was restored, what was left, and the release the stage now runs."""
+        out, name = self.outcome, self.stage.name
+        if out.release is None:
+            return f"stage {name} already runs release {out.target.release_id}: nothing to do"
+        lines = list(out.restored)
+        if out.skipped:
+            lines.append(
+                f"not in release {out.target.release_id}, left as is: {', '.join(out.skipped)}"
+            )
+        lines.append(
+            f"stage {name} runs release {out.target.release_id} "
+            f"(recorded as {out.release.release_id})"
+        )
+        return "\n".join(lines)
+
+
+def rollback(
+    project: ProjectLike,
+    *,
+    stage: str = "local",
+    release: str | None = None,
+    feedback: Feedback = QUIET,
+) -> RollbackOutput:
+    """Move a stage's aliases (and ``$LATEST``) back to a recorded release (default: previous)."""
+    root, st = _stage(project, stage)
+    with stage_clients(root, st, feedback.note) as clients:
+        outcome = deployer.rollback(clients, st, release, commit=git_commit(root))
+    return RollbackOutput(st, outcome)
+
+
+@dataclass(frozen=True)
+class ReleasesOutput(_Output):
+    """The releases recorded for a stage, oldest first."""
+
+    stage: Stage
+    releases: tuple[Release, ...]
+
+    def render(self) -> str:
+        """One line per release: id, kind, commit, function versions."""
+        lines = []
+        for r in self.releases:
+            note = f" -> {r.rolled_back_to}" if r.rolled_back_to else ""
+            versions = ", ".join(f"{f.function_name}:{f.version}" for f in r.functions)
+            lines.append(f"{r.release_id}  {r.kind}{note}  commit {r.commit or '-'}  {versions}")
+        return "\n".join(lines) or f"no releases recorded for stage {self.stage.name}"
+
+
+def releases(
+    project: ProjectLike, *, stage: str = "local", limit: int = 20, feedback: Feedback = QUIET
+) -> ReleasesOutput:
+    """List the releases recorded for a stage, oldest first (the newest ``limit``)."""
+    root, st = _stage(project, stage)
+    with stage_clients(root, st, feedback.note) as clients:
+        return ReleasesOutput(st, list_releases(clients.s3, st, limit=limit))
+
+
+@dataclass(frozen=True)
+class UnlockOutput(_Output):
+    """The stale deploy lock removed, if there was one."""
+
+    stage: Stage
+    removed: stagelock.LockInfo | None
+
+    def render(self) -> str:
+        """Whose lock was removed, or that there was none."""
+        held = self.removed
+        if held is None:
+            return f"stage {self.stage.name} has no deploy lock: nothing to remove"
+        return f"removed the lock of {held.owner} since {held.since} ({held.purpose})"
+
+
+def unlock(
+    project: ProjectLike, *, stage: str = "local", feedback: Feedback = QUIET
+) -> UnlockOutput:
+    """Remove a stage's deploy lock that a killed deploy or rollback left behind."""
+    root, st = _stage(project, stage)
+    with stage_clients(root, st, feedback.note) as clients:
+        return UnlockOutput(st, stagelock.force_unlock(clients.s3, st))
+
+
+# ---------------------------------------------------------------- clean
+
+
+@dataclass(frozen=True)
+class CleanOutput(_Output):
+    """What ``clean`` removed."""
+
+    removed: tuple[Path, ...]
+
+    def render(self) -> str:
+        """The paths removed, or "nothing"."""
+        return "removed: " + (", ".join(str(p) for p in self.removed) or "nothing")
+
+
+def clean(project: ProjectLike, *, layer: str | None = None) -> CleanOutput:
+    """Remove build output: all of ``dist/``, or one layer's zips (every target).
+
+    Removing everything needs no valid project: it works when the project is broken.
+    """
+    if layer is None:
+        return CleanOutput(clean_everything(_root_config(project)[0]))
+    return CleanOutput(clean_layer(open_project(project), layer))

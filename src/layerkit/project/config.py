@@ -1,0 +1,94 @@
+"""Where a project keeps its parts: ``[tool.layerkit]`` in the project's ``pyproject.toml``.
+
+Every setting is a path relative to the project root, and every default is the layout of the
+layerkit repository itself, so a project laid out like it needs no ``[tool.layerkit]`` at all
+(and no ``pyproject.toml`` either):
+
+```toml
+[tool.layerkit]
+layers-dir = "layers"          # one folder per layer: layer.toml, requirements.txt
+functions-dir = "functions"    # a function whose CodeUri names a zip: <functions-dir>/<name>/
+template = "template.yaml"     # the SAM template
+dist-dir = "dist"              # build output (zips, manifest.json, report)
+stages-file = "stages.toml"    # deploy stages (without it: only the built-in local stage)
+```
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from layerkit.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PYPROJECT = "pyproject.toml"
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """The project's layout, each entry relative to the project root."""
+
+    layers_dir: str = "layers"
+    functions_dir: str = "functions"
+    template: str = "template.yaml"
+    dist_dir: str = "dist"
+    stages_file: str = "stages.toml"
+
+
+def _key(name: str) -> str:
+    """The TOML key of a field: ``layers_dir`` is written ``layers-dir``."""
+    return name.replace("_", "-")
+
+
+_KEYS = {_key(f.name): f.name for f in fields(ProjectConfig)}
+
+
+def parse_config(table: Mapping[str, Any], where: str) -> ProjectConfig:
+    """Turn the ``[tool.layerkit]`` table into a ProjectConfig; ``where`` names the file."""
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise SpecError(
+            f"{where} [tool.layerkit]: unknown key(s) {', '.join(unknown)}; the settings are "
+            f"{', '.join(_KEYS)} (each a path relative to the project root)."
+        )
+    values: dict[str, str] = {}
+    for key, value in table.items():
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(
+                f"{where} [tool.layerkit]: {key} must be a non-empty string, a path relative "
+                f'to the project root such as "{getattr(ProjectConfig, _KEYS[key])}" '
+                f"(got {value!r})."
+            )
+        if PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts:
+            raise SpecError(
+                f"{where} [tool.layerkit]: {key} = {value!r} leaves the project; write a path "
+                "inside the project root, relative to it."
+            )
+        values[_KEYS[key]] = value
+    return ProjectConfig(**values)
+
+
+def load_config(root: Path) -> ProjectConfig:
+    """Read ``[tool.layerkit]`` from ``<root>/pyproject.toml``; the defaults when absent."""
+    path = root / PYPROJECT
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ProjectConfig()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}; fix the file.") from None
+    tool = data.get("tool", {})
+    table = tool.get("layerkit", {}) if isinstance(tool, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise SpecError(f"{path}: tool.layerkit must be a table; write a [tool.layerkit] section.")
+    return parse_config(table, str(path))
