@@ -51,3 +51,7 @@ class SandboxError(LayerkitError):
 
 class DeployError(LayerkitError):
     """A deploy or rollback failed."""
+
+
+class OptimizeError(LayerkitError):
+    """Tracing or pruning failed: a layer is not built, or a pruned module turned out needed."""
