@@ -453,8 +453,46 @@ def report(c: Context, runtime: str | None = None) -> None:
     print(f"wrote {json_path} and {html_path}")
 
 
+@task(
+    name="optimize",
+    help={
+        "layer": "advise (and prune) only this layer",
+        "apply": "write the removals into layer.toml, rebuild and prove the functions still work",
+        "bytecode": "also measure every bytecode mode (size, each handler's cold init)",
+        "runtime": "target runtime (default: the template's)",
+    },
+)
+@_friendly
+def optimize(
+    c: Context,
+    layer: str | None = None,
+    apply: bool = False,
+    bytecode: bool = False,
+    runtime: str | None = None,
+) -> None:
+    """Trace what every function loads; report what no function loads; --apply prunes it."""
+    from layerkit.optimize.apply import format_report
+    from layerkit.optimize.apply import optimize as run_optimize
+
+    project = _project()
+    found = run_optimize(
+        project, _target(project, runtime), layer, apply, measure_bytecode=bytecode
+    )
+    print(format_report(found))
+
+
 build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
 ns = Collection(
-    build_ns, validate_ns, invoke_, lock, status, clean, report, deploy, rollback, releases
+    build_ns,
+    validate_ns,
+    invoke_,
+    lock,
+    status,
+    clean,
+    report,
+    optimize,
+    deploy,
+    rollback,
+    releases,
 )

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from layerkit.build.bytecode import compile_tree
+from layerkit.errors import OptimizeError
 from layerkit.project.spec import BYTECODE_MODES, Function
 from layerkit.runtime.sandbox import extract_zip, invoke, prepare
 from layerkit.runtime.target import Target
@@ -73,7 +74,19 @@ def mode_sizes(compiled: Mapping[str, int], cold: frozenset[str]) -> dict[str, i
 
 
 def compile_layer(archive: Path, work: Path, interpreter: Path) -> dict[str, int]:
-    """Unzip ``archive`` without bytecode into ``work`` and compile all of it; entry sizes."""
+    """Unzip ``archive`` without bytecode into ``work`` and compile all of it; entry sizes.
+
+    A sourceless layer has no sources to start from: OptimizeError says how to measure it.
+    """
+    with zipfile.ZipFile(archive) as zf:
+        sourceless = [n for n in zf.namelist() if n.endswith(".pyc") and "/__pycache__/" not in n]
+    if sourceless:
+        raise OptimizeError(
+            f"{archive} is built sourceless ({len(sourceless)} modules have no source, e.g. "
+            f"{sourceless[0]}), so the other bytecode modes cannot be measured from it; set "
+            'bytecode = "imported" in its layer.toml, `inv build.all`, then `inv optimize '
+            "--bytecode`."
+        )
     extract_zip(archive, work, skip_bytecode=True)
     compile_tree(work / "python", interpreter, "all", workers=max(1, os.cpu_count() or 1))
     sizes = {}
