@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -115,9 +116,16 @@ def add_removals(text: str, patterns: Sequence[str], sizes: Mapping[str, int], t
         comment=f"`inv optimize --apply` {today}: no function loads these ({total / 1e6:.1f} MB)",
     )
     for pattern in new:
-        remove.add_line(pattern, comment=f"{sizes.get(pattern, 0) / 1e6:.2f} MB")
+        remove.add_line(pattern, comment=_size_text(sizes.get(pattern, 0)))
     remove.add_line(indent="")
-    return tomlkit.dumps(doc)
+    out = tomlkit.dumps(doc)
+    for pattern in new:  # two spaces before an inline comment, as ruff and taplo write them
+        out = out.replace(f'"{pattern}", # ', f'"{pattern}",  # ')
+    return re.sub(r"\n\n(\s*\])", r"\n\1", out)  # no blank line before the closing bracket
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 1e6:.2f} MB" if size >= 10_000 else f"{size / 1e3:.1f} kB"
 
 
 # ---------------------------------------------------------------- tracing a project
