@@ -274,7 +274,7 @@ def apply_pruning(
         after = _trace(project, target, out_dir, None, runner)
         problems = _same_outcomes(baseline, after)
         needed = removed_modules_reached(after, removed)
-        statically = _static_hits(project, removed)
+        statically = [module for _, module, _ in _static_hits(project, removed)]
         if needed or statically or problems:
             raise OptimizeError(_failure(needed, statically, problems))
         if tests is not None:
@@ -309,13 +309,15 @@ def _failure(needed: Sequence[str], statically: Sequence[str], problems: Sequenc
     )
 
 
-def _static_hits(project: Project, removed: Sequence[str]) -> tuple[str, ...]:
-    folders = tuple(r.replace("/", ".") for r in removed)
+def _static_hits(project: Project, removed: Sequence[str]) -> tuple[tuple[str, str, str], ...]:
+    """(function, module, removed folder) for each static import inside a removed folder."""
     hits = set()
-    for names in project_static_imports(project).values():
+    for fn, names in project_static_imports(project).items():
         for name in names:
-            if any(name == f or name.startswith(f + ".") for f in folders):
-                hits.add(name)
+            for folder in removed:
+                dotted = folder.replace("/", ".")
+                if name == dotted or name.startswith(dotted + "."):
+                    hits.add((fn, name, folder))
     return tuple(sorted(hits))
 
 
@@ -387,9 +389,9 @@ def verify_traces(
     current = builder.require_fresh(project, target)
     removed = {p: x.name for x in project.layers for p in x.slim.remove if "*" not in p}
     problems = [
-        f"functions import {name} statically, but a layer's [slim] remove prunes it; add a keep "
-        "pattern for it"
-        for name in _static_hits(project, tuple(removed))
+        f"functions/{fn} imports {name}, but layers/{removed[folder]}/layer.toml prunes "
+        f'{folder!r}; add keep = ["{folder}"] to its [slim] and rebuild'
+        for fn, name, folder in _static_hits(project, tuple(removed))
     ]
     traces = _trace(project, target, current.out_dir, None, runner)
     problems.extend(line for t in traces for line in t.problems())

@@ -121,3 +121,41 @@ def test_the_report_text_names_what_was_pruned() -> None:
     assert "pruned from base: six_extra/sub" in text
     assert "function fn: code + layers 2.0 MB -> 2.0 MB" in text
     assert report.to_json()["applied"][0]["patterns"] == ("six_extra/sub",)
+
+
+def _pruning_project(make_project: Callable[..., Path], app: str) -> Path:
+    root = make_project(functions={"fn": app})
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text() + '\n[slim]\nremove = ["six_extra/sub"]\n')
+    return root
+
+
+def test_verify_traces_names_a_pruned_module_a_trace_reaches(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = load_project(_pruning_project(make_project, "def handler(e, c):\n    return 1\n"))
+    monkeypatch.setattr(
+        A.builder, "require_fresh", lambda p, t: type("R", (), {"out_dir": p.root})()
+    )
+    fine = A.verify_traces(project, runner=lambda s: _trace(s))
+    assert fine == ()
+    problems = A.verify_traces(project, runner=lambda s: _trace(s, modules=("six_extra.sub.x",)))
+    assert len(problems) == 1
+    assert "six_extra.sub.x" in problems[0]
+    assert "layers/base/layer.toml" in problems[0]
+    assert 'keep = ["six_extra/sub"]' in problems[0]
+
+
+def test_verify_traces_names_a_static_import_of_a_pruned_module(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = "import six_extra.sub.mod\n\n\ndef handler(e, c):\n    return 1\n"
+    project = load_project(_pruning_project(make_project, app))
+    monkeypatch.setattr(
+        A.builder, "require_fresh", lambda p, t: type("R", (), {"out_dir": p.root})()
+    )
+    problems = A.verify_traces(project, runner=lambda s: _trace(s))
+    assert problems == (
+        "functions/fn imports six_extra.sub.mod, but layers/base/layer.toml prunes "
+        "'six_extra/sub'; add keep = [\"six_extra/sub\"] to its [slim] and rebuild",
+    )
