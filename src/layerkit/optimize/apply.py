@@ -494,7 +494,10 @@ def format_report(report: OptimizeReport) -> str:
             )
         for cost in item.bytecode:
             inits = ", ".join(f"{f} {ms:.0f} ms" for f, ms in sorted(cost.init_ms.items()))
-            lines.append(f"    bytecode {cost.mode:10} {cost.bytes / 1e6:7.1f} MB  init: {inits}")
+            lines.append(
+                f"    bytecode {cost.mode:10} {cost.bytes / 1e6:7.1f} MB  cold init, every layer "
+                f"in this mode: {inits}"
+            )
     lines.append("slowest imports (self time):")
     for imp in report.slowest:
         lines.append(f"    {imp.module:56} {imp.self_us / 1000:8.1f} ms")
