@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import importlib.util
 import json
 import logging
 import re
@@ -218,6 +219,11 @@ def pytest_sandbox_tests(root: Path, paths: Sequence[str] = SANDBOX_TESTS) -> tu
     present = [p for p in paths if (root / p).exists()]
     if not present:
         return True, "no sandbox tests"
+    if importlib.util.find_spec("pytest") is None:
+        return False, (
+            f"pytest is not installed in {sys.executable}'s environment, so the functions' "
+            "sandbox tests cannot run; install it (`pip install pytest`) and run again."
+        )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-m", "integration", "-p", "no:cacheprovider",
          *present],
