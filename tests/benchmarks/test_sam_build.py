@@ -115,6 +115,9 @@ def environment(tool: str, cache: Path | None) -> dict[str, str]:
     """The host environment, SAM's telemetry off, and (cold) an empty cache folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_CACHE_DIR", "UV_CACHE_DIR")}
     env["SAM_CLI_TELEMETRY"] = "0"
+    versions = ROOT / ".python-version"  # pyenv's shims find python3.9 from any folder
+    if versions.is_file() and "PYENV_VERSION" not in env:
+        env["PYENV_VERSION"] = ":".join(versions.read_text().split())
     if cache is not None:
         env["PIP_CACHE_DIR" if tool == "sam" else "UV_CACHE_DIR"] = str(cache)
     return env

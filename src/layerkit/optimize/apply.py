@@ -417,28 +417,44 @@ def measure_modes(
     advice: Sequence[LayerAdvice],
     traces: Sequence[Trace],
 ) -> tuple[LayerAdvice, ...]:
-    """Each layer's size in every bytecode mode and each handler's cold init on that mode."""
+    """Each layer's size in every bytecode mode and each handler's cold init on that mode.
+
+    A layer built sourceless has no sources to rebuild the other modes from: it shows its
+    sourceless size only, and a function attaching it is timed in the sourceless mode only.
+    """
     import tempfile
 
-    from layerkit.optimize.modes import cold_inits, compile_layer, mode_files, write_mode_zip
+    from layerkit.optimize.modes import (
+        cold_inits,
+        compile_layer,
+        mode_files,
+        sourceless_entries,
+        write_mode_zip,
+    )
 
     interpreter = find_interpreter(target, cwd=project.root)
+    modes = ("none", "imported", "all", "sourceless")
     with tempfile.TemporaryDirectory(prefix="layerkit-modes-") as tmp:
         base = Path(tmp)
         zips: dict[tuple[str, str], Path] = {}
         sizes: dict[str, dict[str, int]] = {}
         for item in project.layers:
-            cold = _cold_sources(item.name, traces)
+            archive = out_dir / "layers" / f"{item.name}.zip"
+            if sourceless_entries(archive):
+                zips[item.name, "sourceless"] = archive
+                sizes[item.name] = {"sourceless": LayerFiles.read(item.name, archive).total}
+                continue
             work = base / item.name
-            compiled = compile_layer(out_dir / "layers" / f"{item.name}.zip", work, interpreter)
-            for mode, files in mode_files(compiled, cold).items():
-                zips[item.name, mode] = write_mode_zip(
-                    work, files, base / f"{item.name}-{mode}.zip"
-                )
+            compiled = compile_layer(archive, work, interpreter)
+            for mode, files in mode_files(compiled, _cold_sources(item.name, traces)).items():
+                dest = base / f"{item.name}-{mode}.zip"
+                zips[item.name, mode] = write_mode_zip(work, files, dest)
                 sizes.setdefault(item.name, {})[mode] = sum(s for _, s in files.values())
         inits: dict[str, dict[str, float]] = {}
         for fn in project.functions:
-            for mode in ("none", "imported", "all", "sourceless"):
+            for mode in modes:
+                if not all((name, mode) in zips for name in fn.layers):
+                    continue
                 inits.setdefault(mode, {})[fn.name] = round(
                     cold_inits(
                         fn,
@@ -459,11 +475,12 @@ def measure_modes(
                     sizes[a.layer][mode],
                     {
                         f: ms
-                        for f, ms in inits[mode].items()
+                        for f, ms in inits.get(mode, {}).items()
                         if a.layer in project.function(f).layers
                     },
                 )
-                for mode in ("none", "imported", "all", "sourceless")
+                for mode in modes
+                if mode in sizes.get(a.layer, {})
             ),
         )
         for a in advice

@@ -73,13 +73,18 @@ def mode_sizes(compiled: Mapping[str, int], cold: frozenset[str]) -> dict[str, i
     return {mode: sum(s for _, s in files[mode].values()) for mode in BYTECODE_MODES}
 
 
+def sourceless_entries(archive: Path) -> tuple[str, ...]:
+    """The modules of ``archive`` shipped as a bare ``x.pyc`` (a layer built sourceless)."""
+    with zipfile.ZipFile(archive) as zf:
+        return tuple(n for n in zf.namelist() if n.endswith(".pyc") and "/__pycache__/" not in n)
+
+
 def compile_layer(archive: Path, work: Path, interpreter: Path) -> dict[str, int]:
     """Unzip ``archive`` without bytecode into ``work`` and compile all of it; entry sizes.
 
     A sourceless layer has no sources to start from: OptimizeError says how to measure it.
     """
-    with zipfile.ZipFile(archive) as zf:
-        sourceless = [n for n in zf.namelist() if n.endswith(".pyc") and "/__pycache__/" not in n]
+    sourceless = sourceless_entries(archive)
     if sourceless:
         raise OptimizeError(
             f"{archive} is built sourceless ({len(sourceless)} modules have no source, e.g. "

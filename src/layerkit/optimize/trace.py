@@ -117,6 +117,11 @@ class LayerFiles:
     name: str
     files: Mapping[str, int] = field(default_factory=dict)
 
+    @property
+    def total(self) -> int:
+        """Unzipped bytes of every entry."""
+        return sum(self.files.values())
+
     @classmethod
     def read(cls, name: str, archive: Path) -> LayerFiles:
         """The entries of ``archive``."""
