@@ -78,6 +78,7 @@ def deploy_tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: cold-start imports and handler init, seeds' method vs layerkit (slow)."""
     _install(session, "test")
+    session.install("aws-sam-cli")  # tests/benchmarks/test_sam_build.py: sam build side by side
     session.run("inv", "build.all")
     session.run(
         "pytest",

@@ -120,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime(v_layer)
     validate.set_defaults(runtime=None)  # `layerkit validate` alone: validate all
 
+    opt = _verb(sub, "optimize", _optimize, "trace what functions load; prune the rest", p)
+    opt.add_argument("--layer", help="advise (and prune) only this layer")
+    opt.add_argument(
+        "--apply", action="store_true", help="prune into layer.toml, rebuild, prove it works"
+    )
+    opt.add_argument("--bytecode", action="store_true", help="also measure every bytecode mode")
+    _runtime(opt)
+
     report = _verb(sub, "report", _report, "write dist/report.json and dist/report.html", p)
     report.add_argument("--verbose", action="store_true", help="every slimming pass, all rows")
 
@@ -190,6 +198,12 @@ def _validate_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.La
 
 def _report(a: argparse.Namespace, fb: commands.Feedback) -> commands.ReportOutput:
     return commands.report(a.project_dir, verbose=a.verbose)
+
+
+def _optimize(a: argparse.Namespace, fb: commands.Feedback) -> commands.OptimizeOutput:
+    return commands.optimize(
+        a.project_dir, layer=a.layer, apply=a.apply, bytecode=a.bytecode, runtime=a.runtime
+    )
 
 
 def _package(a: argparse.Namespace, fb: commands.Feedback) -> commands.PackageOutput:

@@ -44,6 +44,9 @@ from layerkit.deploy.package import package as package_stage
 from layerkit.deploy.releases import Release, list_releases
 from layerkit.errors import DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
+from layerkit.optimize.apply import OptimizeReport, verify_traces
+from layerkit.optimize.apply import format_report as format_optimize
+from layerkit.optimize.apply import optimize as run_optimize
 from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import Stage, get_stage
@@ -428,6 +431,7 @@ class ValidateOutput(_Output):
     target: Target
     checks: BuildChecks
     layers: tuple[LayerValidation, ...]
+    traces: tuple[str, ...] = ()  # what the functions' traces found missing (optimize's prunes)
 
     @property
     def failed_layers(self) -> tuple[str, ...]:
@@ -438,10 +442,12 @@ class ValidateOutput(_Output):
     def failure(self) -> str | None:
         """Why validation failed: how many size/template errors, which layers."""
         errors, failed = self.checks.errors, self.failed_layers
-        if not errors and not failed:
+        if not errors and not failed and not self.traces:
             return None
-        return f"validation failed: {len(errors)} size/template/handler error(s)" + (
-            f"; layers failing on {self.target.key}: {', '.join(failed)}" if failed else ""
+        return (
+            f"validation failed: {len(errors)} size/template/handler error(s)"
+            + (f"; layers failing on {self.target.key}: {', '.join(failed)}" if failed else "")
+            + (f"; {len(self.traces)} function trace problem(s)" if self.traces else "")
         )
 
     def render(self) -> str:
@@ -463,6 +469,7 @@ class ValidateOutput(_Output):
         # includes the runtime lifecycle warning
         lines += [f"{f.severity}: {f}" for f in self.checks.report.findings]
         lines += [format_validation(v) for v in self.layers]
+        lines += [f"error: trace: {problem}" for problem in self.traces]
         if self.failure is None:
             lines.append("validation passed")
         return "\n".join(lines)
@@ -481,7 +488,50 @@ def validate(
         for layer in project.layers
         if target in layer.targets()
     )
-    return ValidateOutput(target, checks, layers)
+    traces: tuple[str, ...] = ()
+    if all(v.ok for v in layers) and _pruned(project):
+        # a code change may now need a module `optimize --apply` pruned: run the functions again
+        feedback.progress(BuildEvent("functions", "trace", "running every event on the layers"))
+        traces = verify_traces(project, target)
+    return ValidateOutput(target, checks, layers, traces)
+
+
+def _pruned(project: Project) -> bool:
+    """True when some layer removes whole folders (what optimize --apply writes)."""
+    return any(p for layer in project.layers for p in layer.slim.remove if "*" not in p)
+
+
+# ---------------------------------------------------------------- optimize
+
+
+@dataclass(frozen=True)
+class OptimizeOutput(_Output):
+    """What every function loads, what no function loads, and what was pruned (``apply``)."""
+
+    report: OptimizeReport
+
+    def render(self) -> str:
+        """Per layer: unloaded bytes, candidates, the slowest imports, bytecode modes."""
+        return format_optimize(self.report)
+
+
+def optimize(
+    project: ProjectLike,
+    *,
+    layer: str | None = None,
+    apply: bool = False,
+    bytecode: bool = False,
+    runtime: str | None = None,
+) -> OptimizeOutput:
+    """Trace what every function and smoke test loads on the built layers; advise; ``apply``.
+
+    ``apply`` writes the removals into the layers' ``[slim] remove``, rebuilds and re-runs every
+    function; if anything fails or reaches a removed module, layer.toml is restored and the
+    error names the module. ``bytecode`` also measures every bytecode mode.
+    """
+    project = open_project(project)
+    target = target_for(project, runtime)
+    return OptimizeOutput(run_optimize(project, target, layer, apply, measure_bytecode=bytecode))
 
 
 # ---------------------------------------------------------------- report

@@ -60,3 +60,7 @@ class CacheError(LayerkitError):
 
 class ReportError(LayerkitError):
     """A build manifest or report cannot be read (missing, damaged, or from another tool)."""
+
+
+class OptimizeError(LayerkitError):
+    """Tracing or pruning failed: a layer is not built, or a pruned module turned out needed."""

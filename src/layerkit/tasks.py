@@ -217,6 +217,28 @@ def report(c: Context, verbose: bool = False) -> Any:
     return commands.report(project_dir(c), verbose=verbose)
 
 
+@layerkit_task(
+    name="optimize",
+    help={
+        "layer": "advise (and prune) only this layer",
+        "apply": "write the removals into layer.toml, rebuild and prove the functions still work",
+        "bytecode": "also measure every bytecode mode (size, each handler's cold init)",
+        "runtime": _RUNTIME,
+    },
+)
+def optimize(
+    c: Context,
+    layer: str | None = None,
+    apply: bool = False,
+    bytecode: bool = False,
+    runtime: str | None = None,
+) -> Any:
+    """Trace what every function loads; report what no function loads; --apply prunes it."""
+    return commands.optimize(
+        project_dir(c), layer=layer, apply=apply, bytecode=bytecode, runtime=runtime
+    )
+
+
 @layerkit_task(name="package", help={"stage": _STAGE})
 def package(c: Context, stage: str = "local") -> Any:
     """Upload the current build to a stage's bucket; write dist/template.packaged.yaml for SAM."""
@@ -243,6 +265,7 @@ def collection() -> Collection:
             status,
             clean,
             report,
+            optimize,
             deploy,
             package,
             rollback,

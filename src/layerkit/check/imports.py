@@ -56,14 +56,18 @@ def _is_type_checking(test: ast.expr) -> bool:
 class _ImportCollector(ast.NodeVisitor):
     def __init__(self) -> None:
         self.found: list[tuple[str, int]] = []
+        self.dotted: list[tuple[str, int]] = []  # full names; `from a import b` adds a and a.b
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self.found.append((alias.name.split(".")[0], node.lineno))
+            self.dotted.append((alias.name, node.lineno))
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level == 0 and node.module and node.module != "__future__":
             self.found.append((node.module.split(".")[0], node.lineno))
+            self.dotted.append((node.module, node.lineno))
+            self.dotted.extend((f"{node.module}.{a.name}", node.lineno) for a in node.names)
 
     def visit_If(self, node: ast.If) -> None:
         if _is_type_checking(node.test):
@@ -91,6 +95,24 @@ def module_imports(
     ``feature_version`` (for example ``(3, 9)``) parses with that Python's grammar, so code
     that only newer Pythons accept is reported as a syntax error of the target.
     """
+    collector = _collect(source, filename, feature_version)
+    return tuple(sorted(collector.found, key=lambda item: item[1]))
+
+
+def dotted_imports(
+    source: str, filename: str, feature_version: tuple[int, int] | None = None
+) -> tuple[tuple[str, int], ...]:
+    """Like :func:`module_imports`, with full dotted names (``sklearn.linear_model``).
+
+    ``from a.b import c`` gives ``a.b`` and ``a.b.c`` (``c`` may be a submodule or a name).
+    """
+    collector = _collect(source, filename, feature_version)
+    return tuple(sorted(collector.dotted, key=lambda item: item[1]))
+
+
+def _collect(
+    source: str, filename: str, feature_version: tuple[int, int] | None
+) -> _ImportCollector:
     try:
         tree = ast.parse(source, filename=filename, feature_version=feature_version)
     except SyntaxError as exc:
@@ -101,7 +123,7 @@ def module_imports(
         ) from None
     collector = _ImportCollector()
     collector.visit(tree)
-    return tuple(sorted(collector.found, key=lambda item: item[1]))
+    return collector
 
 
 def package_modules(files: Iterable[str | PurePosixPath | Path]) -> frozenset[str]:
