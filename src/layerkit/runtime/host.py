@@ -76,7 +76,7 @@ class HostSupport:
 
 
 def host_machine(machine: str | None = None) -> str:
-    """This host's machine name as ELF headers and wheel tags spell it (``x86_64``, ``aarch64``)."""
+    """The host's machine name as ELF headers and wheel tags spell it (``x86_64``, ``aarch64``)."""
     name = (machine or platform.machine()).lower()
     return _MACHINE_ALIASES.get(name, name)
 
