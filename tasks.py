@@ -11,7 +11,6 @@ import functools
 import json
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -32,13 +31,15 @@ from layerkit.deploy import releases as release_log
 from layerkit.deploy.clients import clients_for
 from layerkit.deploy.localstage import STATE_DIR, local_stage
 from layerkit.deploy.package import package as package_stage
-from layerkit.errors import DeployError, LayerkitError, LockError
+from layerkit.errors import CheckError, DeployError, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
 from layerkit.report.data import render_table, write_report
 from layerkit.report.table import format_table, mb
-from layerkit.runtime.sandbox import extract_zip, invoke_function
-from layerkit.runtime.target import Target, find_interpreter
+from layerkit.runtime.host import Execution, host_support
+from layerkit.runtime.sandbox import invoke_function
+from layerkit.runtime.target import Target
+from layerkit.upgrade import ProjectSteps, upgrade_runtime
 
 ROOT = Path(__file__).resolve().parent
 
@@ -69,10 +70,15 @@ def _project() -> Project:
     return load_project(ROOT)
 
 
-def _target(project: Project, runtime: str | None) -> Target:
-    if runtime is None:
+ARCH_HELP = "target architecture: x86_64 or arm64 (default: the template's)"
+
+
+def _target(project: Project, runtime: str | None, arch: str | None = None) -> Target:
+    if runtime is None and arch is None:
         return project.deploy_target
-    target = Target(runtime, project.deploy_target.architecture)
+    target = Target(
+        runtime or project.deploy_target.runtime, arch or project.deploy_target.architecture
+    )
     builder.check_target(project, target)
     return target
 
@@ -118,6 +124,7 @@ def _cache(
     default=True,
     help={
         "runtime": "build for this runtime instead of the template's",
+        "arch": ARCH_HELP,
         "force": "rebuild even fresh artifacts (and do not download them from the cache)",
         "cache": "shared build cache: s3://BUCKET/PREFIX, file:///path, or none "
         "(default: LAYERKIT_CACHE, else [tool.layerkit] cache in pyproject.toml)",
@@ -125,14 +132,18 @@ def _cache(
 )
 @_friendly
 def all_(
-    c: Context, runtime: str | None = None, force: bool = False, cache: str | None = None
+    c: Context,
+    runtime: str | None = None,
+    arch: str | None = None,
+    force: bool = False,
+    cache: str | None = None,
 ) -> None:
-    """Build every layer and function package that is not fresh (dist/)."""
+    """Build every layer, the model and every function package that is not fresh (dist/)."""
     project = _project()
     _lifecycle_warnings(project)
-    result = builder.build(
+    result = training.build_with_model(
         project,
-        _target(project, runtime),
+        _target(project, runtime, arch),
         force=force,
         progress=_progress,
         cache=_cache(project, cache),
@@ -186,12 +197,15 @@ def lock(c: Context, upgrade: bool = False) -> None:
             print(f"  note: {name} is carried by {', '.join(owners)} (independent layers)")
 
 
-@task(name="status", help={"runtime": "show this runtime instead of the template's"})
+@task(
+    name="status",
+    help={"runtime": "show this runtime instead of the template's", "arch": ARCH_HELP},
+)
 @_friendly
-def status(c: Context, runtime: str | None = None) -> None:
+def status(c: Context, runtime: str | None = None, arch: str | None = None) -> None:
     """Show what is built, whether it is fresh or stale, and its sizes."""
     project = _project()
-    target = _target(project, runtime)
+    target = _target(project, runtime, arch)
     out = builder.output_dir(project, target)
     note = ""
     try:
@@ -223,6 +237,13 @@ def clean(c: Context, layer: str | None = None) -> None:
     print("removed: " + (", ".join(str(p) for p in removed) or "nothing"))
 
 
+def _host_notice(target: Target) -> None:
+    """Say once when this host cannot run (or only emulates) the target's code."""
+    support = host_support(target)
+    if support.execution is not Execution.NATIVE:
+        print(f"note: {support.notice()}")
+
+
 def _validate_layer(project: Project, name: str, target: Target) -> LayerValidation:
     builder.build(
         project,
@@ -233,28 +254,47 @@ def _validate_layer(project: Project, name: str, target: Target) -> LayerValidat
         progress=_progress,
         cache=_cache(project, None, announce=False),  # LAYERKIT_CACHE / [tool.layerkit] in CI
     )
-    result = validate_built_layer(ROOT, name, target.runtime, architecture=target.architecture)
+    result = validate_built_layer(
+        project.root, name, target.runtime, architecture=target.architecture
+    )
     print(format_validation(result))
     return result
 
 
-@task(name="layer", help={"name": "the layer folder name", "runtime": "target runtime"})
+@task(
+    name="layer",
+    help={"name": "the layer folder name", "runtime": "target runtime", "arch": ARCH_HELP},
+)
 @_friendly
-def validate_layer(c: Context, name: str, runtime: str | None = None) -> None:
+def validate_layer(
+    c: Context, name: str, runtime: str | None = None, arch: str | None = None
+) -> None:
     """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
     project = _project()
-    target = _target(project, runtime)
+    target = _target(project, runtime, arch)
+    _host_notice(target)
     if not _validate_layer(project, name, target).ok:
         raise Exit(f"error: layer {name} failed validation on {target.key}", code=1)
 
 
-@task(name="all", default=True, help={"runtime": "target runtime (default: the template's)"})
+@task(
+    name="all",
+    default=True,
+    help={"runtime": "target runtime (default: the template's)", "arch": ARCH_HELP},
+)
 @_friendly
-def validate_all(c: Context, runtime: str | None = None) -> None:
+def validate_all(c: Context, runtime: str | None = None, arch: str | None = None) -> None:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     project = _project()
-    target = _target(project, runtime)
-    result = builder.build(project, target, progress=_progress)
+    target = _target(project, runtime, arch)
+    _host_notice(target)
+    _validate_project(project, target)
+    print("validation passed")
+
+
+def _validate_project(project: Project, target: Target) -> None:
+    """Build (if stale) and validate the project on ``target``; CheckError when it fails."""
+    result = training.build_with_model(project, target, progress=_progress)
     findings = size_findings(project, result.records)
     rows = [[f.severity, f.artifact, f.message] for f in findings]
     totals = function_totals(project, result.records)
@@ -287,12 +327,10 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
     errors = [f for f in findings if f.severity == "error"]
     errors += [p for p in template if p.severity == "error"]  # type: ignore[misc]
     if errors or failed:
-        raise Exit(
-            f"error: validation failed: {len(errors)} size/template error(s)"
-            + (f"; layers failing on {target.key}: {', '.join(failed)}" if failed else ""),
-            code=1,
+        raise CheckError(
+            f"validation failed: {len(errors)} size/template error(s)"
+            + (f"; layers failing on {target.key}: {', '.join(failed)}" if failed else "")
         )
-    print("validation passed")
 
 
 @task(
@@ -470,19 +508,8 @@ def model(c: Context, runtime: str | None = None) -> None:
     project = _project()
     target = _target(project, runtime)
     result = builder.build(project, target, functions=False, progress=_progress)
-    fn = project.function(training.PREDICTIONS)
-    out = (
-        fn.path / training.MODEL_DIR
-        if target == project.deploy_target
-        else result.out_dir / "models" / training.PREDICTIONS
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        dirs = []
-        for name in fn.layers:
-            extract_zip(result.out_dir / "layers" / f"{name}.zip", Path(tmp) / name)
-            dirs.append(Path(tmp) / name)
-        path = training.train_model(project, out, find_interpreter(target), dirs)
-    print(f"wrote {path}")
+    path = training.train_for_target(project, target, result.out_dir)
+    print(f"wrote {path} (`inv build.all` puts it into the {target.key} package)")
 
 
 @task(name="report", help={"runtime": "report this runtime's build instead of the template's"})
@@ -501,6 +528,24 @@ def report(c: Context, runtime: str | None = None) -> None:
     print(f"wrote {json_path} and {html_path}")
 
 
+@task(
+    name="upgrade-runtime",
+    help={
+        "runtime": "the runtime to move to, for example python3.12",
+        "dry_run": "rehearse every step in a scratch copy and print the changes; write nothing",
+    },
+)
+@_friendly
+def upgrade_runtime_(c: Context, runtime: str, dry_run: bool = False) -> None:
+    """Move template and layers to a new runtime: re-lock, rebuild, retrain, validate, invoke."""
+    project = _project()
+    steps = ProjectSteps(training.build_with_model, _validate_project, _progress)
+    report = upgrade_runtime(
+        project, runtime, dry_run=dry_run, steps=steps, progress=lambda m: print(f"== {m}")
+    )
+    print("\n".join(report.lines()))
+
+
 build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
 ns = Collection(
@@ -515,4 +560,5 @@ ns = Collection(
     package_,
     rollback,
     releases,
+    upgrade_runtime_,
 )

@@ -13,12 +13,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from layerkit.build.manifest import ArtifactRecord, artifact_path
+from layerkit.build.pipeline import BuildEvent, BuildResult, build
+from layerkit.build.targets import buildable_functions, overlay_dir
 from layerkit.errors import BuildError
 from layerkit.project.spec import Project
+from layerkit.runtime.host import foreign_interpreter_variable, host_support
+from layerkit.runtime.sandbox import extract_zip
+from layerkit.runtime.target import Target, find_interpreter
 
 PREDICTIONS = "predictions"
 FEATURE_ENGINEERING = "feature_engineering"
@@ -160,3 +168,80 @@ def model_is_current(model_dir: Path, sklearn_version: str, python_version: str)
         and info.sklearn_version == sklearn_version
         and info.python_version == python_version
     )
+
+
+# ---------------------------------------------------------------- the model of every target
+
+
+def model_folder(project: Project, target: Target, out_dir: Path) -> Path:
+    """Where ``target``'s Predictions model lives.
+
+    The template's target: ``functions/predictions/model`` (committed, what is deployed). Any
+    other target: its build's overlay (``dist/<target>/overlay/predictions/model``), which
+    replaces the committed model in that target's package.
+    """
+    fn = project.function(PREDICTIONS)
+    if target == project.deploy_target:
+        return fn.path / MODEL_DIR
+    return overlay_dir(out_dir, fn.name) / MODEL_DIR
+
+
+def layers_sklearn(project: Project, records: Mapping[str, ArtifactRecord]) -> str | None:
+    """The scikit-learn version the layers Predictions attaches carry (from the manifest)."""
+    attached = set(project.function(PREDICTIONS).layers)
+    for rec in records.values():
+        if rec.kind == "layer" and rec.name in attached and "scikit-learn" in rec.distributions:
+            return rec.distributions["scikit-learn"]
+    return None
+
+
+def train_for_target(project: Project, target: Target, out_dir: Path) -> Path:
+    """Train ``target``'s model with the layers built in ``out_dir``; return model.joblib.
+
+    The target's own interpreter trains it; a target this host cannot run (arm64 on x86_64
+    without qemu-user) is refused, since training executes the layers' code.
+    """
+    support = host_support(target, native_interpreter=None)
+    if not support.runs_code:
+        raise BuildError(
+            f"the Predictions model for {target.key} must be trained by {target.runtime} on "
+            f"{target.machine} with that target's layers, and {support.notice()}. Build this "
+            "target on a machine of its architecture (or with qemu-user and "
+            f"{foreign_interpreter_variable(target)} set), or leave predictions off it."
+        )
+    fn = project.function(PREDICTIONS)
+    interpreter = support.interpreter or find_interpreter(target, cwd=project.root)
+    with tempfile.TemporaryDirectory(prefix="layerkit-train-") as tmp:
+        dirs = []
+        for name in fn.layers:
+            extract_zip(out_dir / artifact_path("layer", name), Path(tmp) / name)
+            dirs.append(Path(tmp) / name)
+        return train_model(project, model_folder(project, target, out_dir), interpreter, dirs)
+
+
+def build_with_model(
+    project: Project,
+    target: Target | None = None,
+    *,
+    retrain: bool = False,
+    **options: Any,
+) -> BuildResult:
+    """Build every layer, the model and every function of ``target`` (``build.all``).
+
+    The layers first; then, for a target other than the template's, the model is trained with
+    them when it is missing or was trained with another scikit-learn or Python (``retrain``
+    trains it in any case, also the template's committed one); then the function packages,
+    which carry it. ``options`` go to :func:`layerkit.build.pipeline.build`.
+    """
+    target = target or project.deploy_target
+    layers = build(project, target, functions=False, **options)
+    if any(fn.name == PREDICTIONS for fn in buildable_functions(project, target)):
+        folder = model_folder(project, target, layers.out_dir)
+        sklearn = layers_sklearn(project, layers.records)
+        stale = sklearn is None or not model_is_current(folder, sklearn, target.python_version_text)
+        if retrain or (stale and target != project.deploy_target):
+            progress = options.get("progress")
+            if progress is not None:
+                progress(BuildEvent("model predictions", "train", f"{target.key} -> {folder}"))
+            train_for_target(project, target, layers.out_dir)
+    return build(project, target, **options)
