@@ -44,7 +44,7 @@ from layerkit.build.targets import (
     overlay_digest,
     overlay_dir,
     overlay_files,
-    static_bytecode_mode,
+    static_imported_files,
 )
 from layerkit.check.imports import (
     check_function_imports,
@@ -359,7 +359,6 @@ def _finish_tree(
     progress, interpreter = run.progress, run.interpreter
     support = host_support(run.target, native_interpreter=interpreter)
     interpreter = support.interpreter or interpreter  # static only: the host's, to compile
-    mode = static_bytecode_mode(layer.bytecode, support)
     slimmed = slim_tree(site, layer.slim, run.target)
     progress(
         BuildEvent(
@@ -375,14 +374,19 @@ def _finish_tree(
         extract_zip(run.out / artifact_path("layer", name), below)
         search_path.append(below / "python")
     modules = top_level_modules(site)
+    scripts = (layer.smoke_test,) if layer.smoke_test else ()
+    static = None  # the host cannot run the target: find what a cold start loads statically
+    if not support.runs_code and layer.bytecode == "imported":
+        static = static_imported_files(site, modules, scripts)
     compiled = compile_tree(
         site,
         interpreter,
-        mode,
+        layer.bytecode,
         search_path=search_path,
         entry_modules=modules,
         # what a cold start loads is more than the top-level imports: run the smoke test too
-        scripts=(layer.smoke_test,) if layer.smoke_test else (),
+        scripts=scripts,
+        imported=static,
     )
     progress(
         BuildEvent(
@@ -416,7 +420,7 @@ def _finish_tree(
         "added_bytes": compiled.added_bytes,
         "invalidation": compiled.invalidation,
         "failed": [list(f) for f in compiled.failed],
-        **({"requested": layer.bytecode} if mode != layer.bytecode else {}),
+        **({"found_by": "static analysis"} if static is not None else {}),
     }
     return passes, bytecode, modules
 

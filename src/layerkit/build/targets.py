@@ -11,11 +11,12 @@ template's own target has no overlay: its data is the function folder's, committ
 
 from __future__ import annotations
 
+import ast
 import hashlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from layerkit.project.spec import Function, Project
-from layerkit.runtime.host import HostSupport
 from layerkit.runtime.target import Target
 
 OVERLAY = "overlay"
@@ -56,13 +57,80 @@ def buildable_functions(project: Project, target: Target) -> tuple[Function, ...
     )
 
 
-def static_bytecode_mode(requested: str, support: HostSupport) -> str:
-    """The bytecode mode a layer gets on a host that may not run the target's code.
+def _module_file(root: Path, name: str) -> Path | None:
+    """The source file of module ``name`` under ``root`` (package ``__init__.py`` or ``.py``)."""
+    base = root.joinpath(*name.split("."))
+    for candidate in (base / "__init__.py", base.with_name(base.name + ".py")):
+        if candidate.is_file():
+            return candidate
+    return None
 
-    ``imported`` needs a cold start to be run to know which modules it loads; on a static-only
-    host nothing may run, so every module is compiled instead (``all``: a bigger layer, the
-    same cold start). Other modes need no execution and stay as requested.
+
+def _import_time_nodes(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements a module runs when imported: module level, blocks and class bodies."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                for child in children:
+                    if isinstance(child, (ast.ExceptHandler, ast.match_case)):
+                        yield from _import_time_nodes(child.body)
+                    elif isinstance(child, ast.stmt):
+                        yield from _import_time_nodes([child])
+
+
+def _imported_names(tree: ast.Module, package: str) -> Iterator[str]:
+    """Every module name an import-time statement of ``tree`` names (``package``: its own)."""
+    for node in _import_time_nodes(tree.body):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - node.level + 1] if node.level > 1 else parts
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            if base:
+                yield base
+            yield from (f"{base}.{a.name}" if base else a.name for a in node.names)
+
+
+def static_imported_files(
+    root: Path, entry_modules: Sequence[str], scripts: Sequence[Path] = ()
+) -> tuple[str, ...]:
+    """The ``.py`` files under ``root`` a cold start loads, found without running anything.
+
+    Follows the imports that run at import time (module level, including ``try``/``if``
+    blocks and class bodies, not function bodies) from ``entry_modules`` and ``scripts``,
+    transitively, within ``root``; a package's ``__init__.py`` counts for each of its modules.
+    A superset of what an import loads, never an execution: the ``imported`` bytecode mode of a
+    target this host cannot run (:mod:`layerkit.runtime.host`).
     """
-    if support.runs_code or requested != "imported":
-        return requested
-    return "all"
+    found: set[Path] = set()
+    queue: list[tuple[str, Path | None]] = [(name, None) for name in entry_modules]
+    queue += [("", script) for script in scripts]
+    seen: set[str] = set()
+    while queue:
+        name, source = queue.pop()
+        if source is None:
+            if name in seen:
+                continue
+            seen.add(name)
+            parts = name.split(".")
+            for depth in range(1, len(parts)):  # importing a.b.c runs a and a.b first
+                queue.append((".".join(parts[:depth]), None))
+            source = _module_file(root, name)
+            if source is None or source in found:
+                continue
+            found.add(source)
+        try:
+            tree = ast.parse(source.read_bytes(), filename=str(source))
+        except (SyntaxError, ValueError):
+            continue  # the compile step reports files the target cannot compile
+        package = name if source.name == "__init__.py" else name.rpartition(".")[0]
+        queue.extend((imported, None) for imported in _imported_names(tree, package))
+    return tuple(sorted(p.relative_to(root).as_posix() for p in found))
