@@ -151,14 +151,19 @@ def all_(
     print(_summary(project, result))
 
 
-@task(name="layer", help={"name": "the layer folder name", "runtime": "target runtime"})
+@task(
+    name="layer",
+    help={"name": "the layer folder name", "runtime": "target runtime", "arch": ARCH_HELP},
+)
 @_friendly
-def layer(c: Context, name: str, runtime: str | None = None, force: bool = False) -> None:
+def layer(
+    c: Context, name: str, runtime: str | None = None, arch: str | None = None, force: bool = False
+) -> None:
     """Build one layer (and rebuild the layers that require it, if stale)."""
     project = _project()
     result = builder.build(
         project,
-        _target(project, runtime),
+        _target(project, runtime, arch),
         layers=[name],
         functions=False,
         force=force,

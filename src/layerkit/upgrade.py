@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from layerkit.build import lock as locker
 from layerkit.build.manifest import ArtifactRecord
-from layerkit.build.pipeline import DIST, BuildResult, build_lock
+from layerkit.build.pipeline import DIST, BuildResult, build_lock, output_dir
 from layerkit.errors import LayerkitError
 from layerkit.project.spec import TEMPLATE_FILE, Project, load_project
 from layerkit.project.upgrade import (
@@ -170,6 +170,24 @@ def rehearsal_copy(root: Path, dest: Path) -> Path:
     return dest
 
 
+def seed_build(project: Project, new: Target, copy: Path) -> bool:
+    """Start the rehearsal's ``dist/`` from the project's own build of ``new``, if it has one.
+
+    Only a head start: every artifact's input hash is checked again by the build, so what the
+    upgrade changed is rebuilt and what it did not is reused.
+    """
+    built = output_dir(project, new)
+    if built == project.root / DIST or not (built / "manifest.json").is_file():
+        return False
+    for name in ("layers", "functions", "manifest.json"):
+        source = built / name
+        if source.is_dir():
+            shutil.copytree(source, copy / DIST / name)
+        elif source.is_file():
+            shutil.copy2(source, copy / DIST / name)
+    return True
+
+
 def _files_under(root: Path, folders: Sequence[str]) -> dict[str, bytes]:
     found = {}
     for folder in folders:
@@ -284,6 +302,8 @@ def upgrade_runtime(
     before_init = steps.cold_starts(project, old, before.out_dir)
     with tempfile.TemporaryDirectory(prefix="layerkit-upgrade-") as tmp:
         copy = rehearsal_copy(project.root, Path(tmp) / project.root.name)
+        if seed_build(project, new, copy):
+            progress(f"reusing the {new.key} build in {output_dir(project, new)} where fresh")
         for change in changes:
             if change.changed:
                 (copy / change.path.relative_to(project.root)).write_text(

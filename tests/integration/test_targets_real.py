@@ -127,3 +127,16 @@ def test_validation_is_static_only_without_traceback_or_advice(
     assert "not run (static only" in text
     for wrong in ("Traceback", "bytecode", "source directory"):
         assert wrong not in text
+
+
+def test_the_report_marks_the_static_only_layers(
+    arm_build: tuple[Path, B.BuildResult, list[str]],
+) -> None:
+    from layerkit.report.data import render_table
+
+    root, result, _ = arm_build
+    manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    rows = [line for line in render_table(manifest, load_project(root)).splitlines()]
+    for layer in ARM_LAYERS:
+        (row,) = [line for line in rows if line.startswith(layer)]
+        assert row.endswith("static only")

@@ -120,6 +120,8 @@ def build_report(manifest: Mapping[str, Any], project: Any = None) -> dict[str, 
             "files": rec.get("files"),
             "upload_via_s3": (rec.get("zipped_bytes") or 0) > DIRECT_UPLOAD_LIMIT,
             "bytecode": dict(rec.get("bytecode") or {}),
+            # "static only": the host could not run the target's code (runtime/host.py)
+            "execution": rec.get("execution", "native"),
         }
         if rec.get("kind") == "layer":
             budget = rec.get("budget")
@@ -183,8 +185,10 @@ def _over_budget_reason(name: str, project: Any) -> str | None:
     return layers[name].over_budget_reason if name in layers else None
 
 
-def _status(over: bool, s3: bool, accepted: bool = False) -> str:
+def _status(over: bool, s3: bool, accepted: bool = False, execution: str = "native") -> str:
     flags = [("OVER (accepted)" if accepted else "OVER") if over else "ok"]
+    if execution != "native":
+        flags.append(execution)
     if s3:
         flags.append("upload via S3")
     return ", ".join(flags)
@@ -211,6 +215,7 @@ def render_table(manifest: Mapping[str, Any], project: Any = None) -> str:
                     layer["over_budget"],
                     layer["upload_via_s3"],
                     accepted=bool(layer.get("over_budget_reason")),
+                    execution=layer.get("execution", "native"),
                 ),
             )
             for layer in entry["layers"]
