@@ -120,7 +120,8 @@ def test_validation_is_static_only_without_traceback_or_advice(
     assert result.imported == ()
     assert result.import_failures == ()
     assert result.smoke is None
-    assert result.elf_files > 0
+    # boto3 and botocore are pure Python; numpy and pandas ship dozens of shared objects
+    assert (result.elf_files > 20) == (layer == "core-data-science")
     assert result.elf_problems == ()
     text = format_validation(result)
     assert text.splitlines()[0] == f"layer {layer} on python3.12-arm64: OK (static only)"
