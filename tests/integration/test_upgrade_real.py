@@ -64,7 +64,7 @@ def test_it_prints_the_version_moves_sizes_and_cold_starts(upgraded: tuple[Path,
     assert "scikit-learn 1.6.1 -> " in out
     assert "boto3 1.42" in out
     assert "layers/core-data-science.zip" in out
-    assert "cold start (handler init, ms, sandbox):" in out
+    assert "cold start (handler init in the sandbox, ms" in out
     for name in ("data_validation", "feature_engineering", "predictions"):
         assert any(line.startswith(name) for line in out.splitlines()), name
 
