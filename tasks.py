@@ -36,7 +36,7 @@ from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
 from layerkit.report.data import render_table, write_report
 from layerkit.report.table import format_table, mb
-from layerkit.runtime.host import Execution, host_support
+from layerkit.runtime.host import notice_once
 from layerkit.runtime.sandbox import invoke_function
 from layerkit.runtime.target import Target
 from layerkit.upgrade import ProjectSteps, upgrade_runtime
@@ -244,9 +244,9 @@ def clean(c: Context, layer: str | None = None) -> None:
 
 def _host_notice(target: Target) -> None:
     """Say once when this host cannot run (or only emulates) the target's code."""
-    support = host_support(target)
-    if support.execution is not Execution.NATIVE:
-        print(f"note: {support.notice()}")
+    notice = notice_once(target)
+    if notice:
+        print(f"note: {notice}")
 
 
 def _validate_layer(project: Project, name: str, target: Target) -> LayerValidation:

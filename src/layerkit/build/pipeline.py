@@ -59,7 +59,7 @@ from layerkit.locking import exclusive
 from layerkit.project.spec import TEMPLATE_FILE, Function, Layer, Project
 from layerkit.report.data import distribution_sizes
 from layerkit.report.table import mb
-from layerkit.runtime.host import host_support
+from layerkit.runtime.host import host_support, notice_once
 from layerkit.runtime.sandbox import extract_zip
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -537,9 +537,9 @@ def build(
         todo = [p for p in planned if force or p.state != "fresh"]
         interpreter = find_interpreter(target, cwd=project.root) if todo else Path()
         run = _Run(project, target, lock, part, out, interpreter, progress)
-        support = host_support(target)
-        if todo and support.execution.value != "native":  # said once per build
-            progress(BuildEvent(f"target {target.key}", "host", support.notice()))
+        notice = notice_once(target) if todo else None  # said once per process
+        if notice:
+            progress(BuildEvent(f"target {target.key}", "host", notice))
         for item in planned:
             if item not in todo:
                 progress(BuildEvent(item.label, "fresh", "up to date"))

@@ -160,3 +160,19 @@ def host_support(
     else:
         return HostSupport(target, here, Execution.EMULATED, Path(named))
     return HostSupport(target, here, Execution.STATIC_ONLY, None, reason)
+
+
+_ANNOUNCED: set[Target] = set()
+
+
+def notice_once(target: Target) -> str | None:
+    """The host notice of a non-native target, the first time this process asks for it.
+
+    None for a native target and on every later call (:meth:`HostSupport.notice`). A command
+    builds and validates in several steps; the host is described once, not per step.
+    """
+    support = host_support(target)
+    if support.execution is Execution.NATIVE or target in _ANNOUNCED:
+        return None
+    _ANNOUNCED.add(target)
+    return support.notice()

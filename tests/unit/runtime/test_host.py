@@ -104,3 +104,18 @@ def test_elf_machine_reads_the_header(tmp_path: Path) -> None:
 
 def test_the_variable_name_carries_version_and_architecture() -> None:
     assert foreign_interpreter_variable(ARM) == "LAYERKIT_PYTHON_3_12_ARM64"
+
+
+def test_the_notice_is_given_once_per_process_and_never_for_native(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import layerkit.runtime.host as host
+
+    monkeypatch.setattr(host, "_ANNOUNCED", set())
+    monkeypatch.setattr(host, "host_machine", lambda machine=None: "x86_64")
+    monkeypatch.setenv(host.foreign_interpreter_variable(ARM), "")  # no aarch64 python
+    assert host.notice_once(X86) is None
+    first = host.notice_once(ARM)
+    assert first is not None
+    assert "static only" in first
+    assert host.notice_once(ARM) is None
