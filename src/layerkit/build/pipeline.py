@@ -615,8 +615,9 @@ def check_target(project: Project, target: Target) -> None:
     if target not in project.targets:
         raise SpecError(
             f"no layer is built for {target.key}: the targets are "
-            f"{', '.join(t.key for t in project.targets)}. Add the runtime to the `runtimes` of "
-            "the layers in their layer.toml files and run `inv lock`."
+            f"{', '.join(t.key for t in project.targets)}. Add the runtime to the `runtimes` (an "
+            "architecture to the `architectures`) of the layers in their layer.toml files and "
+            "run `inv lock`."
         )
 
 
