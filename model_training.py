@@ -17,16 +17,20 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from layerkit import commands
-from layerkit.build.pipeline import build
+from layerkit.build.manifest import ArtifactRecord, artifact_path
+from layerkit.build.pipeline import BuildEvent, BuildResult, build
+from layerkit.build.targets import buildable_functions, overlay_dir
 from layerkit.errors import BuildError
 from layerkit.project.spec import Project
+from layerkit.runtime.host import foreign_interpreter_variable, host_support
 from layerkit.runtime.sandbox import extract_zip
-from layerkit.runtime.target import find_interpreter
+from layerkit.runtime.target import Target, find_interpreter
 
 PREDICTIONS = "predictions"
 FEATURE_ENGINEERING = "feature_engineering"
@@ -175,37 +179,105 @@ class ModelOutput:
     """Where ``build_model`` wrote the model (the shape of a layerkit command's output)."""
 
     path: Path
+    target: Target
     failure: str | None = None
 
     def render(self) -> str:
-        """``wrote <path>``."""
-        return f"wrote {self.path}"
+        """``wrote <path>``, and where the model goes."""
+        return f"wrote {self.path} (`inv build.all` puts it into the {self.target.key} package)"
 
 
 def build_model(
     project: commands.ProjectLike,
     *,
     runtime: str | None = None,
+    arch: str | None = None,
     feedback: commands.Feedback = commands.QUIET,
 ) -> ModelOutput:
-    """Build the layers (if stale), unzip Predictions' layers, and retrain its model with them.
+    """Build the layers (if stale) and retrain the Predictions model with them.
 
     For the template's target the model goes to ``functions/predictions/model`` (what the
-    function ships); for another runtime to ``<dist>/<target>/models/predictions``.
+    function ships); for another target into that target's build overlay (see
+    :func:`model_folder`).
     """
     project = commands.open_project(project)
-    target = commands.target_for(project, runtime)
+    target = commands.target_for(project, runtime, arch)
     result = build(project, target, functions=False, progress=feedback.progress)
+    return ModelOutput(train_for_target(project, target, result.out_dir), target)
+
+
+# ---------------------------------------------------------------- the model of every target
+
+
+def model_folder(project: Project, target: Target, out_dir: Path) -> Path:
+    """Where ``target``'s Predictions model lives.
+
+    The template's target: ``functions/predictions/model`` (committed, what is deployed). Any
+    other target: its build's overlay (``dist/<target>/overlay/predictions/model``), which
+    replaces the committed model in that target's package.
+    """
     fn = project.function(PREDICTIONS)
-    out = (
-        fn.path / MODEL_DIR
-        if target == project.deploy_target
-        else result.out_dir / "models" / PREDICTIONS
-    )
-    with tempfile.TemporaryDirectory() as tmp:
+    if target == project.deploy_target:
+        return fn.path / MODEL_DIR
+    return overlay_dir(out_dir, fn.name) / MODEL_DIR
+
+
+def layers_sklearn(project: Project, records: Mapping[str, ArtifactRecord]) -> str | None:
+    """The scikit-learn version the layers Predictions attaches carry (from the manifest)."""
+    attached = set(project.function(PREDICTIONS).layers)
+    for rec in records.values():
+        if rec.kind == "layer" and rec.name in attached and "scikit-learn" in rec.distributions:
+            return rec.distributions["scikit-learn"]
+    return None
+
+
+def train_for_target(project: Project, target: Target, out_dir: Path) -> Path:
+    """Train ``target``'s model with the layers built in ``out_dir``; return model.joblib.
+
+    The target's own interpreter trains it; a target this host cannot run (arm64 on x86_64
+    without qemu-user) is refused, since training executes the layers' code.
+    """
+    support = host_support(target, native_interpreter=None)
+    if not support.runs_code:
+        raise BuildError(
+            f"the Predictions model for {target.key} must be trained by {target.runtime} on "
+            f"{target.machine} with that target's layers, and {support.notice()}. Build this "
+            "target on a machine of its architecture (or with qemu-user and "
+            f"{foreign_interpreter_variable(target)} set), or leave predictions off it."
+        )
+    fn = project.function(PREDICTIONS)
+    interpreter = support.interpreter or find_interpreter(target, cwd=project.root)
+    with tempfile.TemporaryDirectory(prefix="layerkit-train-") as tmp:
         dirs = []
         for name in fn.layers:
-            extract_zip(result.out_dir / "layers" / f"{name}.zip", Path(tmp) / name)
+            extract_zip(out_dir / artifact_path("layer", name), Path(tmp) / name)
             dirs.append(Path(tmp) / name)
-        interpreter = find_interpreter(target, cwd=project.root)
-        return ModelOutput(train_model(project, out, interpreter, dirs))
+        return train_model(project, model_folder(project, target, out_dir), interpreter, dirs)
+
+
+def build_with_model(
+    project: Project,
+    target: Target | None = None,
+    *,
+    retrain: bool = False,
+    **options: Any,
+) -> BuildResult:
+    """Build every layer, the model and every function of ``target`` (``build.all``).
+
+    The layers first; then, for a target other than the template's, the model is trained with
+    them when it is missing or was trained with another scikit-learn or Python (``retrain``
+    trains it in any case, also the template's committed one); then the function packages,
+    which carry it. ``options`` go to :func:`layerkit.build.pipeline.build`.
+    """
+    target = target or project.deploy_target
+    layers = build(project, target, functions=False, **options)
+    if any(fn.name == PREDICTIONS for fn in buildable_functions(project, target)):
+        folder = model_folder(project, target, layers.out_dir)
+        sklearn = layers_sklearn(project, layers.records)
+        stale = sklearn is None or not model_is_current(folder, sklearn, target.python_version_text)
+        if retrain or (stale and target != project.deploy_target):
+            progress = options.get("progress")
+            if progress is not None:
+                progress(BuildEvent("model predictions", "train", f"{target.key} -> {folder}"))
+            train_for_target(project, target, layers.out_dir)
+    return build(project, target, **options)

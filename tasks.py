@@ -1,7 +1,9 @@
 """Invoke tasks of this repository (`inv --list`): layerkit's, plus the Predictions model build.
 
-Every layerkit task comes from `layerkit.tasks` (the same functions as the `layerkit` command);
-`build.model` is this project's own: it retrains the Predictions model (`model_training.py`).
+Every layerkit task comes from `layerkit.tasks` (the same functions as the `layerkit` command).
+This project adds its own application step: the Predictions model (`model_training.py`). Its
+`build.all`, `validate` and `upgrade-runtime` build a target's layers, then train that target's
+model with them (python3.12's model for the python3.12 packages), then the function packages.
 """
 
 from __future__ import annotations
@@ -21,5 +23,6 @@ def model(c: Context, runtime: str | None = None) -> Any:
 
 
 ns = collection()
+ns.configure({"layerkit": {"builder": model_training.build_with_model}})
 ns.collections["build"].add_task(model)
 model.qualified_name = "build.model"

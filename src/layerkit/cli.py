@@ -32,6 +32,9 @@ def _runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", metavar="R", help="use this runtime (e.g. python3.12), not the template's"
     )
+    parser.add_argument(
+        "--arch", choices=("x86_64", "arm64"), help="target architecture, not the template's"
+    )
 
 
 def _force(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime(b_layer)
     _force(b_layer)
     _force(_verb(builds, "functions", _build_functions, "build the function packages", p))
-    build.set_defaults(runtime=None, force=False, cache=None)  # `layerkit build`: build all
+    build.set_defaults(
+        runtime=None, arch=None, force=False, cache=None
+    )  # `layerkit build`: build all
 
     _runtime(_verb(sub, "status", _status, "what is built, fresh or stale, and its sizes", p))
 
@@ -118,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     v_layer = _verb(checks, "layer", _validate_layer, "prove one layer on its runtime", p)
     v_layer.add_argument("name", help="the layer folder name")
     _runtime(v_layer)
-    validate.set_defaults(runtime=None)  # `layerkit validate` alone: validate all
+    validate.set_defaults(runtime=None, arch=None)  # `layerkit validate` alone: validate all
 
     opt = _verb(sub, "optimize", _optimize, "trace what functions load; prune the rest", p)
     opt.add_argument("--layer", help="advise (and prune) only this layer")
@@ -127,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument("--bytecode", action="store_true", help="also measure every bytecode mode")
     _runtime(opt)
+
+    up = _verb(sub, "upgrade-runtime", _upgrade, "move template and layers to a new runtime", p)
+    up.add_argument("runtime", help="the runtime to move to, for example python3.12")
+    up.add_argument(
+        "--dry-run", action="store_true", help="rehearse in a scratch copy; write nothing"
+    )
 
     report = _verb(sub, "report", _report, "write dist/report.json and dist/report.html", p)
     report.add_argument("--verbose", action="store_true", help="every slimming pass, all rows")
@@ -170,13 +181,13 @@ def _lock(a: argparse.Namespace, fb: commands.Feedback) -> commands.LockOutput:
 
 def _build_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.BuildOutput:
     return commands.build(
-        a.project_dir, runtime=a.runtime, force=a.force, cache=a.cache, feedback=fb
+        a.project_dir, runtime=a.runtime, arch=a.arch, force=a.force, cache=a.cache, feedback=fb
     )
 
 
 def _build_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.BuildOutput:
     return commands.build_layer(
-        a.project_dir, a.name, runtime=a.runtime, force=a.force, feedback=fb
+        a.project_dir, a.name, runtime=a.runtime, arch=a.arch, force=a.force, feedback=fb
     )
 
 
@@ -185,15 +196,17 @@ def _build_functions(a: argparse.Namespace, fb: commands.Feedback) -> commands.B
 
 
 def _status(a: argparse.Namespace, fb: commands.Feedback) -> commands.StatusOutput:
-    return commands.status(a.project_dir, runtime=a.runtime)
+    return commands.status(a.project_dir, runtime=a.runtime, arch=a.arch)
 
 
 def _validate_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.ValidateOutput:
-    return commands.validate(a.project_dir, runtime=a.runtime, feedback=fb)
+    return commands.validate(a.project_dir, runtime=a.runtime, arch=a.arch, feedback=fb)
 
 
 def _validate_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.LayerValidationOutput:
-    return commands.validate_layer(a.project_dir, a.name, runtime=a.runtime, feedback=fb)
+    return commands.validate_layer(
+        a.project_dir, a.name, runtime=a.runtime, arch=a.arch, feedback=fb
+    )
 
 
 def _report(a: argparse.Namespace, fb: commands.Feedback) -> commands.ReportOutput:
@@ -204,6 +217,10 @@ def _optimize(a: argparse.Namespace, fb: commands.Feedback) -> commands.Optimize
     return commands.optimize(
         a.project_dir, layer=a.layer, apply=a.apply, bytecode=a.bytecode, runtime=a.runtime
     )
+
+
+def _upgrade(a: argparse.Namespace, fb: commands.Feedback) -> commands.UpgradeOutput:
+    return commands.upgrade_runtime(a.project_dir, a.runtime, dry_run=a.dry_run, feedback=fb)
 
 
 def _package(a: argparse.Namespace, fb: commands.Feedback) -> commands.PackageOutput:

@@ -42,7 +42,7 @@ from layerkit.deploy.connect import stage_clients
 from layerkit.deploy.package import PackageResult
 from layerkit.deploy.package import package as package_stage
 from layerkit.deploy.releases import Release, list_releases
-from layerkit.errors import DeployError, LockError, SpecError
+from layerkit.errors import CheckError, DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.optimize.apply import OptimizeReport, verify_traces
 from layerkit.optimize.apply import format_report as format_optimize
@@ -53,8 +53,11 @@ from layerkit.project.stages import Stage, get_stage
 from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
 from layerkit.report.text import render_table
+from layerkit.runtime.host import host_support, notice_once
 from layerkit.runtime.sandbox import InvokeResult, invoke_function
 from layerkit.runtime.target import Target
+from layerkit.upgrade import ProjectSteps, UpgradeReport
+from layerkit.upgrade import upgrade_runtime as run_upgrade
 
 ProjectLike = Project | Path | str
 
@@ -118,13 +121,23 @@ def _root_config(project: ProjectLike) -> tuple[Path, ProjectConfig]:
     return root, load_config(root)
 
 
-def target_for(project: Project, runtime: str | None) -> Target:
-    """The template's target, or ``runtime`` on the template's architecture (checked)."""
-    if runtime is None:
+def target_for(project: Project, runtime: str | None, arch: str | None = None) -> Target:
+    """The template's target, or ``runtime`` and/or ``arch`` instead of the template's (checked).
+
+    ``arch`` is ``x86_64`` or ``arm64``; a layer builds only for the targets its layer.toml lists.
+    """
+    if runtime is None and arch is None:
         return project.deploy_target
-    target = Target(runtime, project.deploy_target.architecture)
+    deploy = project.deploy_target
+    target = Target(runtime or deploy.runtime, arch or deploy.architecture)
     check_target(project, target)
     return target
+
+
+#: What builds a target's artifacts: :func:`layerkit.build.pipeline.build`, or a project's own
+#: function that does more around it with the same signature (this repository's trains the
+#: Predictions model of a target between its layers and its function packages).
+Builder = Callable[..., BuildResult]
 
 
 def _stage(project: ProjectLike, name: str) -> tuple[Path, Stage]:
@@ -244,8 +257,10 @@ def build(
     project: ProjectLike,
     *,
     runtime: str | None = None,
+    arch: str | None = None,
     force: bool = False,
     cache: str | None = None,
+    builder: Builder = run_build,
     feedback: Feedback = QUIET,
 ) -> BuildOutput:
     """Build every layer and function package that is not fresh (``dist/``).
@@ -256,9 +271,9 @@ def build(
     project = open_project(project)
     for finding in runtime_findings(project, date.today()):
         feedback.note(f"{finding.severity}: {finding.message}")
-    target = target_for(project, runtime)
+    target = target_for(project, runtime, arch)
     store = build_cache(project, cache, feedback)
-    result = run_build(project, target, force=force, progress=feedback.progress, cache=store)
+    result = builder(project, target, force=force, progress=feedback.progress, cache=store)
     return _build_output(project, result)
 
 
@@ -267,12 +282,13 @@ def build_layer(
     name: str,
     *,
     runtime: str | None = None,
+    arch: str | None = None,
     force: bool = False,
     feedback: Feedback = QUIET,
 ) -> BuildOutput:
     """Build one layer, the layers it requires, and (if stale) the layers that require it."""
     project = open_project(project)
-    target = target_for(project, runtime)
+    target = target_for(project, runtime, arch)
     result = run_build(
         project,
         target,
@@ -323,14 +339,16 @@ class StatusOutput(_Output):
         )
 
 
-def status(project: ProjectLike, *, runtime: str | None = None) -> StatusOutput:
+def status(
+    project: ProjectLike, *, runtime: str | None = None, arch: str | None = None
+) -> StatusOutput:
     """Show what is built, whether it is fresh or stale, and its sizes.
 
     Without a current lock, freshness cannot be known; what the manifest lists is still shown
     (state ``unknown``), with the reason.
     """
     project = open_project(project)
-    target = target_for(project, runtime)
+    target = target_for(project, runtime, arch)
     out = output_dir(project, target)
     try:
         planned = plan(project, target)[0]
@@ -415,13 +433,29 @@ def _validate_one(
 
 
 def validate_layer(
-    project: ProjectLike, name: str, *, runtime: str | None = None, feedback: Feedback = QUIET
+    project: ProjectLike,
+    name: str,
+    *,
+    runtime: str | None = None,
+    arch: str | None = None,
+    feedback: Feedback = QUIET,
 ) -> LayerValidationOutput:
-    """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
+    """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc.
+
+    On a host that cannot run the target (arm64 on x86_64) the proof is static only: every
+    ELF file's architecture and glibc, nothing executed; the output and the manifest say so.
+    """
     project = open_project(project)
-    return LayerValidationOutput(
-        _validate_one(project, name, target_for(project, runtime), feedback)
-    )
+    target = target_for(project, runtime, arch)
+    _host_notice(target, feedback)
+    return LayerValidationOutput(_validate_one(project, name, target, feedback))
+
+
+def _host_notice(target: Target, feedback: Feedback) -> None:
+    """Say once per process when this host cannot run (or only emulates) the target's code."""
+    notice = notice_once(target)
+    if notice:
+        feedback.note(f"note: {notice}")
 
 
 @dataclass(frozen=True)
@@ -476,12 +510,18 @@ class ValidateOutput(_Output):
 
 
 def validate(
-    project: ProjectLike, *, runtime: str | None = None, feedback: Feedback = QUIET
+    project: ProjectLike,
+    *,
+    runtime: str | None = None,
+    arch: str | None = None,
+    builder: Builder = run_build,
+    feedback: Feedback = QUIET,
 ) -> ValidateOutput:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     project = open_project(project)
-    target = target_for(project, runtime)
-    result = run_build(project, target, progress=feedback.progress)
+    target = target_for(project, runtime, arch)
+    _host_notice(target, feedback)
+    result = builder(project, target, progress=feedback.progress)
     checks = check_build(project, result)
     layers = tuple(
         _validate_one(project, layer.name, target, feedback)
@@ -489,7 +529,7 @@ def validate(
         if target in layer.targets()
     )
     traces: tuple[str, ...] = ()
-    if all(v.ok for v in layers) and _pruned(project):
+    if all(v.ok for v in layers) and _pruned(project) and host_support(target).runs_code:
         # a code change may now need a module `optimize --apply` pruned: run the functions again
         feedback.progress(BuildEvent("functions", "trace", "running every event on the layers"))
         traces = verify_traces(project, target)
@@ -532,6 +572,46 @@ def optimize(
     project = open_project(project)
     target = target_for(project, runtime)
     return OptimizeOutput(run_optimize(project, target, layer, apply, measure_bytecode=bytecode))
+
+
+# ---------------------------------------------------------------- upgrade-runtime
+
+
+@dataclass(frozen=True)
+class UpgradeOutput(_Output):
+    """What moving the project to another runtime changes (or changed)."""
+
+    report: UpgradeReport
+
+    def render(self) -> str:
+        """The file edits, version moves, sizes and cold starts before/after."""
+        return "\n".join(self.report.lines())
+
+
+def upgrade_runtime(
+    project: ProjectLike,
+    runtime: str,
+    *,
+    dry_run: bool = False,
+    builder: Builder = run_build,
+    feedback: Feedback = QUIET,
+) -> UpgradeOutput:
+    """Move the template and layers to ``runtime``: re-lock, rebuild, validate, invoke.
+
+    Every step runs in a scratch copy first; the project's files are written only when all of
+    them passed (``dry_run``: never). A failure leaves every file as it was.
+    """
+    project = open_project(project)
+
+    def validate_all(p: Project, target: Target) -> None:
+        out = validate(p, runtime=target.runtime, arch=target.architecture, builder=builder)
+        if out.failure:
+            raise CheckError(f"{out.render()}\n{out.failure}")
+
+    steps = ProjectSteps(builder, validate_all, feedback.progress)
+    return UpgradeOutput(
+        run_upgrade(project, runtime, dry_run=dry_run, steps=steps, progress=feedback.note)
+    )
 
 
 # ---------------------------------------------------------------- report

@@ -21,6 +21,7 @@ from invoke import Collection, Context, Exit, Program, Task, task
 from invoke.parser import ParserContext
 
 from layerkit import commands
+from layerkit.build.pipeline import build as run_build
 from layerkit.errors import LayerkitError
 from layerkit.report.console import Terminal
 
@@ -29,6 +30,15 @@ HELP_FLAGS = ("-h", "--help")
 #: What a task says while it works: live progress on a terminal, plain lines in CI logs and pipes.
 TERMINAL = Terminal()
 FEEDBACK = commands.Feedback(progress=TERMINAL.progress, note=TERMINAL.message)
+
+
+def builder(c: Context) -> commands.Builder:
+    """What builds a target: invoke's ``layerkit.builder`` setting, else layerkit's pipeline.
+
+    A project whose build does more (this repository trains a model between its layers and its
+    function packages) sets it once: ``ns.configure({"layerkit": {"builder": build_fn}})``.
+    """
+    return (c.config.get("layerkit") or {}).get("builder") or run_build
 
 
 def project_dir(c: Context) -> Path:
@@ -94,6 +104,7 @@ def layerkit_task(**kwargs: Any) -> Callable[[Callable[..., Any]], LayerkitTask]
 
 
 _RUNTIME = "build for this runtime instead of the template's (e.g. python3.12)"
+_ARCH = "target architecture, x86_64 or arm64, instead of the template's"
 _STAGE = "a stage from stages.toml (local: an embedded moto server, no credentials)"
 
 
@@ -102,28 +113,41 @@ _STAGE = "a stage from stages.toml (local: an embedded moto server, no credentia
     default=True,
     help={
         "runtime": _RUNTIME,
+        "arch": _ARCH,
         "force": "rebuild all",
         "cache": "shared build cache: s3://BUCKET/PREFIX, file:///DIR or none "
         "(default: LAYERKIT_CACHE, else [tool.layerkit] cache)",
     },
 )
 def build_all(
-    c: Context, runtime: str | None = None, force: bool = False, cache: str | None = None
+    c: Context,
+    runtime: str | None = None,
+    arch: str | None = None,
+    force: bool = False,
+    cache: str | None = None,
 ) -> Any:
     """Build every layer and function package that is not fresh (dist/)."""
     return commands.build(
-        project_dir(c), runtime=runtime, force=force, cache=cache, feedback=FEEDBACK
+        project_dir(c),
+        runtime=runtime,
+        arch=arch,
+        force=force,
+        cache=cache,
+        builder=builder(c),
+        feedback=FEEDBACK,
     )
 
 
 @layerkit_task(
     name="layer",
-    help={"name": "the layer folder name", "runtime": _RUNTIME, "force": "rebuild it"},
+    help={"name": "the layer folder name", "runtime": _RUNTIME, "arch": _ARCH, "force": "rebuild"},
 )
-def build_layer(c: Context, name: str, runtime: str | None = None, force: bool = False) -> Any:
+def build_layer(
+    c: Context, name: str, runtime: str | None = None, arch: str | None = None, force: bool = False
+) -> Any:
     """Build one layer (and rebuild the layers that require it, if stale)."""
     return commands.build_layer(
-        project_dir(c), name, runtime=runtime, force=force, feedback=FEEDBACK
+        project_dir(c), name, runtime=runtime, arch=arch, force=force, feedback=FEEDBACK
     )
 
 
@@ -139,10 +163,10 @@ def lock(c: Context, upgrade: bool = False) -> Any:
     return commands.lock(project_dir(c), upgrade=upgrade, feedback=FEEDBACK)
 
 
-@layerkit_task(name="status", help={"runtime": "show this runtime instead of the template's"})
-def status(c: Context, runtime: str | None = None) -> Any:
+@layerkit_task(name="status", help={"runtime": _RUNTIME, "arch": _ARCH})
+def status(c: Context, runtime: str | None = None, arch: str | None = None) -> Any:
     """Show what is built, whether it is fresh or stale, and its sizes."""
-    return commands.status(project_dir(c), runtime=runtime)
+    return commands.status(project_dir(c), runtime=runtime, arch=arch)
 
 
 @layerkit_task(name="clean", help={"layer": "remove only this layer's zips (every target)"})
@@ -151,16 +175,38 @@ def clean(c: Context, layer: str | None = None) -> Any:
     return commands.clean(project_dir(c), layer=layer)
 
 
-@layerkit_task(name="layer", help={"name": "the layer folder name", "runtime": _RUNTIME})
-def validate_layer(c: Context, name: str, runtime: str | None = None) -> Any:
+@layerkit_task(
+    name="layer", help={"name": "the layer folder name", "runtime": _RUNTIME, "arch": _ARCH}
+)
+def validate_layer(
+    c: Context, name: str, runtime: str | None = None, arch: str | None = None
+) -> Any:
     """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
-    return commands.validate_layer(project_dir(c), name, runtime=runtime, feedback=FEEDBACK)
+    return commands.validate_layer(
+        project_dir(c), name, runtime=runtime, arch=arch, feedback=FEEDBACK
+    )
 
 
-@layerkit_task(name="all", default=True, help={"runtime": _RUNTIME})
-def validate_all(c: Context, runtime: str | None = None) -> Any:
+@layerkit_task(name="all", default=True, help={"runtime": _RUNTIME, "arch": _ARCH})
+def validate_all(c: Context, runtime: str | None = None, arch: str | None = None) -> Any:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
-    return commands.validate(project_dir(c), runtime=runtime, feedback=FEEDBACK)
+    return commands.validate(
+        project_dir(c), runtime=runtime, arch=arch, builder=builder(c), feedback=FEEDBACK
+    )
+
+
+@layerkit_task(
+    name="upgrade-runtime",
+    help={
+        "runtime": "the runtime to move to, for example python3.12",
+        "dry_run": "rehearse every step in a scratch copy and print the changes; write nothing",
+    },
+)
+def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
+    """Move template and layers to a new runtime: re-lock, rebuild, validate, invoke; or nothing."""
+    return commands.upgrade_runtime(
+        project_dir(c), runtime, dry_run=dry_run, builder=builder(c), feedback=FEEDBACK
+    )
 
 
 @layerkit_task(
@@ -266,6 +312,7 @@ def collection() -> Collection:
             clean,
             report,
             optimize,
+            upgrade_runtime,
             deploy,
             package,
             rollback,

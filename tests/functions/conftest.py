@@ -1,4 +1,5 @@
-"""Fixtures for running the three functions for real: python3.9, the built layers, the sandbox."""
+"""Fixtures for running the three functions for real on each target runtime (python3.9 and
+python3.12): the layers, the model and the packages built for it, in the Lambda sandbox."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from layerkit import training
 from layerkit.build import pipeline as B
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.sandbox import InvokeResult, invoke, prepare
@@ -18,15 +20,24 @@ from layerkit.runtime.target import Target, find_interpreter
 from tests.conftest import REPO
 
 PY39 = Target("python3.9")
+PY312 = Target("python3.12")
+#: Every runtime the functions' sandbox tests run on: the template's and the upgrade's.
+TARGETS = (PY39, PY312)
 
 
 @dataclass(frozen=True)
 class Built:
-    """A copy of this repository built for python3.9 (layers and function packages)."""
+    """A copy of this repository built for one target (layers, model, function packages)."""
 
     project: Project
     result: B.BuildResult
     interpreter: Path
+    target: Target = PY39
+
+    @property
+    def model_dir(self) -> Path:
+        """The Predictions model this target's package carries (committed for python3.9)."""
+        return training.model_folder(self.project, self.target, self.result.out_dir)
 
     def layer_zips(self, function: str) -> list[Path]:
         fn = self.project.function(function)
@@ -44,20 +55,42 @@ class Built:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Target], Built]:
+    """Build a copy of this repository for a target once per session (``inv build.all``)."""
     root = tmp_path_factory.mktemp("functions-built")
     for name in ("layers", "functions", "locks"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO / "template.yaml", root / "template.yaml")
     project = load_project(root)
-    return Built(project, B.build(project, PY39), find_interpreter(PY39, cwd=REPO))
+    done: dict[Target, Built] = {}
+
+    def build(target: Target) -> Built:
+        if target not in done:
+            result = training.build_with_model(project, target)
+            done[target] = Built(project, result, find_interpreter(target, cwd=REPO), target)
+        return done[target]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def built(builds: Callable[[Target], Built]) -> Built:
+    """The python3.9 build (the template's target)."""
+    return builds(PY39)
+
+
+@pytest.fixture(params=TARGETS, ids=[t.runtime for t in TARGETS])
+def built_on(request: pytest.FixtureRequest, builds: Callable[[Target], Built]) -> Built:
+    """The build for each target runtime in turn."""
+    return builds(request.param)
 
 
 @pytest.fixture
 def run_function(
-    built: Built, tmp_path_factory: pytest.TempPathFactory
+    built_on: Built, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., InvokeResult]:
-    """Invoke a built function in a fresh sandbox: its layers in order, its zip, python3.9."""
+    """Invoke a built function in a fresh sandbox: its layers in order, its zip, the runtime."""
+    built = built_on
 
     def run(name: str, event: Any, env: dict[str, str] | None = None) -> InvokeResult:
         fn = built.project.function(name)
@@ -66,7 +99,7 @@ def run_function(
             built.layer_zips(name),
             built.result.out_dir / "functions" / f"{name}.zip",
             built.interpreter,
-            PY39,
+            built.target,
         )
         return invoke(
             sandbox,

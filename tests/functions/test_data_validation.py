@@ -191,7 +191,7 @@ def test_the_shipped_events_behave_as_documented(app: ModuleType) -> None:
 
 
 @pytest.mark.integration
-def test_runs_under_python39_with_the_built_layers(run_function: Any) -> None:
+def test_runs_in_the_sandbox_with_the_built_layers(run_function: Any) -> None:
     event = json.loads((FN_DIR / "events" / "basic.json").read_text())
     result = run_function("data_validation", event)
     assert result.ok, result.response
@@ -200,7 +200,7 @@ def test_runs_under_python39_with_the_built_layers(run_function: Any) -> None:
 
 
 @pytest.mark.integration
-def test_reads_s3_under_python39_through_the_aws_utilities_layer(run_function: Any) -> None:
+def test_reads_s3_in_the_sandbox_through_the_aws_utilities_layer(run_function: Any) -> None:
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)

@@ -128,7 +128,7 @@ def test_the_shipped_events_behave_as_documented(app: ModuleType) -> None:
 
 
 @pytest.mark.integration
-def test_runs_under_python39_with_the_built_layers_and_matches_the_host(
+def test_runs_in_the_sandbox_with_the_built_layers_and_matches_the_host(
     app: ModuleType, run_function: Any
 ) -> None:
     event = json.loads((FN_DIR / "events" / "basic.json").read_text())

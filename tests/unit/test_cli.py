@@ -14,7 +14,7 @@ from layerkit import cli, commands
 
 VERBS = {
     "lock", "build", "status", "validate", "report", "invoke",
-    "deploy", "package", "optimize", "rollback", "releases", "unlock", "clean",
+    "deploy", "package", "optimize", "upgrade-runtime", "rollback", "releases", "unlock", "clean",
 }  # fmt: skip
 
 

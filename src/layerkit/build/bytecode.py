@@ -240,6 +240,7 @@ def compile_tree(
     workers: int = 2,
     invalidation: str = "unchecked-hash",
     dest_dir: str = "/opt/python",
+    imported: Sequence[str] | None = None,
 ) -> BytecodeResult:
     """Compile the ``.py`` files under ``root`` with the target ``interpreter``.
 
@@ -250,7 +251,9 @@ def compile_tree(
     source lines). Pycs go to ``__pycache__`` except in sourceless mode. ``dest_dir`` is where
     the tree is found at run time (``/opt/python`` for a layer, ``/var/task`` for a function),
     used as the file name in code objects. Files the target cannot compile (syntax of another
-    Python version) are left as source and listed in ``failed``.
+    Python version) are left as source and listed in ``failed``. ``imported`` gives the
+    ``imported`` mode its file list instead of running ``interpreter`` to find it (a target the
+    host cannot run: :func:`layerkit.build.targets.static_imported_files`).
     """
     if mode not in MODES:
         raise BuildError(f"bytecode mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
@@ -262,13 +265,15 @@ def compile_tree(
     if mode == "none" or not python_sources(root):  # nothing to compile (an empty layer)
         return BytecodeResult(mode, 0, 0, 0, invalidation)
     before = _tree_bytes(root)
-    if mode == "imported":
+    if mode == "imported" and imported is not None:
+        files: Sequence[str] = tuple(imported)
+    elif mode == "imported":
         if not entry_modules and not scripts:
             raise BuildError(
                 f'bytecode = "imported" for {root} needs entry modules to import (the layer\'s '
                 "top-level modules or its functions' handlers); none were given."
             )
-        files: Sequence[str] = imported_files(
+        files = imported_files(
             root, interpreter, entry_modules, search_path=search_path, scripts=scripts
         )
     else:

@@ -42,6 +42,9 @@ class ArtifactRecord:
     modules: tuple[str, ...] = ()  # a layer: its importable top-level modules
     slim: tuple[Mapping[str, Any], ...] = ()
     bytecode: Mapping[str, Any] = field(default_factory=dict)
+    # how the build could check it: "native", "emulated" (qemu-user) or "static only" (the
+    # host cannot run the target's code: nothing was imported or run; runtime/host.py)
+    execution: str = "native"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -39,6 +39,13 @@ from layerkit.build.manifest import (
     write_manifest,
 )
 from layerkit.build.slim import slim_tree
+from layerkit.build.targets import (
+    buildable_functions,
+    overlay_digest,
+    overlay_dir,
+    overlay_files,
+    static_imported_files,
+)
 from layerkit.check.imports import (
     check_function_imports,
     package_modules,
@@ -54,6 +61,7 @@ from layerkit.project.config import load_config
 from layerkit.project.spec import Function, Layer, Project
 from layerkit.report.data import distribution_sizes
 from layerkit.report.table import mb
+from layerkit.runtime.host import host_support, notice_once
 from layerkit.runtime.sandbox import extract_zip
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -171,15 +179,19 @@ def function_hash(
     lock: Lock,
     part: Partition,
     files: Sequence[Path],
+    overlay: Sequence[tuple[str, Path]] = (),
 ) -> str:
     """The input hash of a function package: its files, its lock slice, what layers carry.
 
     Which distributions every layer carries counts (not only the attached layers: the import
     check names the layer that would provide a missing module), their versions do not: a new
-    numpy in core-data-science changes nothing in a function's package.
+    numpy in core-data-science changes nothing in a function's package. ``overlay`` is the
+    target's data for the function (:mod:`layerkit.build.targets`).
     """
+    extra = {"overlay": overlay_digest(tuple(overlay))} if overlay else {}
     return _digest(
         {
+            **extra,
             "layerkit": __version__,
             "format": BUILD_FORMAT,
             "target": target.key,
@@ -226,13 +238,14 @@ def plan(
         for layer in project.layers
         if (layers is None or layer.name in layers) and target in layer.targets()
     ]
-    if functions and target == project.deploy_target:
-        for fn in project.functions:
+    if functions:  # every target builds the functions whose layers it builds
+        for fn in buildable_functions(project, target):
+            overlay = _overlay(project, target, out, fn.name)
             wanted.append(
                 (
                     "function",
                     fn.name,
-                    function_hash(fn, target, lock, part, function_files(fn)),
+                    function_hash(fn, target, lock, part, function_files(fn), overlay),
                 )
             )
     planned = []
@@ -247,6 +260,15 @@ def plan(
             state = "fresh"
         planned.append(Planned(kind, name, path, digest, state, record))
     return tuple(planned), lock, part
+
+
+def _overlay(
+    project: Project, target: Target, out: Path, function: str
+) -> tuple[tuple[str, Path], ...]:
+    """The target's own data for a function (none for the template's target)."""
+    if target == project.deploy_target:
+        return ()
+    return overlay_files(overlay_dir(out, function))
 
 
 # ---------------------------------------------------------------- the build lock
@@ -324,6 +346,7 @@ def _zip_and_record(
         files=info.files,
         input_hash=planned.input_hash,
         distributions={p.name: p.version for p in packages},
+        execution=host_support(run.target).execution.value,
         **details,
     )
 
@@ -337,6 +360,8 @@ def _finish_tree(
     """
     site = work / "python"
     progress, interpreter = run.progress, run.interpreter
+    support = host_support(run.target, native_interpreter=interpreter)
+    interpreter = support.interpreter or interpreter  # static only: the host's, to compile
     slimmed = slim_tree(site, layer.slim, run.target)
     progress(
         BuildEvent(
@@ -352,6 +377,10 @@ def _finish_tree(
         extract_zip(run.out / artifact_path("layer", name), below)
         search_path.append(below / "python")
     modules = top_level_modules(site)
+    scripts = (layer.smoke_test,) if layer.smoke_test else ()
+    static = None  # the host cannot run the target: find what a cold start loads statically
+    if not support.runs_code and layer.bytecode == "imported":
+        static = static_imported_files(site, modules, scripts)
     compiled = compile_tree(
         site,
         interpreter,
@@ -359,7 +388,8 @@ def _finish_tree(
         search_path=search_path,
         entry_modules=modules,
         # what a cold start loads is more than the top-level imports: run the smoke test too
-        scripts=(layer.smoke_test,) if layer.smoke_test else (),
+        scripts=scripts,
+        imported=static,
     )
     progress(
         BuildEvent(
@@ -371,9 +401,13 @@ def _finish_tree(
     )
     # The quick check before anything is zipped: the slimmed, compiled tree still imports every
     # top-level module in a fresh target interpreter with only the required layers beside it.
-    imported_files(site, interpreter, modules, search_path=search_path)
+    if support.runs_code:
+        imported_files(site, interpreter, modules, search_path=search_path)
+        checked = f"{len(modules)} top-level modules import"
+    else:  # never run foreign code: no import check, and so no advice from one
+        checked = f"not run ({support.execution.value}: {support.host_machine} host)"
     shutil.rmtree(work / "required", ignore_errors=True)
-    progress(BuildEvent(label, "import-check", f"{len(modules)} top-level modules import"))
+    progress(BuildEvent(label, "import-check", checked))
     passes = tuple(
         {
             "name": p.name,
@@ -389,6 +423,7 @@ def _finish_tree(
         "added_bytes": compiled.added_bytes,
         "invalidation": compiled.invalidation,
         "failed": [list(f) for f in compiled.failed],
+        **({"found_by": "static analysis"} if static is not None else {}),
     }
     return passes, bytecode, modules
 
@@ -411,6 +446,10 @@ def _build_function(
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(fn.path / rel, dest)
+    for rel_text, source in _overlay(run.project, run.target, run.out, fn.name):
+        progress(BuildEvent(label, "copy", f"{rel_text} ({run.target.key}'s own)"))
+        (work / rel_text).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, work / rel_text)
     progress(BuildEvent(label, "imports", "static check against its layers"))
     _check_imports(fn, run.target, files, work if packages else None, run.interpreter, records)
     compiled = compile_tree(work, run.interpreter, "all", dest_dir="/var/task")
@@ -501,6 +540,9 @@ def build(
         todo = [p for p in planned if force or p.state != "fresh"]
         interpreter = find_interpreter(target, cwd=project.root) if todo else Path()
         run = _Run(project, target, lock, part, out, interpreter, progress)
+        notice = notice_once(target) if todo else None  # said once per process
+        if notice:
+            progress(BuildEvent(f"target {target.key}", "host", notice))
         for item in planned:
             if item not in todo:
                 progress(BuildEvent(item.label, "fresh", "up to date"))
@@ -578,8 +620,9 @@ def check_target(project: Project, target: Target) -> None:
     if target not in project.targets:
         raise SpecError(
             f"no layer is built for {target.key}: the targets are "
-            f"{', '.join(t.key for t in project.targets)}. Add the runtime to the `runtimes` of "
-            "the layers in their layer.toml files and run `inv lock`."
+            f"{', '.join(t.key for t in project.targets)}. Add the runtime to the `runtimes` (an "
+            "architecture to the `architectures`) of the layers in their layer.toml files and "
+            "run `inv lock`."
         )
 
 

@@ -26,6 +26,7 @@ from layerkit.check.elf import check_files, scan
 from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
+from layerkit.runtime.host import Execution, host_support
 from layerkit.runtime.sandbox import Sandbox, prepare, run_code
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -68,6 +69,7 @@ class LayerValidation:
     elf_problems: tuple[Finding, ...]
     smoke_test: str | None = None  # the smoke test's file name, None if the layer has none
     elf_files: int = 0  # ELF files checked
+    execution: Execution = Execution.NATIVE  # STATIC_ONLY: imports and smoke test not run
 
     @property
     def report(self) -> CheckReport:
@@ -256,18 +258,21 @@ def validate_layer(
                 f"first (`inv build.all --runtime {target.runtime}`)."
             )
     interpreter = interpreter or find_interpreter(target, cwd=project.root)
+    support = host_support(target, native_interpreter=interpreter)
+    interpreter = support.interpreter or interpreter  # static only: lays out files, runs nothing
     workdir = Path(workdir)
     sandbox = prepare(
         workdir / "sandbox", [Path(layer_zips[name]) for name in order], None, interpreter, target
     )
     own_zip = Path(layer_zips[layer])
     modules = modules_in_zip(own_zip)
-    imported, failures = _check_imports(sandbox, modules, workdir)
-    smoke = (
-        _run_smoke(sandbox, spec.smoke_test, _smoke_env(project, layer))
-        if spec.smoke_test is not None
-        else None
-    )
+    imported: tuple[str, ...] = ()
+    failures: tuple[tuple[str, str], ...] = ()
+    smoke = None
+    if support.runs_code:  # never execute foreign code (runtime/host.py)
+        imported, failures = _check_imports(sandbox, modules, workdir)
+        if spec.smoke_test is not None:
+            smoke = _run_smoke(sandbox, spec.smoke_test, _smoke_env(project, layer))
     files = _file_names(own_zip)
     elf_files, unreadable = scan(sandbox.opt, only=files)
     elf_problems = tuple(
@@ -282,6 +287,7 @@ def validate_layer(
         elf_problems=elf_problems,
         smoke_test=spec.smoke_test.name if spec.smoke_test is not None else None,
         elf_files=len(elf_files) + len(unreadable),
+        execution=support.execution,
     )
 
 
@@ -327,10 +333,9 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip().splitlines())
 
 
-def format_validation(v: LayerValidation) -> str:
-    """A readable report of one validation: a status line, then what passed and what failed."""
-    lines = [f"layer {v.layer} on {v.target.key}: {'OK' if v.ok else 'FAILED'}"]
-    lines.append(f"  imports: {len(v.imported)} ok ({', '.join(v.imported) or 'none'})")
+def _run_lines(v: LayerValidation) -> list[str]:
+    """The imports and smoke-test lines of a validation that ran the layer's code."""
+    lines = [f"  imports: {len(v.imported)} ok ({', '.join(v.imported) or 'none'})"]
     for module, error in v.import_failures:
         lines.append(f"  import {module} FAILED:")
         lines.append(_indent(error))
@@ -341,6 +346,19 @@ def format_validation(v: LayerValidation) -> str:
     else:
         lines.append(f"  smoke test {v.smoke_test} FAILED:")
         lines.append(_indent(v.smoke))
+    return lines
+
+
+def format_validation(v: LayerValidation) -> str:
+    """A readable report of one validation: a status line, then what passed and what failed."""
+    status = "OK" if v.ok else "FAILED"
+    if v.execution is not Execution.NATIVE:
+        status += f" ({v.execution.value})"
+    lines = [f"layer {v.layer} on {v.target.key}: {status}"]
+    if v.execution is Execution.STATIC_ONLY:
+        lines.append("  imports and smoke test: not run (static only: the host cannot run them)")
+    else:
+        lines.extend(_run_lines(v))
     lines.append(f"  ELF: {v.elf_files} files checked, {len(v.elf_problems)} problems")
     lines.extend(f"    {p}" for p in v.elf_problems)
     return "\n".join(lines)

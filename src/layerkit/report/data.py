@@ -328,6 +328,8 @@ def build_report(
                 "files": rec.get("files"),
                 "upload_via_s3": (rec.get("zipped_bytes") or 0) > DIRECT_UPLOAD_LIMIT,
                 "bytecode": dict(rec.get("bytecode") or {}),
+                # "static only": the host could not run the target's code (runtime/host.py)
+                "execution": rec.get("execution", "native"),
             }
             if rec.get("kind") == "layer":
                 found = (packages or {}).get((key, rec["name"]))

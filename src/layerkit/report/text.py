@@ -69,10 +69,12 @@ def change(c: Mapping[str, Any]) -> str:
     return headroom(c["delta"]) + note
 
 
-def _status(over: bool, s3: bool, accepted: bool = False) -> str:
+def _status(over: bool, s3: bool, accepted: bool = False, execution: str = "native") -> str:
     flags = [("OVER (accepted)" if accepted else "OVER") if over else "ok"]
     if s3:
         flags.append("upload via S3")
+    if execution != "native":
+        flags.append(execution)
     return ", ".join(flags)
 
 
@@ -104,6 +106,7 @@ def _layer_table(entry: Mapping[str, Any], verbose: bool) -> RenderableType:
                 layer["over_budget"],
                 layer["upload_via_s3"],
                 accepted=bool(layer.get("over_budget_reason")),
+                execution=layer.get("execution", "native"),
             ),
         ]
         rows.append(row)
