@@ -63,7 +63,7 @@ def tests(session: nox.Session) -> None:
 def validate_layers(session: nox.Session, layer: str, runtime: str, architecture: str) -> None:
     """Build one layer for one of its own targets and prove it there: imports, smoke, ELF/glibc."""
     _install(session)
-    arch = [] if architecture == "x86_64" else [f"--architecture={architecture}"]
+    arch = [] if architecture == "x86_64" else [f"--arch={architecture}"]
     session.run("inv", "validate.layer", layer, f"--runtime={runtime}", *arch)
 
 
