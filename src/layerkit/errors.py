@@ -51,3 +51,9 @@ class SandboxError(LayerkitError):
 
 class DeployError(LayerkitError):
     """A deploy or rollback failed."""
+
+
+class DeployInterrupted(DeployError):
+    """A deploy was interrupted (Ctrl-C, SIGINT or SIGTERM) and undone; a command exits 130."""
+
+    exit_code = 130

@@ -22,18 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.build.archive import sha256_file
-from layerkit.check.template import RuntimeStatus, runtime_lifecycle
-from layerkit.deploy.clients import AWS_ERRORS, Clients
-from layerkit.deploy.executor import ApplyResult, apply, utcnow
-from layerkit.deploy.planner import (
+from layerkit.check.template import RuntimeStatus, lifecycle_source, runtime_lifecycle
+from layerkit.deploy.clients import Clients
+from layerkit.deploy.executor import (
+    ApplyResult,
+    AwsExecutor,
+    DescribeOnlyExecutor,
+    Executor,
+    Progress,
+    execute,
+    utcnow,
+)
+from layerkit.deploy.models import (
     DEFAULT_HEALTH_EVENT,
+    CurrentState,
     DesiredState,
     FunctionArtifact,
     LayerArtifact,
-    Step,
-    plan,
-    runtime_problems,
 )
+from layerkit.deploy.planner import Step, plan, runtime_problems
 from layerkit.deploy.rollback import RollbackOutcome, rollback
 from layerkit.deploy.stagelock import acquire, default_owner, held
 from layerkit.deploy.state import read_current
@@ -172,6 +179,26 @@ class DeployOutcome:
     warnings: tuple[str, ...]
 
 
+def _lifecycle_warnings(
+    steps: tuple[Step, ...],
+    stage: Stage,
+    today: dt.date,
+    lifecycle: Callable[[str, dt.date], RuntimeStatus],
+    allow_deprecated_runtime: bool,
+) -> tuple[str, ...]:
+    """The plan's runtime warnings; a runtime AWS blocks is refused on real AWS."""
+    warnings: list[str] = []
+    for message, blocked in runtime_problems(steps, today, lifecycle, lifecycle_source()):
+        if blocked and not stage.local and not allow_deprecated_runtime:
+            raise DeployError(
+                f"{message} Refusing to deploy to stage {stage.name!r}; pass "
+                "--allow-deprecated-runtime to try anyway, or change Runtime in "
+                "template.yaml."
+            )
+        warnings.append(message)
+    return tuple(warnings)
+
+
 def deploy(
     desired: DesiredState,
     clients: Clients,
@@ -184,45 +211,40 @@ def deploy(
     now: Callable[[], dt.datetime] = utcnow,
     lifecycle: Callable[[str, dt.date], RuntimeStatus] = runtime_lifecycle,
     waiter_delay: int = 1,
+    progress: Progress | None = None,
 ) -> DeployOutcome:
-    """Deploy ``desired`` to ``stage`` under the stage lock; see :func:`plan` and :func:`apply`.
+    """Deploy ``desired`` to ``stage`` under the stage lock; see :func:`plan` and :func:`execute`.
 
-    A dry run takes no lock and changes nothing: it returns the plan. A runtime AWS blocks
-    (cfn-lint's lifecycle data) is refused on real AWS unless ``allow_deprecated_runtime``; the
-    local stage only warns.
+    ``progress`` receives a :class:`~layerkit.deploy.executor.StepEvent` as each step starts,
+    ends or fails (``event.line()`` is a printable line). A dry run is the same plan through a
+    :class:`~layerkit.deploy.executor.DescribeOnlyExecutor`: it takes no lock and changes
+    nothing. A runtime AWS blocks (cfn-lint's lifecycle data, on ``today``: default
+    ``now().date()``) is refused on real AWS unless ``allow_deprecated_runtime``; the local
+    stage only warns. An interrupt is undone and raised as
+    :class:`~layerkit.errors.DeployInterrupted`.
     """
-    if dry_run:
+
+    def executor_for(current: CurrentState) -> Executor:
+        if dry_run:
+            return DescribeOnlyExecutor()
+        return AwsExecutor(clients, stage, current, desired.commit, now, waiter_delay)
+
+    day = today or now().date()
+
+    def run() -> DeployOutcome:
         current = read_current(clients, stage, desired)
         steps = plan(desired, current, stage)
-        warnings = tuple(m for m, _ in runtime_problems(steps, today or now().date(), lifecycle))
-        return DeployOutcome(stage.name, steps, None, warnings)
-    try:
-        lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
-    except AWS_ERRORS as exc:  # pragma: no cover - acquire wraps its own errors
-        raise DeployError(f"stage {stage.name!r}: could not take the deploy lock: {exc}") from exc
-    with held(clients.s3, stage, lock):
-        current = read_current(clients, stage, desired)
-        steps = plan(desired, current, stage)
-        warnings: list[str] = []
-        for message, blocked in runtime_problems(steps, today or now().date(), lifecycle):
-            if blocked and not stage.local and not allow_deprecated_runtime:
-                raise DeployError(
-                    f"{message} Refusing to deploy to stage {stage.name!r}; pass "
-                    "--allow-deprecated-runtime to try anyway, or change Runtime in "
-                    "template.yaml."
-                )
-            warnings.append(message)
-        result = (
-            apply(
-                steps,
-                clients,
-                stage,
-                current,
-                commit=desired.commit,
-                now=now,
-                waiter_delay=waiter_delay,
-            )
-            if steps
-            else None
+        warnings = _lifecycle_warnings(
+            steps, stage, day, lifecycle, allow_deprecated_runtime or dry_run
         )
-    return DeployOutcome(stage.name, steps, result, tuple(warnings))
+        executor = executor_for(current)
+        result = execute(steps, executor, stage, progress) if steps else None
+        return DeployOutcome(
+            stage.name, steps, result if executor.changes_stage else None, warnings
+        )
+
+    if dry_run:
+        return run()
+    lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
+    with held(clients.s3, stage, lock):
+        return run()

@@ -21,6 +21,7 @@ from layerkit.deploy.executor import (
     restore_report,
     utcnow,
 )
+from layerkit.deploy.models import ReleaseKind
 from layerkit.deploy.releases import (
     Release,
     list_releases,
@@ -90,7 +91,7 @@ def rollback(
         skipped = tuple(sorted(live_names - {f.function for f in target.functions}))
         record = new_release(
             stage,
-            "rollback",
+            ReleaseKind.ROLLBACK,
             target.functions,
             target.layers,
             commit if commit is not None else target.commit,

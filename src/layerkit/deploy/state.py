@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found, not_found
-from layerkit.deploy.planner import (
+from layerkit.deploy.models import (
     CurrentFunction,
     CurrentLayer,
     CurrentState,
