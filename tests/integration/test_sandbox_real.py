@@ -96,13 +96,18 @@ def test_handler_using_real_wheels(sandbox) -> None:
     }
     assert "parsing 2024-03-01 12:30" in result.logs
     line = result.report_line()
-    assert line.startswith("REPORT Init Duration: ")
-    fields = line.removeprefix("REPORT ").split(" ms ")
-    assert fields[0].startswith("Init Duration: ")
-    assert fields[1].startswith("Duration: ")
-    assert fields[2].startswith("Max Memory Used: ")
-    assert fields[2].endswith(" MB")
-    assert float(fields[0].split(": ")[1]) == pytest.approx(result.init_ms, abs=0.01)
+    assert line.startswith("REPORT RequestId: ")
+    fields = dict(f.split(": ", 1) for f in line.removeprefix("REPORT ").split("\t"))
+    assert list(fields) == [
+        "RequestId", "Duration", "Billed Duration", "Memory Size", "Max Memory Used",
+        "Init Duration",
+    ]  # fmt: skip
+    assert fields["Duration"].endswith(" ms")
+    assert fields["Memory Size"] == "256 MB"
+    assert fields["Max Memory Used"].endswith(" MB")
+    assert float(fields["Init Duration"].removesuffix(" ms")) == pytest.approx(
+        result.init_ms, abs=0.01
+    )
 
 
 def test_handler_exception_shape(sandbox) -> None:
