@@ -16,14 +16,15 @@ The flow, each part usable on its own:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerkit.build.archive import sha256_file
 from layerkit.check.template import RuntimeStatus, lifecycle_source, runtime_lifecycle
-from layerkit.deploy.clients import Clients
+from layerkit.deploy.clients import AWS_ERRORS, Clients, explain_aws_error
 from layerkit.deploy.executor import (
     ApplyResult,
     AwsExecutor,
@@ -42,18 +43,23 @@ from layerkit.deploy.models import (
 )
 from layerkit.deploy.planner import Step, plan, runtime_problems
 from layerkit.deploy.rollback import RollbackOutcome, rollback
-from layerkit.deploy.stagelock import acquire, default_owner, held
+from layerkit.deploy.stageinvoke import invoke_on_stage
+from layerkit.deploy.stagelock import LockInfo, acquire, default_owner, force_unlock, held
 from layerkit.deploy.state import read_current
 from layerkit.errors import DeployError
 from layerkit.project.spec import Project
-from layerkit.project.stages import Stage
+from layerkit.project.stages import Stage, get_stage
 
 __all__ = [
     "DeployOutcome",
     "RollbackOutcome",
+    "StageSession",
     "deploy",
     "desired_state",
+    "invoke_on_stage",
+    "open_stage",
     "rollback",
+    "unlock",
 ]
 
 HEALTH_EVENT = "events/health.json"
@@ -248,3 +254,51 @@ def deploy(
     lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
     with held(clients.s3, stage, lock):
         return run()
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class StageSession:
+    """A stage and clients for it; for the local stage, while its embedded server runs."""
+
+    stage: Stage
+    clients: Clients
+    notes: tuple[str, ...] = ()  # what opening it found and did (the local stage's stale lock)
+    endpoint: str | None = None  # the local stage's server
+    replayed: int = 0  # requests the local stage replayed from its saved state
+
+
+@contextmanager
+def open_stage(root: Path, name: str, *, state_dir: Path | None = None) -> Iterator[StageSession]:
+    """Open stage ``name`` of ``<root>/stages.toml`` for the ``with`` block.
+
+    A local stage runs its embedded moto server meanwhile, its state in ``state_dir`` (default
+    ``<root>/.layerkit/local-stage``); a real stage gets clients from the standard AWS chain.
+    """
+    from layerkit.deploy.clients import clients_for
+    from layerkit.deploy.localstage import STATE_DIR, local_stage
+
+    stage = get_stage(root, name)
+    if not stage.local:
+        yield StageSession(stage, clients_for(stage))
+        return
+    folder = state_dir if state_dir is not None else root / STATE_DIR
+    with local_stage(stage, folder) as local:
+        yield StageSession(stage, local.clients, local.notes, local.endpoint, local.replayed)
+
+
+def unlock(clients: Clients, stage: Stage) -> LockInfo | None:
+    """Remove the stage's deploy lock, whoever holds it; returns what was removed (None: none).
+
+    For a lock a killed deploy or rollback left behind. (The local stage removes such a lock
+    itself when it is opened, and says so in :attr:`StageSession.notes`.)
+    """
+    try:
+        return force_unlock(clients.s3, stage)
+    except AWS_ERRORS as exc:
+        raise DeployError(
+            f"stage {stage.name!r}: could not remove the lock s3://{stage.bucket}/"
+            f"{stage.lock_key}: {explain_aws_error(exc, stage)}"
+        ) from exc

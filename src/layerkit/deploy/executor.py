@@ -286,16 +286,7 @@ class AwsExecutor:
 
     def _health_check(self, step: HealthCheck) -> None:
         version = self.versions[step.function]["Version"]
-        # FunctionName "name:version": moto ignores Qualifier= on invoke.
-        response = self.lam.invoke(
-            FunctionName=f"{step.function_name}:{version}", Payload=step.payload
-        )
-        if response.get("FunctionError") or response.get("StatusCode", 200) >= 300:
-            kind = response.get("FunctionError") or f"status {response.get('StatusCode')}"
-            raise DeployError(
-                f"health check of {step.function_name}:{version} failed ({kind}): "
-                f"{invoke_error(response['Payload'].read())}"
-            )
+        check_health(self.lam, step.function_name, str(version), step.payload)
 
     def _create_alias(self, step: CreateAlias) -> None:
         version = self.versions[step.function]["Version"]
@@ -369,6 +360,18 @@ class AwsExecutor:
                 for fn, cfg in self.versions.items()
             ),
             aliases=tuple(self.aliases),
+        )
+
+
+def check_health(lam: Any, function_name: str, version: str, payload: bytes) -> None:
+    """Invoke ``function_name:version``; a FunctionError raises DeployError with Lambda's error."""
+    # FunctionName "name:version": moto ignores Qualifier= on invoke.
+    response = lam.invoke(FunctionName=f"{function_name}:{version}", Payload=payload)
+    if response.get("FunctionError") or response.get("StatusCode", 200) >= 300:
+        kind = response.get("FunctionError") or f"status {response.get('StatusCode')}"
+        raise DeployError(
+            f"health check of {function_name}:{version} failed ({kind}): "
+            f"{invoke_error(response['Payload'].read())}"
         )
 
 

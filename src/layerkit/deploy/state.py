@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found, not_found
+from layerkit.deploy.clients import AWS_ERRORS, Clients, explain_aws_error, if_found, not_found
 from layerkit.deploy.models import (
     CurrentFunction,
     CurrentLayer,
@@ -84,8 +84,8 @@ def read_current(clients: Clients, stage: Stage, desired: DesiredState) -> Curre
         )
     except AWS_ERRORS as exc:
         raise DeployError(
-            f"stage {stage.name!r}: could not read what the stage runs now ({exc}); nothing was "
-            "changed. Check the credentials' permissions (lambda:Get*/List*, s3:HeadObject on "
-            f"{stage.bucket}) and try again."
+            f"stage {stage.name!r}: could not read what the stage runs now, so nothing was "
+            f"changed: {explain_aws_error(exc, stage)} The reads need lambda:Get*/List* and "
+            f"s3:HeadObject on {stage.bucket}."
         ) from exc
     return CurrentState(layers=layers, functions=functions, artifacts=present)
