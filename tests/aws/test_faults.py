@@ -52,7 +52,7 @@ def _trace() -> tuple[list[tuple[str, str, int]], DeployOutcome]:
     from layerkit.deploy.clients import Clients
     from layerkit.deploy.deployer import deploy
 
-    from .conftest import REGION, ROLE_NAME
+    from .conftest import REGION, ROLE_NAME, TODAY, pinned_lifecycle
 
     with tempfile.TemporaryDirectory() as tmp, mock_aws(config={"lambda": {"use_docker": False}}):
         kw = {"region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "x"}
@@ -62,7 +62,10 @@ def _trace() -> tuple[list[tuple[str, str, int]], DeployOutcome]:
         builder, clock = Builder(Path(tmp)), Clock()
 
         def run(desired, **kwargs):
-            return deploy(desired, clients, STAGE, now=clock, owner="pytest", **kwargs)
+            return deploy(
+                desired, clients, STAGE, now=clock, today=TODAY, lifecycle=pinned_lifecycle,
+                owner="pytest", **kwargs,
+            )  # fmt: skip
 
         deploy_before(builder, run)
         calls = record_calls(clients)

@@ -20,7 +20,7 @@ from layerkit.deploy.stagelock import acquire, read_lock
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage, get_stage
 
-from .conftest import REPO_ROOT, Builder, Clock, tiny_zip
+from .conftest import REPO_ROOT, TODAY, Builder, Clock, pinned_lifecycle, tiny_zip
 
 pytestmark = pytest.mark.aws
 
@@ -56,7 +56,8 @@ BROKEN = "raise RuntimeError('cannot load the model')\ndef lambda_handler(event,
 
 
 def run(desired, clients, stage: Stage = STAGE, **kwargs):
-    kwargs.setdefault("today", Clock()().date())
+    kwargs.setdefault("today", TODAY)
+    kwargs.setdefault("lifecycle", pinned_lifecycle)
     return deploy(desired, clients, stage, owner="pytest", now=kwargs.pop("now", Clock()), **kwargs)
 
 
