@@ -13,7 +13,7 @@ compared as hex. Code always travels through S3 under content-addressed keys
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -155,6 +155,24 @@ class CurrentState:
     layers: Mapping[str, CurrentLayer] = field(default_factory=dict)
     functions: Mapping[str, CurrentFunction] = field(default_factory=dict)
     artifacts: frozenset[str] = frozenset()  # artifact keys already in the bucket
+    #: folder name -> alias version the stage's newest release record names ({}: no record;
+    #: None: not known, e.g. the record is unreadable: then nothing is planned for it)
+    recorded: Mapping[str, str] | None = None
+
+    def unrecorded(self, functions: Sequence[str]) -> bool:
+        """Whether what the aliases of ``functions`` point to differs from the newest record.
+
+        A deploy killed between its last alias move and its record leaves the stage so; the
+        next deploy then records the release even though nothing else is left to do.
+        """
+        live = {
+            name: fn.alias_version
+            for name, fn in self.functions.items()
+            if name in functions and fn.alias_version is not None
+        }
+        if self.recorded is None or not live:
+            return False
+        return any(self.recorded.get(name) != version for name, version in live.items())
 
 
 def function_state(config: Mapping[str, Any]) -> FunctionState:

@@ -306,6 +306,8 @@ READ_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("lambda", "GetFunctionConfiguration"),
     ("lambda", "GetAlias"),
     ("s3", "HeadObject"),
+    ("s3", "ListObjectsV2"),
+    ("s3", "GetObject"),
 )
 LOCK_OPERATIONS: tuple[tuple[str, str], ...] = (("s3", "PutObject"), ("s3", "DeleteObject"))
 
@@ -413,7 +415,9 @@ def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[St
     A layer is published only when its sha256 differs from the latest published version's. A
     function's ``$LATEST`` code and configuration are updated where they differ; a version is
     published and the alias moved only when the alias target differs from what is desired. An
-    unchanged build yields ``()``: nothing uploaded, published, moved or recorded.
+    unchanged build yields ``()``: nothing uploaded, published, moved or recorded — unless the
+    aliases differ from the newest release record (a deploy killed before it recorded), then
+    the plan is that record alone.
     """
     planner = _Planner(current, stage)
     for layer in desired.layers:
@@ -421,8 +425,9 @@ def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[St
     for fn in desired.functions:
         planner.function(fn)
     steps = [*planner.layer_steps, *planner.function_steps, *planner.alias_steps]
-    if steps:
-        steps.append(RecordRelease(stage.name, tuple(fn.name for fn in desired.functions)))
+    names = tuple(fn.name for fn in desired.functions)
+    if steps or current.unrecorded(names):
+        steps.append(RecordRelease(stage.name, names))
     return tuple(steps)
 
 

@@ -82,10 +82,25 @@ def read_current(clients: Clients, stage: Stage, desired: DesiredState) -> Curre
             for k in sorted(keys)
             if if_found(clients.s3.head_object, Bucket=stage.bucket, Key=k) is not None
         )
+        recorded = _recorded(clients.s3, stage) if functions else None
     except AWS_ERRORS as exc:
         raise DeployError(
             f"stage {stage.name!r}: could not read what the stage runs now, so nothing was "
             f"changed: {explain_aws_error(exc, stage)} The reads need lambda:Get*/List* and "
             f"s3:HeadObject on {stage.bucket}."
         ) from exc
-    return CurrentState(layers=layers, functions=functions, artifacts=present)
+    return CurrentState(layers=layers, functions=functions, artifacts=present, recorded=recorded)
+
+
+def _recorded(s3: Any, stage: Stage) -> dict[str, str] | None:
+    """The alias versions the stage's newest release record names ({}: none; None: unreadable)."""
+    from layerkit.deploy.releases import list_release_ids, read_release
+
+    ids = list_release_ids(s3, stage)
+    if not ids:
+        return {}
+    try:
+        newest = read_release(s3, stage, ids[-1])
+    except DeployError:  # a damaged record: the next deploy writes a good one
+        return None
+    return {fn.function: fn.version for fn in newest.functions}

@@ -337,3 +337,12 @@ def test_step_types_are_frozen_data():
     assert UpdateFunctionCode("a", "b", "k", "s", "x86_64") != UpdateFunctionCode(
         "a", "b", "k", "s", "arm64"
     )
+
+
+def test_aliases_ahead_of_the_newest_record_plan_the_record_alone():
+    d = desired()
+    current = deployed(d)
+    assert plan(d, dataclasses.replace(current, recorded={"one": "1", "two": "1"}), STAGE) == ()
+    behind = dataclasses.replace(current, recorded={"one": "1"})  # killed before its record
+    assert kinds(plan(d, behind, STAGE)) == ["RecordRelease"]
+    assert kinds(plan(d, dataclasses.replace(current, recorded={}), STAGE)) == ["RecordRelease"]
