@@ -29,8 +29,9 @@ from layerkit.check.template import check_template, runtime_problems
 from layerkit.deploy import deployer, stagelock
 from layerkit.deploy import releases as release_log
 from layerkit.deploy.clients import clients_for
+from layerkit.deploy.executor import StepEvent, StepPhase
 from layerkit.deploy.localstage import STATE_DIR, local_stage
-from layerkit.errors import DeployError, LayerkitError, LockError
+from layerkit.errors import DeployError, DeployInterrupted, LayerkitError, LockError
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import get_stage
 from layerkit.report.data import render_table, write_report
@@ -48,6 +49,8 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except DeployInterrupted as exc:  # undone already; say what was being done
+            raise Exit(f"interrupted: {exc}", code=exc.exit_code) from None
         except LayerkitError as exc:
             raise Exit(f"error: {exc}", code=1) from None
         except KeyboardInterrupt:
@@ -272,20 +275,29 @@ def validate_all(c: Context, runtime: str | None = None) -> None:
 @task(
     name="invoke",
     help={
-        "function": "folder name or logical id",
+        "function": "folder name or logical id; with --stage also FUNCTION:ALIAS or :VERSION",
         "event": "event JSON (default events/basic.json)",
+        "stage": "invoke what this stage runs (local: the deployed zips, run for real)",
     },
 )
 @_friendly
-def invoke_(c: Context, function: str, event: str | None = None) -> None:
+def invoke_(c: Context, function: str, event: str | None = None, stage: str | None = None) -> None:
     """Run a built function in the local Lambda sandbox; print logs, result and REPORT line."""
     project = _project()
-    fn = project.function(function)
+    fn = project.function(function.partition(":")[0])
     path = Path(event) if event else fn.path / "events" / "basic.json"
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise Exit(f"error: cannot read the event {path}: {exc}", code=1) from None
+    if stage is not None:
+        with _stage_clients(stage) as (st, clients):
+            ran = deployer.invoke_on_stage(clients, st, function, payload, project)
+        print(ran.logs, end="")
+        print(json.dumps(ran.payload, indent=2))
+        if not ran.ok:
+            raise Exit(f"error: {ran.function_name}:{ran.version} failed: {ran.error}", code=1)
+        return
     out = builder.build(project, progress=_progress).out_dir
     result = invoke_function(project, fn.name, payload, out)
     print(result.logs, end="")
@@ -316,6 +328,8 @@ def _stage_clients(name: str) -> Iterator[tuple[Any, Any]]:
                 f"local stage: moto on {local.endpoint}, state in {STATE_DIR} "
                 f"({local.replayed} requests replayed; delete the folder to start afresh)"
             )
+            for note in local.notes:
+                print(f"note: {note}")
             yield stage, local.clients
     else:
         yield stage, clients_for(stage)
@@ -372,10 +386,14 @@ def deploy(
             st,
             dry_run=dry_run,
             allow_deprecated_runtime=allow_deprecated_runtime,
+            progress=None if dry_run else _deploy_progress,
         )
         for warning in out.warnings:
             print(f"warning: {warning}")
-        print("\n".join(s.describe() for s in out.steps) or "nothing to do: the stage is current")
+        if dry_run or not out.steps:
+            print(
+                "\n".join(s.describe() for s in out.steps) or "nothing to do: the stage is current"
+            )
         if dry_run and out.steps:
             print(f"dry run: {len(out.steps)} steps planned, nothing was changed")
         if out.result and out.result.release:
@@ -384,6 +402,20 @@ def deploy(
                     f"{fn.function_name}:{st.alias} -> {fn.version}  layers: {', '.join(fn.layers)}"
                 )
             print(f"release {out.result.release.release_id} recorded")
+
+
+def _deploy_progress(event: StepEvent) -> None:
+    if event.phase is not StepPhase.DONE:
+        print(event.line(), flush=True)
+
+
+@task(help={"stage": "a stage from stages.toml"})
+@_friendly
+def unlock(c: Context, stage: str = "local") -> None:
+    """Remove a stage's deploy lock left by a killed deploy or rollback."""
+    with _stage_clients(stage) as (st, clients):
+        held = deployer.unlock(clients, st)
+        print(f"removed the lock of {held.owner} since {held.since}" if held else "no lock")
 
 
 @task(help={"stage": "a stage from stages.toml", "release": "release id (default: the previous)"})
@@ -456,5 +488,5 @@ def report(c: Context, runtime: str | None = None) -> None:
 build_ns = Collection("build", all_, layer, functions, model)
 validate_ns = Collection("validate", validate_all, validate_layer)
 ns = Collection(
-    build_ns, validate_ns, invoke_, lock, status, clean, report, deploy, rollback, releases
+    build_ns, validate_ns, invoke_, lock, status, clean, report, deploy, rollback, releases, unlock
 )

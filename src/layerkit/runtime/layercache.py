@@ -115,6 +115,35 @@ def _build_dir(folder: Path, key: str) -> Path:
     return tmp
 
 
+def zip_sha256(archive: Path, cache: Path) -> str:
+    """The sha256 of ``archive``, remembered in the cache by path, size and mtime.
+
+    Hashing the ML layer takes longer than a warm invoke should; a zip that is rewritten gets a
+    new mtime (and almost always a new size), so it is hashed again.
+    """
+    import json
+
+    info = Path(archive).stat()
+    key = f"{Path(archive).absolute()}|{info.st_size}|{info.st_mtime_ns}"
+    memo = Path(cache) / "sha256.json"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    digest = known.get(key)
+    if isinstance(digest, str) and len(digest) == 64:
+        return digest
+    digest = sha256_file(Path(archive))
+    known[key] = digest
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".sha256.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(known), encoding="utf-8")
+    tmp.replace(memo)  # concurrent writers: the last one wins, each file whole
+    return digest
+
+
 def extracted(archive: Path, cache: Path, *, sha256: str | None = None) -> Path:
     """The read-only tree of ``archive`` in the cache, unzipping it the first time only.
 
@@ -126,7 +155,7 @@ def extracted(archive: Path, cache: Path, *, sha256: str | None = None) -> Path:
     archive = Path(archive)
     if not archive.is_file():
         raise SandboxError(f"{archive} does not exist; build it first (`inv build.all`).")
-    digest = sha256 or sha256_file(archive)
+    digest = sha256 or zip_sha256(archive, cache)
     zips = Path(cache) / "zips"
     final = zips / digest
     if final.is_dir():
@@ -175,7 +204,7 @@ def merged(layer_zips: Sequence[Path], cache: Path, *, sha256s: Sequence[str] = 
     A later layer's file overwrites an earlier one's, as on Lambda. ``sha256s`` (hex, one per
     zip) saves hashing the zips. No layers: an empty read-only folder.
     """
-    digests = list(sha256s) or [sha256_file(Path(z)) for z in layer_zips]
+    digests = list(sha256s) or [zip_sha256(Path(z), cache) for z in layer_zips]
     trees = [extracted(Path(z), cache, sha256=d) for z, d in zip(layer_zips, digests, strict=True)]
     key = hashlib.sha256(" ".join(digests).encode()).hexdigest()
     opts = Path(cache) / "opt"

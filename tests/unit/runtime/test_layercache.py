@@ -117,3 +117,17 @@ def test_default_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert layercache.default_cache_dir() == tmp_path / "xdg" / "layerkit"
     monkeypatch.setenv(layercache.CACHE_ENV, str(tmp_path / "env"))
     assert layercache.default_cache_dir(tmp_path) == tmp_path / "env"
+
+
+def test_a_zip_rewritten_in_place_is_hashed_again(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "a.zip", {"python/a.py": "A = 1"})
+    cache = tmp_path / "cache"
+    first = layercache.extracted(archive, cache)
+    assert layercache.zip_sha256(archive, cache) == first.name
+    make_zip(archive, {"python/a.py": "A = 22"})
+    os.utime(archive, ns=(1, 1))  # a new mtime, whatever the clock's resolution
+    second = layercache.extracted(archive, cache)
+    assert second != first
+    assert (second / "python" / "a.py").read_text() == "A = 22"
+    (cache / "sha256.json").write_text("null")  # a damaged memo is only a slower call
+    assert layercache.zip_sha256(archive, cache) == second.name
