@@ -608,6 +608,37 @@ def run_code(
         ) from None
 
 
+def remembered_interpreter(
+    target: Target,
+    project_root: Path,
+    cache: Path,
+    find: Callable[..., Path] = find_interpreter,
+) -> Path:
+    """:func:`find_interpreter`, remembered in ``cache`` (resolving a pyenv shim takes ~1 s).
+
+    A remembered path is used only while it is still an executable named for the runtime's
+    Python version (``python3.9``); otherwise the interpreter is looked up again.
+    """
+    memo = Path(cache) / "interpreters.json"
+    key = f"{target.runtime}|{Path(project_root).absolute()}"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    found = known.get(key)
+    name = f"python{target.python_version_text}"
+    if isinstance(found, str) and Path(found).name.startswith(name) and os.access(found, os.X_OK):
+        return Path(found)
+    resolved = find(target, cwd=project_root)
+    known[key] = str(resolved)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".interpreters.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(known), encoding="utf-8")
+    tmp.replace(memo)
+    return resolved
+
+
 def invoke_function(
     project: Project,
     function: str,
@@ -635,8 +666,8 @@ def invoke_function(
                 f"{path} does not exist: function {fn.name} needs it; build first "
                 "(`inv build.all`)."
             )
-    interpreter = interpreter or find_interpreter(fn.target, cwd=project.root)
     store = cache or layercache.default_cache_dir(project.root)
+    interpreter = interpreter or remembered_interpreter(fn.target, project.root, store)
     with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{fn.name}-") as tmp:
         sandbox = prepare(Path(tmp) / "sandbox", zips, package, interpreter, fn.target, cache=store)
         return invoke(

@@ -458,3 +458,26 @@ def test_a_handler_deaf_to_its_timer_is_killed_at_the_timeout(
     assert result.response["errorType"] == "Sandbox.Timedout"
     assert result.response["errorMessage"].endswith("Task timed out after 0.50 seconds")
     assert result.duration_ms == 500
+
+
+def test_the_interpreter_is_looked_up_once_and_again_when_it_is_gone(tmp_path: Path) -> None:
+    from layerkit.runtime.sandbox import remembered_interpreter
+
+    fake = tmp_path / "bin" / "python3.9"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    looked_up: list[Path] = []
+
+    def find(target: Target, cwd: Path | None = None) -> Path:
+        looked_up.append(cwd)
+        return fake
+
+    cache = tmp_path / "cache"
+    assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
+    assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
+    assert looked_up == [tmp_path]
+    fake.unlink()
+    fake.write_text("")  # no longer executable: looked up again
+    assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
+    assert len(looked_up) == 2
