@@ -191,13 +191,14 @@ from tests.aws.test_faults import LOCAL, change, deploy_before
 from layerkit.deploy.deployer import deploy
 from layerkit.deploy.executor import StepPhase
 from layerkit.deploy.localstage import local_stage
+from layerkit.errors import DeployInterrupted
 
 root, state, what, kill_at = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 builder, clock = Builder(root), Clock()
 
 def kill(event):
     if event.index == kill_at and event.phase is StepPhase.STARTED:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGINT if what == "sigint" else signal.SIGKILL)
 
 def run(desired, **kwargs):
     return deploy(desired, run_clients, LOCAL, now=clock, today=TODAY,
@@ -208,7 +209,11 @@ with local_stage(LOCAL, state) as opened:
     if what == "before":
         deploy_before(builder, run)
     else:
-        run(change(builder), progress=kill)
+        try:
+            run(change(builder), progress=kill)
+        except DeployInterrupted as exc:  # what a command prints before it exits 130
+            print(exc)
+            sys.exit(exc.exit_code)
 """
 
 
@@ -348,3 +353,20 @@ def test_a_deploy_killed_at_any_step_is_named_and_finished_by_the_next_command(l
         assert after["functions"][fn.function_name]["aliases"]["live"] == fn.version
     assert {f.function for f in live.functions} == {"one", "two", "three"}
     assert os.path.isdir(state)
+
+
+@pytest.mark.parametrize("at", [1, STEPS // 2, STEPS])
+def test_sigint_during_a_deploy_undoes_it_and_says_what_was_being_done(local_copy, at):
+    builder, state = local_copy
+    with local_stage(LOCAL, state) as opened:
+        before = stage_state(opened.clients)
+    child = _child(builder.root, state, "sigint", at)
+    assert child.returncode == 130, child.stderr
+    step = OUTCOME.steps[at - 1]
+    assert (
+        f"was interrupted at step {at}/{STEPS} ({' '.join(step.describe().split())}): "
+        "the deploy was stopped (Ctrl-C / SIGINT)" in child.stdout
+    )
+    with local_stage(LOCAL, state) as reopened:
+        assert reopened.notes == ()  # the lock went with the undo
+        assert stage_state(reopened.clients) == before

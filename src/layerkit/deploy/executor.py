@@ -549,9 +549,10 @@ def execute(
     emit = progress or (lambda _event: None)
     total = len(steps)
     for index, step in enumerate(steps, 1):
-        emit(StepEvent(index, total, step, StepPhase.STARTED))
-        try:
+        try:  # the events too: a Ctrl-C while one is printed is undone like any other
+            emit(StepEvent(index, total, step, StepPhase.STARTED))
             executor.run(step)
+            emit(StepEvent(index, total, step, StepPhase.DONE))
         except (*AWS_ERRORS, DeployError) as exc:
             emit(StepEvent(index, total, step, StepPhase.FAILED))
             message = _rolled_back(executor, stage, total, index, step, "failed at step", str(exc))
@@ -580,7 +581,6 @@ def execute(
                 str(exc) or repr(exc),
             )
             raise DeployError(message) from exc
-        emit(StepEvent(index, total, step, StepPhase.DONE))
     return executor.result()
 
 
