@@ -526,12 +526,17 @@ def _rolled_back(
     return "\n".join(lines)
 
 
-def _interrupt_reason(exc: BaseException) -> str:
-    text = str(exc)
-    return (
-        f"the deploy was stopped ({text or 'Ctrl-C / SIGINT'}) while this step ran; "
-        "what it had changed was undone"
-    )
+def _failure(exc: BaseException) -> tuple[str, str, type[DeployError]]:
+    """How a step ended: (what happened, why, the error to raise)."""
+    if isinstance(exc, KeyboardInterrupt):
+        reason = (
+            f"the deploy was stopped ({str(exc) or 'Ctrl-C / SIGINT'}) while this step ran; "
+            "what it had changed was undone"
+        )
+        return "was interrupted at step", reason, DeployInterrupted
+    if isinstance(exc, (*AWS_ERRORS, DeployError)):
+        return "failed at step", str(exc), DeployError
+    return f"was {type(exc).__name__} at step", str(exc) or repr(exc), DeployError
 
 
 def execute(
@@ -553,34 +558,11 @@ def execute(
             emit(StepEvent(index, total, step, StepPhase.STARTED))
             executor.run(step)
             emit(StepEvent(index, total, step, StepPhase.DONE))
-        except (*AWS_ERRORS, DeployError) as exc:
+        except (KeyboardInterrupt, Exception) as exc:  # interrupted, failed, or a bug: undo
             emit(StepEvent(index, total, step, StepPhase.FAILED))
-            message = _rolled_back(executor, stage, total, index, step, "failed at step", str(exc))
-            raise DeployError(message) from exc
-        except KeyboardInterrupt as exc:
-            emit(StepEvent(index, total, step, StepPhase.FAILED))
-            message = _rolled_back(
-                executor,
-                stage,
-                total,
-                index,
-                step,
-                "was interrupted at step",
-                _interrupt_reason(exc),
-            )
-            raise DeployInterrupted(message) from exc
-        except Exception as exc:  # a bug: undo all the same
-            emit(StepEvent(index, total, step, StepPhase.FAILED))
-            message = _rolled_back(
-                executor,
-                stage,
-                total,
-                index,
-                step,
-                f"was {type(exc).__name__} at step",
-                str(exc) or repr(exc),
-            )
-            raise DeployError(message) from exc
+            what, reason, error = _failure(exc)
+            message = _rolled_back(executor, stage, total, index, step, what, reason)
+            raise error(message) from exc
     return executor.result()
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
@@ -26,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from layerkit.deploy.models import hex_from_b64
 from layerkit.errors import DeployError
-from layerkit.runtime.sandbox import InvokeResult, invoke, prepare
+from layerkit.runtime.sandbox import FunctionZip, InvokeResult, invoke_zips
 from layerkit.runtime.target import Target, find_interpreter
 
 #: Lambda returns at most the last 4 KB of the log with ``LogType=Tail``.
@@ -147,25 +146,19 @@ def invoke_deployed(
     """
     deployed = deployed_version(lam, store, function_name, qualifier)
     env = {**deployed.environment, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-    with tempfile.TemporaryDirectory(prefix=f"layerkit-local-{function_name}-") as tmp:
-        sandbox = prepare(
-            Path(tmp) / "sandbox",
-            deployed.layers,
-            deployed.code,
-            interpreter(deployed.target),
-            deployed.target,
-            cache=cache,
-        )
-        result = invoke(
-            sandbox,
-            deployed.handler,
-            event,
-            function_name=function_name,
-            memory_mb=deployed.memory_size,
-            timeout_s=deployed.timeout,
-            env=env,
-            version=deployed.version,
-        )
+    function = FunctionZip(
+        deployed.code, deployed.handler, deployed.target, deployed.memory_size, deployed.timeout
+    )
+    result = invoke_zips(
+        deployed.layers,
+        function,
+        event,
+        interpreter(deployed.target),
+        cache,
+        function_name=function_name,
+        env=env,
+        version=deployed.version,
+    )
     return deployed, result
 
 

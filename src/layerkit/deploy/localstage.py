@@ -44,7 +44,8 @@ from layerkit.errors import DeployError
 from layerkit.locking import exclusive
 from layerkit.project.stages import Stage
 from layerkit.runtime import layercache
-from layerkit.runtime.target import Target, find_interpreter
+from layerkit.runtime.sandbox import remembered_interpreter
+from layerkit.runtime.target import Target
 
 STATE_DIR = Path(".layerkit") / "local-stage"
 DEFAULT_REGION = "us-east-1"
@@ -100,7 +101,7 @@ def local_stage(
     state_dir: Path | None,
     *,
     cache: Path | None = None,
-    interpreter: Callable[[Target], Path] = find_interpreter,
+    interpreter: Callable[[Target], Path] | None = None,
 ) -> Iterator[LocalStage]:
     """Run a moto server for ``stage`` (``local = true``) while the ``with`` block lasts.
 
@@ -109,7 +110,8 @@ def local_stage(
     holds a recorded local stage: each runs its own moto, so the stage's S3 deploy lock cannot
     see another process; an OS file lock on the state folder does. ``Invoke`` runs the deployed
     code in the sandbox, its layers extracted once into ``cache`` (default: ``cache`` next to
-    ``state_dir``, i.e. ``.layerkit/cache``); ``interpreter`` finds a runtime's interpreter.
+    ``state_dir``, i.e. ``.layerkit/cache``); ``interpreter`` finds a runtime's interpreter
+    (default: looked up from the current folder once, then remembered in the cache).
     """
     if not stage.local:
         raise DeployError(
@@ -125,9 +127,15 @@ def local_stage(
             stack.enter_context(_exclusive(state_dir))
             state = StateDir(state_dir)
             state.check_format()
+            state.remove_partial_zips()
             store = state.store
             cache = cache or Path(state_dir).parent / "cache"
-        yield from _serve(stage, state, store, cache, interpreter)
+        folder = cache
+
+        def remembered(target: Target) -> Path:
+            return remembered_interpreter(target, Path.cwd(), folder)
+
+        yield from _serve(stage, state, store, cache, interpreter or remembered)
 
 
 def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
@@ -219,6 +227,7 @@ def _serve(
     werkzeug.setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    previous = recorder.__dict__.get("_record_request")  # another local stage's, or none
     patched = False
     try:
         host, port = server.get_host_and_port()
@@ -228,7 +237,8 @@ def _serve(
         replayed = 0
         if state is not None:
             replayed = replay(state, endpoint)
-            recorder._record_request = recorder_for(state, f"{host}:{port}")
+            other = recorder._record_request
+            recorder._record_request = recorder_for(state, f"{host}:{port}", other)
             patched = True
         session = _session(stage)
         clients = Clients(
@@ -246,7 +256,9 @@ def _serve(
             endpoint, clients, state.requests if state is not None else None, replayed, notes
         )
     finally:
-        if patched:
+        if patched and previous is not None:
+            recorder._record_request = previous
+        elif patched:
             del recorder._record_request  # the class's method again
         server.stop()
         werkzeug.setLevel(old_level)

@@ -17,7 +17,7 @@ import http.client
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -103,6 +103,12 @@ class StateDir:
         """The format marker."""
         return self.root / STATE_FILE
 
+    def remove_partial_zips(self) -> None:
+        """Delete zips a killed run left half-written (the caller holds the folder)."""
+        if self.store.root.is_dir():
+            for leftover in self.store.root.glob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
+
     def check_format(self) -> None:
         """Create the folder's format marker, or refuse a folder of another format."""
         old = self.root / OLD_RECORDING
@@ -186,14 +192,18 @@ def replay(state: StateDir, endpoint: str) -> int:
     return count
 
 
-def recorder_for(state: StateDir, host: str) -> Any:
+def recorder_for(state: StateDir, host: str, other: Callable[..., None]) -> Any:
     """A replacement for moto's ``recorder._record_request``: logs ``host``'s changes to ``state``.
 
-    Requests to other hosts (another server in the process, moto's in-memory mock) are ignored.
+    Requests to other hosts (another server in the process, moto's in-memory mock) go to
+    ``other``, the recorder this one replaces.
     """
 
     def record(request: Any, body: bytes | None = None) -> None:
-        if request.host != host or request.method in _SKIPPED_METHODS:
+        if request.host != host:
+            other(request, body)
+            return
+        if request.method in _SKIPPED_METHODS:
             return
         url = urlsplit(request.raw_url)
         path = url.path + (f"?{url.query}" if url.query else "")

@@ -668,14 +668,51 @@ def invoke_function(
             )
     store = cache or layercache.default_cache_dir(project.root)
     interpreter = interpreter or remembered_interpreter(fn.target, project.root, store)
-    with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{fn.name}-") as tmp:
-        sandbox = prepare(Path(tmp) / "sandbox", zips, package, interpreter, fn.target, cache=store)
+    function_zip = FunctionZip(package, fn.handler, fn.target, fn.memory_size, fn.timeout)
+    return invoke_zips(
+        zips, function_zip, event, interpreter, store, function_name=fn.name, env=env
+    )
+
+
+@dataclass(frozen=True)
+class FunctionZip:
+    """A function package and the settings Lambda runs it with."""
+
+    path: Path
+    handler: str
+    target: Target
+    memory_mb: int
+    timeout_s: float
+
+
+def invoke_zips(
+    layer_zips: Sequence[Path],
+    function: FunctionZip,
+    event: Any,
+    interpreter: Path,
+    cache: Path,
+    *,
+    function_name: str,
+    env: Mapping[str, str] | None = None,
+    version: str = "$LATEST",
+) -> InvokeResult:
+    """One invocation of ``function`` over ``layer_zips`` in a throw-away sandbox.
+
+    ``opt/`` and ``task/`` come from the read-only ``cache``; the rest of the sandbox lives in a
+    temporary folder removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{function_name}-") as tmp:
+        sandbox = prepare(
+            Path(tmp) / "sandbox", layer_zips, function.path, interpreter, function.target,
+            cache=cache,
+        )  # fmt: skip
         return invoke(
             sandbox,
-            fn.handler,
+            function.handler,
             event,
-            function_name=fn.name,
-            memory_mb=fn.memory_size,
-            timeout_s=fn.timeout,
+            function_name=function_name,
+            memory_mb=function.memory_mb,
+            timeout_s=function.timeout_s,
             env=env,
+            version=version,
         )
