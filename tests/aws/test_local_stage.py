@@ -228,3 +228,13 @@ def test_unlock_and_open_stage(local_env, tmp_path):
         assert removed is not None
         assert removed.owner == "someone"
         assert read_lock(session.clients.s3, session.stage) is None
+
+
+def test_opening_the_stage_adds_nothing_to_its_log(local_env, tmp_path, builder):
+    state = _deployed_state(tmp_path, builder)
+    size = (state / REQUESTS).stat().st_size
+    for _ in range(2):
+        with local_stage(STAGE, state) as opened:
+            list_releases(opened.clients.s3, STAGE)
+            opened.clients.lambda_.list_functions()
+    assert (state / REQUESTS).stat().st_size == size
