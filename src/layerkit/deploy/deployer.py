@@ -7,10 +7,13 @@ The flow, each part usable on its own:
 - :func:`layerkit.deploy.state.read_current` asks AWS what the stage runs now.
 - :func:`layerkit.deploy.planner.plan` is pure: desired + current -> a tuple of frozen steps. An
   unchanged build plans nothing at all.
-- :func:`layerkit.deploy.executor.apply` runs the steps, journals how to undo each change, and on
-  any failure undoes them all in reverse.
+- :func:`layerkit.deploy.executor.execute` runs the steps through an executor (AWS calls, or a
+  describe-only dry run), streams a progress event per step, journals how to undo each change,
+  and on any failure or interrupt undoes them all in reverse.
 - :func:`deploy` wraps it all with the stage lock; :func:`rollback` (from
   :mod:`layerkit.deploy.rollback`) moves a stage back to a recorded release.
+- :func:`open_stage`, :func:`invoke_on_stage` and :func:`unlock` are what the commands call to
+  reach a stage, run a function as it runs there, and remove a killed run's lock.
 """
 
 from __future__ import annotations

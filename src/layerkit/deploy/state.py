@@ -1,8 +1,9 @@
-"""What a stage runs now, read from Lambda and S3: the input :func:`deployplan.plan` compares.
+"""What a stage runs now, read from Lambda and S3: what the planner compares.
 
 :func:`read_current` asks, for the layers and functions of a deploy: the latest version of each
 layer and its code sha256, each function's ``$LATEST`` configuration and the version its stage
-alias points to, and which content-addressed artifacts the bucket holds already. It only reads.
+alias points to, which content-addressed artifacts the bucket holds already, and what the
+newest release record says the aliases point to. It only reads.
 """
 
 from __future__ import annotations
