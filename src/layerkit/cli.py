@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from layerkit import __version__, commands
-from layerkit.errors import LayerkitError
+from layerkit.errors import DeployInterrupted, LayerkitError
 from layerkit.report.console import Terminal
 
 Run = Callable[[argparse.Namespace, commands.Feedback], Any]
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     inv = _verb(sub, "invoke", _invoke, "run a built function in the local Lambda sandbox", p)
     inv.add_argument("function", help="the function's folder name or logical id")
     inv.add_argument("--event", metavar="FILE", help="event JSON (default: events/basic.json)")
+    inv.add_argument(
+        "--stage",
+        help="invoke what this stage runs (FUNCTION[:ALIAS|:VERSION]; local: the deployed zips)",
+    )
 
     deploy = _verb(sub, "deploy", _deploy, "deploy the current build; roll back on failure", p)
     _stage(deploy)
@@ -227,8 +231,10 @@ def _package(a: argparse.Namespace, fb: commands.Feedback) -> commands.PackageOu
     return commands.package(a.project_dir, stage=a.stage, feedback=fb)
 
 
-def _invoke(a: argparse.Namespace, fb: commands.Feedback) -> commands.InvokeOutput:
-    return commands.invoke(a.project_dir, a.function, event=a.event, feedback=fb)
+def _invoke(
+    a: argparse.Namespace, fb: commands.Feedback
+) -> commands.InvokeOutput | commands.StageInvokeOutput:
+    return commands.invoke(a.project_dir, a.function, event=a.event, stage=a.stage, feedback=fb)
 
 
 def _deploy(a: argparse.Namespace, fb: commands.Feedback) -> commands.DeployOutput:
@@ -288,7 +294,7 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         terminal = Terminal()  # live progress on a terminal, plain lines in CI logs and pipes
         with terminal.tracking(doing):
-            output = args.run(args, commands.Feedback(terminal.progress, terminal.message))
+            output = args.run(args, commands.terminal_feedback(terminal))
         text = output.render()
         if text:
             out(text)
@@ -296,6 +302,9 @@ def _run(argv: Sequence[str] | None) -> int:
             err(f"error: {output.failure}")
             return 1
         return 0
+    except DeployInterrupted as exc:  # undone already; say what was being done
+        err(f"interrupted: {exc}")
+        return exc.exit_code
     except LayerkitError as exc:
         err(f"error: {exc}")
         return 1

@@ -39,9 +39,11 @@ from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import runtime_findings
 from layerkit.deploy import deployer, stagelock
 from layerkit.deploy.connect import stage_clients
+from layerkit.deploy.executor import StepEvent, StepPhase
 from layerkit.deploy.package import PackageResult
 from layerkit.deploy.package import package as package_stage
 from layerkit.deploy.releases import Release, list_releases
+from layerkit.deploy.stageinvoke import StageInvokeResult
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.optimize.apply import OptimizeReport, verify_traces
@@ -50,6 +52,7 @@ from layerkit.optimize.apply import optimize as run_optimize
 from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import Stage, get_stage
+from layerkit.report.console import Terminal
 from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
 from layerkit.report.text import render_table
@@ -70,6 +73,10 @@ def _no_events(event: BuildEvent) -> None:
     """Show no progress."""
 
 
+def _no_steps(event: StepEvent) -> None:
+    """Show no deploy steps."""
+
+
 @dataclass(frozen=True)
 class Feedback:
     """Where a command sends what it says while it works.
@@ -80,6 +87,7 @@ class Feedback:
 
     progress: Progress = _no_events
     note: Callable[[str], None] = _ignore
+    step: Callable[[StepEvent], None] = _no_steps  # a deploy's steps, as each starts or fails
 
 
 QUIET = Feedback()
@@ -91,8 +99,21 @@ def format_event(event: BuildEvent) -> str:
 
 
 def text_feedback(write: Callable[[str], None]) -> Feedback:
-    """Feedback that writes every event and note as a line through ``write``."""
-    return Feedback(progress=lambda event: write(format_event(event)), note=write)
+    """Feedback that writes every event, note and deploy step as a line through ``write``."""
+    return Feedback(
+        progress=lambda event: write(format_event(event)),
+        note=write,
+        step=lambda event: None if event.phase is StepPhase.DONE else write(event.line()),
+    )
+
+
+def terminal_feedback(terminal: Terminal) -> Feedback:
+    """Feedback that shows everything on a :class:`~layerkit.report.console.Terminal`."""
+    return Feedback(
+        progress=terminal.progress,
+        note=terminal.message,
+        step=lambda event: None if event.phase is StepPhase.DONE else terminal.step(event.line()),
+    )
 
 
 class _Output:
@@ -679,20 +700,45 @@ def read_event(path: Path) -> Any:
         ) from None
 
 
+@dataclass(frozen=True)
+class StageInvokeOutput(_Output):
+    """One invocation of what a stage runs (the local stage: the deployed zips, run for real)."""
+
+    result: StageInvokeResult
+
+    @property
+    def failure(self) -> str | None:
+        """Why the command fails: the function returned an error."""
+        r = self.result
+        return None if r.ok else f"{r.function_name}:{r.version} failed: {r.error}"
+
+    def render(self) -> str:
+        """The log tail (REPORT line last) and the payload as JSON."""
+        return f"{self.result.logs}{json.dumps(self.result.payload, indent=2)}"
+
+
 def invoke(
     project: ProjectLike,
     function: str,
     *,
     event: Path | str | None = None,
+    stage: str | None = None,
     feedback: Feedback = QUIET,
-) -> InvokeOutput:
+) -> InvokeOutput | StageInvokeOutput:
     """Run a built function in the local Lambda sandbox (building what is stale first).
 
-    The event defaults to the function's ``events/basic.json``.
+    With ``stage``, invoke what that stage runs instead: ``FUNCTION[:ALIAS|:VERSION]`` (default:
+    the stage's alias). The event defaults to the function's ``events/basic.json``.
     """
     project = open_project(project)
-    fn = project.function(function)
+    fn = project.function(function.partition(":")[0] if stage else function)
     payload = read_event(Path(event) if event else fn.path / "events" / "basic.json")
+    if stage is not None:
+        root, st = _stage(project, stage)
+        with stage_clients(root, st, feedback.note) as clients:
+            return StageInvokeOutput(
+                deployer.invoke_on_stage(clients, st, function, payload, project)
+            )
     out = run_build(project, progress=feedback.progress).out_dir
     return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))
 
@@ -714,9 +760,10 @@ class DeployOutput(_Output):
         if self.dry_run:
             lines.append(f"dry run: the plan for stage {self.stage.name}; nothing is changed")
         lines += [f"warning: {warning}" for warning in out.warnings]
-        lines.append(
-            "\n".join(s.describe() for s in out.steps) or "nothing to do: the stage is current"
-        )
+        if not out.steps:
+            lines.append("nothing to do: the stage is current")
+        elif self.dry_run:  # a real deploy streamed its steps as they happened
+            lines += [s.describe() for s in out.steps]
         if self.dry_run and out.steps:
             lines.append(f"dry run: {len(out.steps)} steps planned, nothing was changed")
         if out.result and out.result.release:
@@ -751,7 +798,12 @@ def deploy(
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
         outcome = deployer.deploy(
-            desired, clients, st, dry_run=dry_run, allow_deprecated_runtime=allow_deprecated_runtime
+            desired,
+            clients,
+            st,
+            dry_run=dry_run,
+            allow_deprecated_runtime=allow_deprecated_runtime,
+            progress=None if dry_run else feedback.step,  # each step as it happens
         )
     return DeployOutput(st, dry_run, outcome)
 
@@ -881,7 +933,7 @@ def unlock(
     """Remove a stage's deploy lock that a killed deploy or rollback left behind."""
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
-        return UnlockOutput(st, stagelock.force_unlock(clients.s3, st))
+        return UnlockOutput(st, deployer.unlock(clients, st))
 
 
 # ---------------------------------------------------------------- clean

@@ -64,3 +64,9 @@ class ReportError(LayerkitError):
 
 class OptimizeError(LayerkitError):
     """Tracing or pruning failed: a layer is not built, or a pruned module turned out needed."""
+
+
+class DeployInterrupted(DeployError):
+    """A deploy was interrupted (Ctrl-C, SIGINT or SIGTERM) and undone; a command exits 130."""
+
+    exit_code = 130

@@ -22,14 +22,14 @@ from invoke.parser import ParserContext
 
 from layerkit import commands
 from layerkit.build.pipeline import build as run_build
-from layerkit.errors import LayerkitError
+from layerkit.errors import DeployInterrupted, LayerkitError
 from layerkit.report.console import Terminal
 
 HELP_FLAGS = ("-h", "--help")
 
 #: What a task says while it works: live progress on a terminal, plain lines in CI logs and pipes.
 TERMINAL = Terminal()
-FEEDBACK = commands.Feedback(progress=TERMINAL.progress, note=TERMINAL.message)
+FEEDBACK = commands.terminal_feedback(TERMINAL)
 
 
 def builder(c: Context) -> commands.Builder:
@@ -81,6 +81,8 @@ class LayerkitTask(Task[Any]):
             text = output.render() if output is not None else ""
             if text:
                 print(text, flush=True)
+        except DeployInterrupted as exc:  # undone already; say what was being done
+            raise Exit(f"interrupted: {exc}", code=exc.exit_code) from None
         except LayerkitError as exc:
             raise Exit(f"error: {exc}", code=1) from None
         except KeyboardInterrupt:
@@ -211,11 +213,17 @@ def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
 
 @layerkit_task(
     name="invoke",
-    help={"function": "folder name or logical id", "event": "event JSON (default basic.json)"},
+    help={
+        "function": "folder name or logical id; with --stage also FUNCTION:ALIAS or :VERSION",
+        "event": "event JSON (default events/basic.json)",
+        "stage": "invoke what this stage runs (local: the deployed zips, run for real)",
+    },
 )
-def invoke_function(c: Context, function: str, event: str | None = None) -> Any:
+def invoke_function(
+    c: Context, function: str, event: str | None = None, stage: str | None = None
+) -> Any:
     """Run a built function in the local Lambda sandbox; print logs, result and REPORT line."""
-    return commands.invoke(project_dir(c), function, event=event, feedback=FEEDBACK)
+    return commands.invoke(project_dir(c), function, event=event, stage=stage, feedback=FEEDBACK)
 
 
 @layerkit_task(

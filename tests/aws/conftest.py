@@ -39,6 +39,27 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "three": ("core",),
 }
 
+#: The day every deploy test runs on, and python3.9's lifecycle as data: deprecated, not yet
+#: blocked. The tests must not depend on the calendar or on the dates in cfn-lint's table
+#: (python3.9's create block moves when AWS extends it; the refusal is tested in the unit tests).
+TODAY = dt.date(2026, 11, 1)
+LIFECYCLE_TABLE = {
+    "python3.9": {
+        "deprecated": "2025-12-15",
+        "create-block": "2027-02-01",
+        "update-block": "2027-03-03",
+        "successor": "python3.14",
+    }
+}
+
+
+def pinned_lifecycle(runtime: str, today: dt.date) -> Any:
+    """Runtime lifecycle from :data:`LIFECYCLE_TABLE` instead of the installed cfn-lint's."""
+    from layerkit.check.template import runtime_lifecycle
+
+    return runtime_lifecycle(runtime, today, LIFECYCLE_TABLE)
+
+
 STAGE = Stage(
     name="test",
     bucket="layerkit-test-artifacts",
@@ -183,6 +204,8 @@ def run_deploy(clients: Clients, clock: Clock) -> Callable[..., Any]:
 
     def run(desired: DesiredState, **kwargs: Any) -> Any:
         kwargs.setdefault("now", clock)
+        kwargs.setdefault("today", TODAY)
+        kwargs.setdefault("lifecycle", pinned_lifecycle)
         kwargs.setdefault("owner", "pytest")
         return deploy(desired, clients, kwargs.pop("stage", STAGE), **kwargs)
 

@@ -19,7 +19,7 @@ from layerkit.deploy.stagelock import acquire, force_unlock, read_lock
 from layerkit.deploy.state import read_current
 from layerkit.errors import DeployError
 
-from .conftest import STAGE, layer_versions, stage_state
+from .conftest import STAGE, TODAY, layer_versions, stage_state
 
 pytestmark = pytest.mark.aws
 
@@ -201,7 +201,7 @@ def test_local_stage_keeps_its_state_between_runs(tmp_path, builder, monkeypatch
     state = tmp_path / "local-state"
     local = dict(stage=stage, state_dir=state)
     with local_stage(**local) as run:
-        first = deploy(builder.desired(), run.clients, stage, owner="t", now=clock)
+        first = deploy(builder.desired(), run.clients, stage, owner="t", now=clock, today=TODAY)
         # a second process cannot open the same local stage meanwhile (its own moto could not
         # see this one's deploy lock)
         child = subprocess.run(
@@ -214,9 +214,12 @@ def test_local_stage_keeps_its_state_between_runs(tmp_path, builder, monkeypatch
         assert "in use by another layerkit process" in child.stderr
     with local_stage(**local) as run:  # a new server: the state comes from the recording
         assert run.replayed > 0
-        again = deploy(builder.desired(), run.clients, stage, owner="t", now=clock)
+        again = deploy(builder.desired(), run.clients, stage, owner="t", now=clock, today=TODAY)
         assert again.steps == ()
-        deploy(builder.desired(functions={"one": "2"}), run.clients, stage, owner="t", now=clock)
+        deploy(
+            builder.desired(functions={"one": "2"}), run.clients, stage, owner="t", now=clock,
+            today=TODAY,
+        )  # fmt: skip
     with local_stage(**local) as run:
         outcome = rollback(run.clients, stage, owner="t", now=clock)
         alias = run.clients.lambda_.get_alias(FunctionName="local-one", Name="live")

@@ -96,13 +96,18 @@ def test_handler_using_real_wheels(sandbox) -> None:
     }
     assert "parsing 2024-03-01 12:30" in result.logs
     line = result.report_line()
-    assert line.startswith("REPORT Init Duration: ")
-    fields = line.removeprefix("REPORT ").split(" ms ")
-    assert fields[0].startswith("Init Duration: ")
-    assert fields[1].startswith("Duration: ")
-    assert fields[2].startswith("Max Memory Used: ")
-    assert fields[2].endswith(" MB")
-    assert float(fields[0].split(": ")[1]) == pytest.approx(result.init_ms, abs=0.01)
+    assert line.startswith("REPORT RequestId: ")
+    fields = dict(f.split(": ", 1) for f in line.removeprefix("REPORT ").split("\t"))
+    assert list(fields) == [
+        "RequestId", "Duration", "Billed Duration", "Memory Size", "Max Memory Used",
+        "Init Duration",
+    ]  # fmt: skip
+    assert fields["Duration"].endswith(" ms")
+    assert fields["Memory Size"] == "256 MB"
+    assert fields["Max Memory Used"].endswith(" MB")
+    assert float(fields["Init Duration"].removesuffix(" ms")) == pytest.approx(
+        result.init_ms, abs=0.01
+    )
 
 
 def test_handler_exception_shape(sandbox) -> None:
@@ -151,3 +156,38 @@ def test_layer_zip_listing_and_elf_of_real_wheels(layers: dict[str, Path], sandb
     assert elfs[0].max_glibc is not None
     assert elfs[0].max_glibc <= (2, 17)  # a manylinux2014 wheel
     assert check_tree(sandbox.opt, PY39) == ()
+
+
+WRITER = """
+import os, dateutil, markupsafe._speedups
+
+def handler(event, context):
+    target = os.path.join(os.path.dirname(dateutil.__file__), "planted.py")
+    try:
+        with open(target, "w") as fh:
+            fh.write("x = 1")
+    except OSError as exc:
+        return {"error": type(exc).__name__, "speedups": markupsafe._speedups.__file__}
+    return {"error": None}
+"""
+
+
+def test_real_layers_from_the_cache_are_shared_and_read_only(
+    tmp_path: Path, layers: dict[str, Path], interpreter: Path
+) -> None:
+    cache = tmp_path / "cache"
+    fn = tmp_path / "fn.zip"
+    with zipfile.ZipFile(fn, "w") as zf:
+        zf.writestr("app.py", WRITER)
+    zips = [layers["six"], layers["dateutil"], layers["markupsafe"]]
+    results, opts = [], []
+    for run in range(2):
+        sandbox = prepare(tmp_path / f"sb{run}", zips, fn, interpreter, PY39, cache=cache)
+        opts.append(sandbox.opt)
+        results.append(invoke(sandbox, "app.handler", {}, memory_mb=256))
+    assert opts[0] == opts[1]  # the second run extracted nothing
+    for result in results:
+        assert result.ok, result.response
+        assert result.response["error"] == "PermissionError"
+        assert result.response["speedups"].startswith(str(opts[0]))  # the C extension loads
+    assert not list(opts[0].rglob("planted.py"))

@@ -72,6 +72,36 @@ def clients_for(stage: Stage) -> Clients:
     )
 
 
+def explain_aws_error(exc: Exception, stage: Stage) -> str:
+    """``exc`` and what to do about it, for the end of an error paragraph."""
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
+    from botocore.exceptions import (
+        NoCredentialsError,
+    )
+
+    if isinstance(exc, BotoConnectionError):
+        where = stage.endpoint or os.environ.get("AWS_ENDPOINT_URL") or "the AWS endpoint"
+        return (
+            f"{exc}. The endpoint ({where}) cannot be reached: check `endpoint` of stage "
+            f"{stage.name!r} in stages.toml (or AWS_ENDPOINT_URL), the network, proxy or VPN, "
+            "and try again; the embedded stage needs none of these (--stage=local)."
+        )
+    if isinstance(exc, NoCredentialsError):
+        return (
+            f"{exc}. Configure AWS credentials (AWS_PROFILE, ~/.aws/credentials, SSO), or use "
+            "the embedded stage (--stage=local)."
+        )
+    code = error_code(exc)
+    if code in ("AccessDenied", "AccessDeniedException", "UnrecognizedClientException"):
+        return (
+            f"{exc}. The credentials in use may not do this: check AWS_PROFILE and the IAM "
+            f"policy for stage {stage.name!r} (bucket {stage.bucket})."
+        )
+    return str(exc)
+
+
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError (``""`` for anything else)."""
     return (

@@ -44,4 +44,6 @@ def stage_clients(
             f"local stage: moto on {local.endpoint}, state in {STATE_DIR} "
             f"({local.replayed} requests replayed; delete the folder to start afresh)"
         )
+        for line in local.notes:  # what opening it found: a lock a killed run left, ...
+            note(line)
         yield local.clients

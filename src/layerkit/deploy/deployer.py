@@ -7,48 +7,63 @@ The flow, each part usable on its own:
 - :func:`layerkit.deploy.state.read_current` asks AWS what the stage runs now.
 - :func:`layerkit.deploy.planner.plan` is pure: desired + current -> a tuple of frozen steps. An
   unchanged build plans nothing at all.
-- :func:`layerkit.deploy.executor.apply` runs the steps, journals how to undo each change, and on
-  any failure undoes them all in reverse.
+- :func:`layerkit.deploy.executor.execute` runs the steps through an executor (AWS calls, or a
+  describe-only dry run), streams a progress event per step, journals how to undo each change,
+  and on any failure or interrupt undoes them all in reverse.
 - :func:`deploy` wraps it all with the stage lock; :func:`rollback` (from
   :mod:`layerkit.deploy.rollback`) moves a stage back to a recorded release.
+- :func:`open_stage`, :func:`invoke_on_stage` and :func:`unlock` are what the commands call to
+  reach a stage, run a function as it runs there, and remove a killed run's lock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerkit.build.archive import sha256_file
-from layerkit.deploy.clients import AWS_ERRORS, Clients
-from layerkit.deploy.executor import ApplyResult, apply, utcnow
-from layerkit.deploy.ownership import guard_inv_deploy
-from layerkit.deploy.planner import (
+from layerkit.deploy.clients import AWS_ERRORS, Clients, explain_aws_error
+from layerkit.deploy.executor import (
+    ApplyResult,
+    AwsExecutor,
+    DescribeOnlyExecutor,
+    Executor,
+    Progress,
+    execute,
+    utcnow,
+)
+from layerkit.deploy.models import (
     DEFAULT_HEALTH_EVENT,
     CurrentState,
     DesiredState,
     FunctionArtifact,
     LayerArtifact,
-    Step,
-    plan,
-    runtime_problems,
 )
+from layerkit.deploy.ownership import guard_inv_deploy
+from layerkit.deploy.planner import Step, plan, runtime_problems
 from layerkit.deploy.rollback import RollbackOutcome, rollback
-from layerkit.deploy.stagelock import acquire, default_owner, held
+from layerkit.deploy.stageinvoke import invoke_on_stage
+from layerkit.deploy.stagelock import LockInfo, acquire, default_owner, force_unlock, held
 from layerkit.deploy.state import read_current
 from layerkit.errors import DeployError
 from layerkit.project.spec import Project
-from layerkit.project.stages import Stage
-from layerkit.runtime.lifecycle import RuntimeStatus, runtime_lifecycle
+from layerkit.project.stages import Stage, get_stage
+from layerkit.runtime.lifecycle import RuntimeStatus, lifecycle_source, runtime_lifecycle
 
 __all__ = [
     "DeployOutcome",
     "RollbackOutcome",
+    "StageSession",
     "deploy",
     "desired_state",
+    "invoke_on_stage",
+    "open_stage",
     "rollback",
+    "unlock",
 ]
 
 HEALTH_EVENT = "events/health.json"
@@ -174,16 +189,24 @@ class DeployOutcome:
     warnings: tuple[str, ...]
 
 
-def _existing(current: CurrentState) -> list[str]:
-    """The AWS names of the stage's functions that exist now."""
-    return [fn.function_name for fn in current.functions.values()]
-
-
-def _statuses(
-    desired: DesiredState, today: dt.date, lifecycle: Callable[[str, dt.date], RuntimeStatus]
-) -> dict[str, RuntimeStatus]:
-    """The lifecycle of every runtime ``desired`` deploys, on ``today`` (data for the planner)."""
-    return {r: lifecycle(r, today) for r in sorted({fn.runtime for fn in desired.functions})}
+def _lifecycle_warnings(
+    steps: tuple[Step, ...],
+    stage: Stage,
+    today: dt.date,
+    lifecycle: Callable[[str, dt.date], RuntimeStatus],
+    allow_deprecated_runtime: bool,
+) -> tuple[str, ...]:
+    """The plan's runtime warnings; a runtime AWS blocks is refused on real AWS."""
+    warnings: list[str] = []
+    for message, blocked in runtime_problems(steps, today, lifecycle, lifecycle_source()):
+        if blocked and not stage.local and not allow_deprecated_runtime:
+            raise DeployError(
+                f"{message} Refusing to deploy to stage {stage.name!r}; pass "
+                "--allow-deprecated-runtime to try anyway, or change Runtime in "
+                "template.yaml."
+            )
+        warnings.append(message)
+    return tuple(warnings)
 
 
 def deploy(
@@ -198,49 +221,92 @@ def deploy(
     now: Callable[[], dt.datetime] = utcnow,
     lifecycle: Callable[[str, dt.date], RuntimeStatus] = runtime_lifecycle,
     waiter_delay: int = 1,
+    progress: Progress | None = None,
 ) -> DeployOutcome:
-    """Deploy ``desired`` to ``stage`` under the stage lock; see :func:`plan` and :func:`apply`.
+    """Deploy ``desired`` to ``stage`` under the stage lock; see :func:`plan` and :func:`execute`.
 
-    A dry run takes no lock and changes nothing: it returns the plan. A runtime AWS blocks
-    (cfn-lint's lifecycle data) is refused on real AWS unless ``allow_deprecated_runtime``; the
-    local stage only warns.
+    ``progress`` receives a :class:`~layerkit.deploy.executor.StepEvent` as each step starts,
+    ends or fails (``event.line()`` is a printable line). A dry run is the same plan through a
+    :class:`~layerkit.deploy.executor.DescribeOnlyExecutor`: it takes no lock and changes
+    nothing. A runtime AWS blocks (cfn-lint's lifecycle data, on ``today``: default
+    ``now().date()``) is refused on real AWS unless ``allow_deprecated_runtime``; the local
+    stage only warns. An interrupt is undone and raised as
+    :class:`~layerkit.errors.DeployInterrupted`.
     """
-    if dry_run:
+
+    def executor_for(current: CurrentState) -> Executor:
+        if dry_run:
+            return DescribeOnlyExecutor()
+        return AwsExecutor(clients, stage, current, desired.commit, now, waiter_delay)
+
+    day = today or now().date()
+
+    def run() -> DeployOutcome:
         current = read_current(clients, stage, desired)
-        guard_inv_deploy(clients.lambda_, stage, _existing(current))
-        steps = plan(desired, current, stage)
-        statuses = _statuses(desired, today or now().date(), lifecycle)
-        warnings = tuple(m for m, _ in runtime_problems(steps, statuses))
-        return DeployOutcome(stage.name, steps, None, warnings)
-    try:
-        lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
-    except AWS_ERRORS as exc:  # pragma: no cover - acquire wraps its own errors
-        raise DeployError(f"stage {stage.name!r}: could not take the deploy lock: {exc}") from exc
-    with held(clients.s3, stage, lock):
-        current = read_current(clients, stage, desired)
-        guard_inv_deploy(clients.lambda_, stage, _existing(current))
-        steps = plan(desired, current, stage)
-        warnings: list[str] = []
-        statuses = _statuses(desired, today or now().date(), lifecycle)
-        for message, blocked in runtime_problems(steps, statuses):
-            if blocked and not stage.local and not allow_deprecated_runtime:
-                raise DeployError(
-                    f"{message} Refusing to deploy to stage {stage.name!r}; pass "
-                    "--allow-deprecated-runtime to try anyway, or change Runtime in "
-                    "template.yaml."
-                )
-            warnings.append(message)
-        result = (
-            apply(
-                steps,
-                clients,
-                stage,
-                current,
-                commit=desired.commit,
-                now=now,
-                waiter_delay=waiter_delay,
-            )
-            if steps
-            else None
+        # a function some CloudFormation stack owns is not inv deploy's to change
+        guard_inv_deploy(
+            clients.lambda_, stage, [f.function_name for f in current.functions.values()]
         )
-    return DeployOutcome(stage.name, steps, result, tuple(warnings))
+        steps = plan(desired, current, stage)
+        warnings = _lifecycle_warnings(
+            steps, stage, day, lifecycle, allow_deprecated_runtime or dry_run
+        )
+        executor = executor_for(current)
+        result = execute(steps, executor, stage, progress) if steps else None
+        return DeployOutcome(
+            stage.name, steps, result if executor.changes_stage else None, warnings
+        )
+
+    if dry_run:
+        return run()
+    lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
+    with held(clients.s3, stage, lock):
+        return run()
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class StageSession:
+    """A stage and clients for it; for the local stage, while its embedded server runs."""
+
+    stage: Stage
+    clients: Clients
+    notes: tuple[str, ...] = ()  # what opening it found and did (the local stage's stale lock)
+    endpoint: str | None = None  # the local stage's server
+    replayed: int = 0  # requests the local stage replayed from its saved state
+
+
+@contextmanager
+def open_stage(root: Path, name: str, *, state_dir: Path | None = None) -> Iterator[StageSession]:
+    """Open stage ``name`` of ``<root>/stages.toml`` for the ``with`` block.
+
+    A local stage runs its embedded moto server meanwhile, its state in ``state_dir`` (default
+    ``<root>/.layerkit/local-stage``); a real stage gets clients from the standard AWS chain.
+    """
+    from layerkit.deploy.clients import clients_for
+    from layerkit.deploy.localstage import STATE_DIR, local_stage
+
+    stage = get_stage(root, name)
+    if not stage.local:
+        yield StageSession(stage, clients_for(stage))
+        return
+    folder = state_dir if state_dir is not None else root / STATE_DIR
+    with local_stage(stage, folder) as local:
+        yield StageSession(stage, local.clients, local.notes, local.endpoint, local.replayed)
+
+
+def unlock(clients: Clients, stage: Stage) -> LockInfo | None:
+    """Remove the stage's deploy lock, whoever holds it; returns what was removed (None: none).
+
+    For a lock a killed deploy or rollback left behind. (The local stage removes such a lock
+    itself when it is opened, and says so in :attr:`StageSession.notes`.)
+    """
+    try:
+        return force_unlock(clients.s3, stage)
+    except AWS_ERRORS as exc:
+        raise DeployError(
+            f"stage {stage.name!r}: could not remove the lock s3://{stage.bucket}/"
+            f"{stage.lock_key}: {explain_aws_error(exc, stage)}"
+        ) from exc

@@ -1,6 +1,10 @@
-"""Apply a deploy plan: run its steps, journal how to undo each change, undo all on failure.
+"""Execute a deploy plan: run its steps, journal how to undo each change, undo all on failure.
 
-:func:`apply` runs the steps of :func:`deployplan.plan`. Before every change it journals how to
+One plan, several executors (the idea of chalice's ``DisplayOnlyExecutor``): :func:`execute`
+runs the steps of :func:`layerkit.deploy.planner.plan` through an :class:`Executor` and streams
+a :class:`StepEvent` per step to a progress callback as it happens. :class:`AwsExecutor` makes
+the AWS calls; :class:`DescribeOnlyExecutor` (a dry run) only describes them. :func:`apply` is
+``execute`` with an :class:`AwsExecutor`. Before every change it journals how to
 undo it (the exact alias target, the exact previous ``$LATEST`` code sha and configuration, the
 layer version it published). On any failure it undoes the journal in reverse, attempting every
 undo even when another fails, and raises DeployError with a summary of what failed, what was
@@ -14,18 +18,27 @@ the next deploy) and function versions it published (immutable, no alias points 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Protocol
 
 from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found
+from layerkit.deploy.models import (
+    CurrentState,
+    FunctionConfig,
+    FunctionState,
+    ReleaseKind,
+    artifact_key,
+    b64_from_hex,
+    function_state,
+    hex_from_b64,
+)
 from layerkit.deploy.ownership import INV_DEPLOY, OWNER_TAG
 from layerkit.deploy.planner import (
     CreateAlias,
     CreateFunction,
-    CurrentState,
-    FunctionConfig,
-    FunctionState,
     HealthCheck,
     MoveAlias,
     PublishLayerVersion,
@@ -35,13 +48,9 @@ from layerkit.deploy.planner import (
     UpdateFunctionCode,
     UpdateFunctionConfiguration,
     UploadArtifact,
-    artifact_key,
-    b64_from_hex,
-    function_state,
-    hex_from_b64,
 )
 from layerkit.deploy.releases import FunctionRelease, Release, new_release, write_release
-from layerkit.errors import DeployError
+from layerkit.errors import DeployError, DeployInterrupted
 from layerkit.project.stages import Stage
 
 
@@ -56,13 +65,88 @@ class ApplyResult:
     aliases: tuple[tuple[str, str | None, str], ...]  # (function name, from, to)
 
 
+NOTHING_APPLIED = ApplyResult(None, (), (), (), ())
+
+
+class StepPhase(str, Enum):
+    """Where a step is: about to run, done, or failed (the undo follows)."""
+
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One progress event of a deploy: step ``index`` of ``total`` and where it is."""
+
+    index: int
+    total: int
+    step: Step
+    phase: StepPhase
+
+    def line(self) -> str:
+        """``[3/16] publish version of local-predictions`` (a failed step says so)."""
+        text = " ".join(self.step.describe().split())
+        return f"[{self.index}/{self.total}] {text}" + (
+            " FAILED" if self.phase is StepPhase.FAILED else ""
+        )
+
+
+Progress = Callable[[StepEvent], None]
+
+
+class Executor(Protocol):
+    """Runs the steps of one plan, and undoes what it did when a later one fails."""
+
+    #: False for an executor that only describes: the deploy then takes no stage lock.
+    changes_stage: bool
+
+    def run(self, step: Step) -> None:
+        """Carry out ``step`` (journalling how to undo it first)."""
+
+    def undo(self) -> tuple[list[str], list[str]]:
+        """Undo everything done so far in reverse: (what was restored, what was not)."""
+
+    def result(self) -> ApplyResult:
+        """What the steps run so far changed."""
+
+
+class DescribeOnlyExecutor:
+    """A dry run: every step is described in :attr:`described`, nothing is called."""
+
+    changes_stage = False
+
+    def __init__(self) -> None:
+        self.described: list[str] = []
+
+    def run(self, step: Step) -> None:
+        """Describe ``step``; change nothing."""
+        self.described.append(step.describe())
+
+    def undo(self) -> tuple[list[str], list[str]]:
+        """Nothing was done, so nothing is undone."""
+        return [], []
+
+    def result(self) -> ApplyResult:
+        """A dry run changes nothing."""
+        return NOTHING_APPLIED
+
+
 @dataclass
 class _Undo:
     description: str
     action: Callable[[], str]  # returns what was restored
 
 
-class _Applier:
+class AwsExecutor:
+    """Makes a plan's AWS calls, journalling the undo of each change before making it."""
+
+    changes_stage = True
+
     def __init__(
         self,
         clients: Clients,
@@ -106,10 +190,22 @@ class _Applier:
 
     # -- steps
     def run(self, step: Step) -> None:
-        handler = getattr(self, f"_do_{type(step).__name__}")
-        handler(step)
+        """Carry out ``step``."""
+        handlers: dict[type[Step], Callable[[Any], None]] = {
+            UploadArtifact: self._upload,
+            PublishLayerVersion: self._publish_layer,
+            CreateFunction: self._create_function,
+            UpdateFunctionCode: self._update_code,
+            UpdateFunctionConfiguration: self._update_configuration,
+            PublishVersion: self._publish_version,
+            HealthCheck: self._health_check,
+            CreateAlias: self._create_alias,
+            MoveAlias: self._move_alias,
+            RecordRelease: self._record_release,
+        }
+        handlers[type(step)](step)
 
-    def _do_UploadArtifact(self, step: UploadArtifact) -> None:
+    def _upload(self, step: UploadArtifact) -> None:
         with step.path.open("rb") as body:
             self.s3.put_object(
                 Bucket=self.stage.bucket,
@@ -120,7 +216,7 @@ class _Applier:
             )
         self.uploaded.append(step.key)
 
-    def _do_PublishLayerVersion(self, step: PublishLayerVersion) -> None:
+    def _publish_layer(self, step: PublishLayerVersion) -> None:
         response = self.lam.publish_layer_version(
             LayerName=step.layer_name,
             Description=step.description[:256],
@@ -144,7 +240,7 @@ class _Applier:
                 "does not hold the built zip."
             )
 
-    def _do_CreateFunction(self, step: CreateFunction) -> None:
+    def _create_function(self, step: CreateFunction) -> None:
         self.journal.append(
             _Undo(
                 f"delete function {step.function_name} (created by this deploy)",
@@ -162,12 +258,12 @@ class _Applier:
             Architectures=[step.architecture],
             Layers=self._layer_arns(step.config),
             Environment={"Variables": dict(step.config.environment)},
-            Publish=False,
             Tags={OWNER_TAG: INV_DEPLOY},  # see layerkit.deploy.ownership
+            Publish=False,
         )
         self._wait("function_active_v2", step.function_name)
 
-    def _do_UpdateFunctionCode(self, step: UpdateFunctionCode) -> None:
+    def _update_code(self, step: UpdateFunctionCode) -> None:
         self._save_latest(step.function, step.function_name)
         self.lam.update_function_code(
             FunctionName=step.function_name,
@@ -177,34 +273,24 @@ class _Applier:
         )
         self._wait("function_updated_v2", step.function_name)
 
-    def _do_UpdateFunctionConfiguration(self, step: UpdateFunctionConfiguration) -> None:
+    def _update_configuration(self, step: UpdateFunctionConfiguration) -> None:
         self._save_latest(step.function, step.function_name)
         self.lam.update_function_configuration(
             **_config_kwargs(step.function_name, step.config, self._layer_arns(step.config))
         )
         self._wait("function_updated_v2", step.function_name)
 
-    def _do_PublishVersion(self, step: PublishVersion) -> None:
+    def _publish_version(self, step: PublishVersion) -> None:
         response = self.lam.publish_version(
             FunctionName=step.function_name, CodeSha256=b64_from_hex(step.sha256)
         )
         self.versions[step.function] = response
 
-    def _do_HealthCheck(self, step: HealthCheck) -> None:
+    def _health_check(self, step: HealthCheck) -> None:
         version = self.versions[step.function]["Version"]
-        # FunctionName "name:version": moto ignores Qualifier= on invoke.
-        response = self.lam.invoke(
-            FunctionName=f"{step.function_name}:{version}", Payload=step.payload
-        )
-        if response.get("FunctionError") or response.get("StatusCode", 200) >= 300:
-            detail = response["Payload"].read()[:500].decode("utf-8", "replace")
-            raise DeployError(
-                f"health check of {step.function_name}:{version} failed "
-                f"({response.get('FunctionError', 'status ' + str(response.get('StatusCode')))}): "
-                f"{detail}"
-            )
+        check_health(self.lam, step.function_name, str(version), step.payload)
 
-    def _do_CreateAlias(self, step: CreateAlias) -> None:
+    def _create_alias(self, step: CreateAlias) -> None:
         version = self.versions[step.function]["Version"]
         self.journal.append(
             _Undo(
@@ -217,7 +303,7 @@ class _Applier:
         )
         self.aliases.append((step.function_name, None, version))
 
-    def _do_MoveAlias(self, step: MoveAlias) -> None:
+    def _move_alias(self, step: MoveAlias) -> None:
         version = self.versions[step.function]["Version"]
         self.journal.append(
             _Undo(
@@ -230,7 +316,7 @@ class _Applier:
         )
         self.aliases.append((step.function_name, step.from_version, version))
 
-    def _do_RecordRelease(self, step: RecordRelease) -> None:
+    def _record_release(self, step: RecordRelease) -> None:
         functions = []
         for function in step.functions:
             if function in self.versions:
@@ -244,7 +330,7 @@ class _Applier:
             )
         release = new_release(
             self.stage,
-            "deploy",
+            ReleaseKind.DEPLOY,
             functions,
             sorted(self.layer_arns.items()),
             self.commit,
@@ -255,6 +341,7 @@ class _Applier:
 
     # -- rollback
     def undo(self) -> tuple[list[str], list[str]]:
+        """Undo the journal in reverse, attempting every entry."""
         restored: list[str] = []
         failed: list[str] = []
         for entry in reversed(self.journal):
@@ -263,6 +350,42 @@ class _Applier:
             except (*AWS_ERRORS, DeployError) as exc:  # every undo is attempted
                 failed.append(f"{entry.description}: {exc}")
         return restored, failed
+
+    def result(self) -> ApplyResult:
+        """What the steps run so far changed."""
+        return ApplyResult(
+            release=self.release,
+            uploaded=tuple(self.uploaded),
+            published_layers=tuple(self.layer_arns.items()),
+            published_versions=tuple(
+                (self.stage.function_name(fn), str(cfg["Version"]))
+                for fn, cfg in self.versions.items()
+            ),
+            aliases=tuple(self.aliases),
+        )
+
+
+def check_health(lam: Any, function_name: str, version: str, payload: bytes) -> None:
+    """Invoke ``function_name:version``; a FunctionError raises DeployError with Lambda's error."""
+    # FunctionName "name:version": moto ignores Qualifier= on invoke.
+    response = lam.invoke(FunctionName=f"{function_name}:{version}", Payload=payload)
+    if response.get("FunctionError") or response.get("StatusCode", 200) >= 300:
+        kind = response.get("FunctionError") or f"status {response.get('StatusCode')}"
+        raise DeployError(
+            f"health check of {function_name}:{version} failed ({kind}): "
+            f"{invoke_error(response['Payload'].read())}"
+        )
+
+
+def invoke_error(payload: bytes) -> str:
+    """A failed invoke's payload as ``ErrorType: message`` (Lambda's error shape), or raw."""
+    try:
+        shape = json.loads(payload)
+    except ValueError:
+        shape = None
+    if isinstance(shape, dict) and "errorMessage" in shape:
+        return f"{shape.get('errorType', 'Error')}: {shape['errorMessage']}"
+    return payload[:500].decode("utf-8", "replace")
 
 
 def _config_kwargs(
@@ -377,19 +500,19 @@ def restore_report(restored: Sequence[str], failed: Sequence[str]) -> list[str]:
 
 
 def _rolled_back(
-    applier: _Applier,
+    executor: Executor,
     stage: Stage,
-    steps: Sequence[Step],
+    total: int,
     index: int,
     step: Step,
     what: str,
-    exc: BaseException,
-) -> DeployError:
+    reason: str,
+) -> str:
     """Undo everything the deploy changed and describe the outcome."""
-    restored, failed = applier.undo()
+    restored, failed = executor.undo()
     lines = [
-        f"deploy to stage {stage.name!r} {what} {index}/{len(steps)} "
-        f"({' '.join(step.describe().split())}): {exc}",
+        f"deploy to stage {stage.name!r} {what} {index}/{total} "
+        f"({' '.join(step.describe().split())}): {reason}",
         "Rolled back in reverse order:",
         *restore_report(restored, failed),
     ]
@@ -402,7 +525,47 @@ def _rolled_back(
         )
     else:
         lines.append("The stage runs exactly what it ran before this deploy.")
-    return DeployError("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _failure(exc: BaseException) -> tuple[str, str, type[DeployError]]:
+    """How a step ended: (what happened, why, the error to raise)."""
+    if isinstance(exc, KeyboardInterrupt):
+        reason = (
+            f"the deploy was stopped ({str(exc) or 'Ctrl-C / SIGINT'}) while this step ran; "
+            "what it had changed was undone"
+        )
+        return "was interrupted at step", reason, DeployInterrupted
+    if isinstance(exc, (*AWS_ERRORS, DeployError)):
+        return "failed at step", str(exc), DeployError
+    return f"was {type(exc).__name__} at step", str(exc) or repr(exc), DeployError
+
+
+def execute(
+    steps: Sequence[Step],
+    executor: Executor,
+    stage: Stage,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Run ``steps`` through ``executor``, one :class:`StepEvent` to ``progress`` per change.
+
+    On any failure the executor undoes what it did in reverse and a DeployError names the failed
+    step, what was restored and what could not be; an interrupt (KeyboardInterrupt) is undone
+    the same way and raised as :class:`~layerkit.errors.DeployInterrupted` (exit 130).
+    """
+    emit = progress or (lambda _event: None)
+    total = len(steps)
+    for index, step in enumerate(steps, 1):
+        try:  # the events too: a Ctrl-C while one is printed is undone like any other
+            emit(StepEvent(index, total, step, StepPhase.STARTED))
+            executor.run(step)
+            emit(StepEvent(index, total, step, StepPhase.DONE))
+        except (KeyboardInterrupt, Exception) as exc:  # interrupted, failed, or a bug: undo
+            emit(StepEvent(index, total, step, StepPhase.FAILED))
+            what, reason, error = _failure(exc)
+            message = _rolled_back(executor, stage, total, index, step, what, reason)
+            raise error(message) from exc
+    return executor.result()
 
 
 def apply(
@@ -414,32 +577,13 @@ def apply(
     commit: str | None = None,
     now: Callable[[], dt.datetime] | None = None,
     waiter_delay: int = 1,
+    progress: Progress | None = None,
 ) -> ApplyResult:
-    """Run ``steps`` (from :func:`plan` against ``current``); on any failure undo and raise.
+    """Run ``steps`` (from :func:`plan` against ``current``) on AWS; on any failure undo and raise.
 
     The undo runs in reverse order and attempts every entry: aliases back to their exact
     previous versions, ``$LATEST`` back to its exact previous code and configuration, functions
-    this deploy created deleted, layer versions it published deleted. The DeployError names the
-    failed step, what was restored and what could not be.
+    this deploy created deleted, layer versions it published deleted. See :func:`execute`.
     """
-    clock = now or utcnow
-    applier = _Applier(clients, stage, current, commit, clock, waiter_delay)
-    for index, step in enumerate(steps, 1):
-        try:
-            applier.run(step)
-        except (*AWS_ERRORS, DeployError) as exc:
-            raise _rolled_back(applier, stage, steps, index, step, "failed at step", exc) from exc
-        except (KeyboardInterrupt, Exception) as exc:  # interrupted, or a bug: undo all the same
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
-            raise _rolled_back(
-                applier, stage, steps, index, step, f"was {reason} at step", exc
-            ) from exc
-    return ApplyResult(
-        release=applier.release,
-        uploaded=tuple(applier.uploaded),
-        published_layers=tuple(applier.layer_arns.items()),
-        published_versions=tuple(
-            (stage.function_name(fn), str(cfg["Version"])) for fn, cfg in applier.versions.items()
-        ),
-        aliases=tuple(applier.aliases),
-    )
+    executor = AwsExecutor(clients, stage, current, commit, now or utcnow, waiter_delay)
+    return execute(steps, executor, stage, progress)

@@ -3,18 +3,22 @@
 :func:`local_stage` starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (a free port),
 creates the stage's bucket and execution role in it, and yields :class:`Clients` pointed at it.
 The deploy, rollback and release code that runs against it is exactly the code that runs
-against AWS.
+against AWS; ``Invoke`` runs the deployed code for real (:mod:`layerkit.deploy.localinvoke`).
 
-How long the state lives: moto keeps everything in memory, so on its own the state would die
-with the process and ``inv rollback --stage=local`` could never see what ``inv deploy
---stage=local`` did. layerkit therefore keeps the local stage's state on disk with moto's own
-recorder: every request the server receives is appended to
-``.layerkit/local-stage/moto-recording.jsonl`` (zips included, base64-encoded), and the next
-start replays that file into a fresh server before anything else happens. The state lives until
-that folder is deleted (:func:`reset_local_state`); pass ``state_dir=None`` for a throw-away
-stage that dies with the process. Replay time grows with the history (about half a second per
-few hundred requests); large real layers make the file large (a 60 MB zip adds ~80 MB). Two
-processes must not use the same local stage at once: they would append to one recording.
+How the state lives on (``.layerkit/local-stage``, until :func:`reset_local_state`):
+
+- ``artifacts/<sha256>.zip``: every zip uploaded to the stage's ``artifacts/`` keys, stored once
+  (content-addressed), outside the request log;
+- ``requests.jsonl``: the requests that changed the server's state, one JSON line each (reads
+  are left out, and an artifact upload is a reference to its stored zip);
+- ``state.json``: the format of the folder.
+
+The next start replays the log into a fresh server (artifact uploads from the store, over one
+kept-alive connection), so ``inv rollback --stage=local`` sees what ``inv deploy
+--stage=local`` did. Pass ``state_dir=None`` for a throw-away stage that dies with the process.
+One process at a time holds a recorded local stage (an OS lock on the folder), so a deploy lock
+found in a replayed stage was left by a killed process: it is removed, and the stage's notes
+say so and what that deploy left.
 """
 
 from __future__ import annotations
@@ -22,21 +26,28 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
+import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerkit.deploy.clients import Clients
+from layerkit.deploy.localinvoke import ArtifactStore, intercept_invokes
+from layerkit.deploy.localstate import StateDir, recorder_for, replay
+from layerkit.deploy.models import ARTIFACT_PREFIX
+from layerkit.deploy.releases import list_releases
+from layerkit.deploy.stagelock import force_unlock
 from layerkit.errors import DeployError
 from layerkit.locking import exclusive
 from layerkit.project.stages import Stage
+from layerkit.runtime import layercache
+from layerkit.runtime.sandbox import remembered_interpreter
+from layerkit.runtime.target import Target
 
 STATE_DIR = Path(".layerkit") / "local-stage"
-RECORDING = "moto-recording.jsonl"
 DEFAULT_REGION = "us-east-1"
 
 
@@ -46,8 +57,9 @@ class LocalStage:
 
     endpoint: str
     clients: Clients
-    recording: Path | None  # None: state dies with the process
-    replayed: int  # requests replayed from the recording at start
+    recording: Path | None  # the request log; None: state dies with the process
+    replayed: int  # requests replayed from the log at start
+    notes: tuple[str, ...] = ()  # what the start found and did (a stale lock removed, ...)
 
 
 def _post(url: str, payload: object | None = None) -> None:
@@ -84,22 +96,46 @@ def _bootstrap(clients: Clients, stage: Stage, iam: Any) -> None:
 
 
 @contextmanager
-def local_stage(stage: Stage, state_dir: Path | None) -> Iterator[LocalStage]:
+def local_stage(
+    stage: Stage,
+    state_dir: Path | None,
+    *,
+    cache: Path | None = None,
+    interpreter: Callable[[Target], Path] | None = None,
+) -> Iterator[LocalStage]:
     """Run a moto server for ``stage`` (``local = true``) while the ``with`` block lasts.
 
-    With ``state_dir``, the state recorded there by earlier runs is replayed first and this
-    run's requests are appended to it; with None the state dies with the block. One process at a
-    time holds a recorded local stage: each runs its own moto, so the stage's S3 deploy lock
-    cannot see another process; an OS file lock on the state folder does.
+    With ``state_dir``, the state saved there by earlier runs is replayed first and this run's
+    changes are added to it; with None the state dies with the block. One process at a time
+    holds a recorded local stage: each runs its own moto, so the stage's S3 deploy lock cannot
+    see another process; an OS file lock on the state folder does. ``Invoke`` runs the deployed
+    code in the sandbox, its layers extracted once into ``cache`` (default: ``cache`` next to
+    ``state_dir``, i.e. ``.layerkit/cache``); ``interpreter`` finds a runtime's interpreter
+    (default: looked up from the current folder once, then remembered in the cache).
     """
     if not stage.local:
         raise DeployError(
             f"stage {stage.name!r} is not a local stage (set `local = true` in stages.toml)."
         )
     with contextlib.ExitStack() as stack:
-        if state_dir is not None:
+        if state_dir is None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerkit-")))
+            store = ArtifactStore(scratch / "artifacts")
+            state = None
+            cache = cache or scratch / "cache"
+        else:
             stack.enter_context(_exclusive(state_dir))
-        yield from _serve(stage, state_dir)
+            state = StateDir(state_dir)
+            state.check_format()
+            state.remove_partial_zips()
+            store = state.store
+            cache = cache or Path(state_dir).parent / "cache"
+        folder = cache
+
+        def remembered(target: Target) -> Path:
+            return remembered_interpreter(target, Path.cwd(), folder)
+
+        yield from _serve(stage, state, store, cache, interpreter or remembered)
 
 
 def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
@@ -114,15 +150,76 @@ def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
     return exclusive(state_dir / ".in-use", refuse)
 
 
-def _serve(stage: Stage, state_dir: Path | None) -> Iterator[LocalStage]:
+def _store_artifacts(store: ArtifactStore) -> Callable[..., None]:
+    """A before-call handler: an upload to ``artifacts/<sha256>.zip`` is kept in ``store``."""
+
+    def handler(params: dict[str, Any], **_: Any) -> None:
+        key = str(params.get("Key", ""))
+        sha = key[len(ARTIFACT_PREFIX) : -len(".zip")] if key.startswith(ARTIFACT_PREFIX) else ""
+        if len(sha) == 64 and key.endswith(".zip") and "Body" in params:
+            store.put(sha, params["Body"])
+
+    return handler
+
+
+def _session(stage: Stage) -> Any:
     import boto3
     import botocore.session
+
+    # AWS_PROFILE / AWS_DEFAULT_PROFILE are for real stages: the local stage ignores them.
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    return boto3.Session(
+        botocore_session=core,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name=stage.region or DEFAULT_REGION,
+    )
+
+
+def _stale_lock_notes(clients: Clients, stage: Stage) -> tuple[str, ...]:
+    """Remove a deploy lock a killed process left in the replayed state, and say what it left."""
+    held = force_unlock(clients.s3, stage)
+    if held is None:
+        return ()
+    notes = [
+        f"removed the {held.purpose} lock of {held.owner} (since {held.since}): that process "
+        "was killed before it finished, and no other process can hold this local stage."
+    ]
+    releases = list_releases(clients.s3, stage, limit=1)
+    if releases:
+        moved = []
+        for fn in releases[-1].functions:
+            alias = clients.lambda_.get_alias(FunctionName=fn.function_name, Name=stage.alias)
+            if alias["FunctionVersion"] != fn.version:
+                moved.append(f"{fn.function_name}:{stage.alias} is on {alias['FunctionVersion']}")
+        if moved:
+            notes.append(
+                f"The stage differs from its last release {releases[-1].release_id} "
+                f"({'; '.join(moved)}, the release says otherwise): run `inv deploy "
+                f"--stage={stage.name}` to finish the deploy, or `inv rollback "
+                f"--stage={stage.name} --release {releases[-1].release_id}` to go back."
+            )
+        else:
+            notes.append(
+                f"Every alias is where release {releases[-1].release_id} put it; anything the "
+                f"killed {held.purpose} changed besides is redone by the next deploy."
+            )
+    return tuple(notes)
+
+
+def _serve(
+    stage: Stage,
+    state: StateDir | None,
+    store: ArtifactStore,
+    cache: Path,
+    interpreter: Callable[[Target], Path],
+) -> Iterator[LocalStage]:
     from moto.moto_api import recorder
     from moto.server import ThreadedMotoServer
 
-    if state_dir is not None and not hasattr(recorder, "_location"):
+    if not hasattr(recorder, "_record_request"):
         raise DeployError(  # pragma: no cover - guards a moto internals change
-            "this moto version's recorder cannot be pointed at a file, so the local stage "
+            "this moto version's recorder has no _record_request hook, so the local stage "
             "cannot keep state between runs; pin moto to 5.2.x or use a throw-away stage."
         )
     werkzeug = logging.getLogger("werkzeug")
@@ -130,47 +227,39 @@ def _serve(stage: Stage, state_dir: Path | None) -> Iterator[LocalStage]:
     werkzeug.setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    old_location = getattr(recorder, "_location", None)
-    recording = state_dir / RECORDING if state_dir is not None else None
+    previous = recorder.__dict__.get("_record_request")  # another local stage's, or none
+    patched = False
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         _post(f"{endpoint}/moto-api/reset")
         _post(f"{endpoint}/moto-api/config", {"lambda": {"use_docker": False}})
         replayed = 0
-        if recording is not None:
-            recording.parent.mkdir(parents=True, exist_ok=True)
-            recorder._location = str(recording)  # moto has no public setter for the file
-            if recording.is_file():
-                try:
-                    with recording.open(encoding="utf-8") as lines:
-                        replayed = sum(1 for _ in lines)
-                    recorder.replay_recording(target_host=endpoint)
-                except (OSError, ValueError, KeyError) as exc:
-                    raise DeployError(
-                        f"the local stage's saved state {recording} cannot be replayed ({exc}); "
-                        f"delete {recording.parent} to start the local stage afresh."
-                    ) from exc
-            recorder.start_recording()
-        # AWS_PROFILE / AWS_DEFAULT_PROFILE are for real stages: the local stage ignores them.
-        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-        session = boto3.Session(
-            botocore_session=core,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=stage.region or DEFAULT_REGION,
-        )
+        if state is not None:
+            replayed = replay(state, endpoint)
+            other = recorder._record_request
+            recorder._record_request = recorder_for(state, f"{host}:{port}", other)
+            patched = True
+        session = _session(stage)
         clients = Clients(
             lambda_=session.client("lambda", endpoint_url=endpoint),
             s3=session.client("s3", endpoint_url=endpoint),
         )
+        inspector = session.client("lambda", endpoint_url=endpoint)
+        intercept_invokes(clients.lambda_, inspector, store, cache, interpreter)
+        clients.s3.meta.events.register(
+            "before-parameter-build.s3.PutObject", _store_artifacts(store)
+        )
         _bootstrap(clients, stage, session.client("iam", endpoint_url=endpoint))
-        yield LocalStage(endpoint, clients, recording, replayed)
+        notes = _stale_lock_notes(clients, stage) if replayed else ()
+        yield LocalStage(
+            endpoint, clients, state.requests if state is not None else None, replayed, notes
+        )
     finally:
-        if recording is not None:
-            recorder.stop_recording()
-        if old_location is not None:
-            recorder._location = old_location
+        if patched and previous is not None:
+            recorder._record_request = previous
+        elif patched:
+            del recorder._record_request  # the class's method again
         server.stop()
         werkzeug.setLevel(old_level)
 
@@ -179,6 +268,6 @@ def reset_local_state(root: Path) -> bool:
     """Forget the local stage's state (delete ``.layerkit/local-stage``); True if there was one."""
     target = root / STATE_DIR
     if target.exists():
-        shutil.rmtree(target)
+        layercache.remove_tree(target)
         return True
     return False

@@ -1,214 +1,111 @@
-"""The deploy plan: what a stage should run, what it runs, and the steps between. All pure.
+"""The deploy plan: the steps between what a stage runs and what it should run. All pure.
 
-:func:`plan` turns a :class:`DesiredState` (from the build) and a :class:`CurrentState` (what
-the stage runs now) into a tuple of frozen :class:`Step` data; an unchanged build plans
-nothing at all. :func:`operations` lists the AWS calls a plan makes, :func:`runtime_problems`
-the runtime lifecycle findings for it. Nothing here talks to AWS or reads a file.
+:func:`plan` turns a :class:`~layerkit.deploy.models.DesiredState` (from the build) and a
+:class:`~layerkit.deploy.models.CurrentState` (what the stage runs now) into a tuple of frozen
+:class:`Step` data; an unchanged build plans nothing at all. :func:`operations` lists the AWS
+calls a plan makes, :func:`runtime_problems` the runtime lifecycle findings for it, given the
+lifecycle as data. Nothing here talks to AWS, reads a file, or imports boto3 or cfn-lint.
 
-Layer code is compared by sha256: a layer version's ``Content.CodeSha256`` is the base64 of the
-zip's sha256 digest (real Lambda and moto alike), the build manifest holds hex; both are
-compared as hex. Code always travels through S3 under content-addressed keys
-(``artifacts/<sha256>.zip``), never as ``ZipFile``: the ML layer is larger than the 50 MiB a
-request may carry.
+Code always travels through S3 under content-addressed keys (``artifacts/<sha256>.zip``), never
+as ``ZipFile``: the ML layer is larger than the 50 MiB a request may carry.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, Protocol
 
+from layerkit.deploy.models import (
+    DEFAULT_HEALTH_EVENT,
+    CurrentFunction,
+    CurrentLayer,
+    CurrentState,
+    DesiredState,
+    FunctionArtifact,
+    FunctionConfig,
+    FunctionState,
+    LayerArtifact,
+    LayerRef,
+    artifact_key,
+    b64_from_hex,
+    function_state,
+    hex_from_b64,
+)
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
-from layerkit.runtime.lifecycle import RuntimeStatus
 
-ARTIFACT_PREFIX = "artifacts/"
-DEFAULT_HEALTH_EVENT = b'{"layerkit": "health-check"}'
-
-
-def artifact_key(sha256: str) -> str:
-    """The content-addressed S3 key of a zip: ``artifacts/<sha256>.zip``."""
-    return f"{ARTIFACT_PREFIX}{sha256}.zip"
-
-
-def hex_from_b64(digest: str) -> str:
-    """Lambda's base64 ``CodeSha256`` as the hex the build manifest uses."""
-    return base64.b64decode(digest).hex()
-
-
-def b64_from_hex(digest: str) -> str:
-    """A hex sha256 as Lambda's base64 ``CodeSha256``."""
-    return base64.b64encode(bytes.fromhex(digest)).decode("ascii")
-
-
-# --------------------------------------------------------------------------- desired state
-
-
-@dataclass(frozen=True)
-class LayerArtifact:
-    """A built layer zip, ready to publish."""
-
-    name: str
-    zip_path: Path
-    sha256: str
-    zipped_bytes: int
-    compatible_runtimes: tuple[str, ...]
-    compatible_architectures: tuple[str, ...]
-    description: str = ""
+__all__ = [  # the models are re-exported: the plan's callers read them from here too
+    "DEFAULT_HEALTH_EVENT",
+    "CurrentFunction",
+    "CurrentLayer",
+    "CurrentState",
+    "DesiredState",
+    "FunctionArtifact",
+    "FunctionConfig",
+    "FunctionState",
+    "LayerArtifact",
+    "LayerRef",
+    "Step",
+    "StepKind",
+    "artifact_key",
+    "b64_from_hex",
+    "function_state",
+    "hex_from_b64",
+    "operations",
+    "plan",
+    "runtime_problems",
+]
 
 
-@dataclass(frozen=True)
-class FunctionArtifact:
-    """A built function zip and the configuration template.yaml gives it."""
+class StepKind(str, Enum):
+    """What a step does, for progress events and printouts."""
 
-    name: str  # functions/<name>/ folder
-    logical_id: str
-    zip_path: Path
-    sha256: str
-    handler: str
-    runtime: str
-    architecture: str
-    memory_size: int
-    timeout: int
-    layers: tuple[str, ...]  # layer names, in the template's order
-    environment: Mapping[str, str] = field(default_factory=dict)
-    health_event: bytes = DEFAULT_HEALTH_EVENT
-    zipped_bytes: int = 0
+    UPLOAD = "upload"
+    PUBLISH_LAYER = "publish layer"
+    CREATE_FUNCTION = "create function"
+    UPDATE_CODE = "update code"
+    UPDATE_CONFIGURATION = "update configuration"
+    PUBLISH_VERSION = "publish version"
+    HEALTH_CHECK = "health check"
+    CREATE_ALIAS = "create alias"
+    MOVE_ALIAS = "move alias"
+    RECORD_RELEASE = "record release"
 
-
-@dataclass(frozen=True)
-class DesiredState:
-    """What a stage should run after the deploy."""
-
-    layers: tuple[LayerArtifact, ...]
-    functions: tuple[FunctionArtifact, ...]
-    commit: str | None = None
+    def __str__(self) -> str:
+        return self.value
 
 
-# --------------------------------------------------------------------------- current state
+class LifecycleStatus(Protocol):
+    """Where a runtime is in its lifecycle on a day (``layerkit`` reads it from cfn-lint)."""
 
-
-@dataclass(frozen=True)
-class FunctionState:
-    """One function version's code and configuration, as Lambda reports it."""
-
-    code_sha256: str  # hex
-    handler: str
-    runtime: str
-    architecture: str
-    memory_size: int
-    timeout: int
-    role: str
-    environment: tuple[tuple[str, str], ...]
-    layers: tuple[str, ...]  # layer version ARNs
-    version: str = "$LATEST"
-
-    def runs(self, sha256: str, architecture: str) -> bool:
-        """Whether this version runs the zip ``sha256`` on ``architecture``."""
-        return (self.code_sha256, self.architecture) == (sha256, architecture)
-
-    def configuration(self) -> tuple[Any, ...]:
-        """The configuration layerkit manages, as one comparable value (layer ARNs last)."""
-        return (
-            self.handler,
-            self.runtime,
-            self.memory_size,
-            self.timeout,
-            self.role,
-            self.environment,
-            self.layers,
-        )
-
-
-@dataclass(frozen=True)
-class CurrentFunction:
-    """A deployed function: ``$LATEST`` and what the stage alias points to."""
-
-    function_name: str
-    latest: FunctionState
-    alias_version: str | None  # None: the stage alias does not exist
-    alias_state: FunctionState | None
-
-
-@dataclass(frozen=True)
-class CurrentLayer:
-    """The latest published version of a layer."""
-
-    layer_name: str
-    arn: str
-    version: int
-    sha256: str  # hex
-
-
-@dataclass(frozen=True)
-class CurrentState:
-    """What the stage runs now (keys are project layer and function folder names)."""
-
-    layers: Mapping[str, CurrentLayer] = field(default_factory=dict)
-    functions: Mapping[str, CurrentFunction] = field(default_factory=dict)
-    artifacts: frozenset[str] = frozenset()  # artifact keys already in the bucket
-
-
-def function_state(config: Mapping[str, Any]) -> FunctionState:
-    """A :class:`FunctionState` from a Lambda ``FunctionConfiguration`` response."""
-    env = (config.get("Environment") or {}).get("Variables") or {}
-    return FunctionState(
-        code_sha256=hex_from_b64(config["CodeSha256"]),
-        handler=config.get("Handler", ""),
-        runtime=config.get("Runtime", ""),
-        architecture=(config.get("Architectures") or ["x86_64"])[0],
-        memory_size=int(config.get("MemorySize", 128)),
-        timeout=int(config.get("Timeout", 3)),
-        role=config.get("Role", ""),
-        environment=tuple(sorted((str(k), str(v)) for k, v in env.items())),
-        layers=tuple(layer["Arn"] for layer in config.get("Layers") or ()),
-        version=str(config.get("Version", "$LATEST")),
-    )
+    @property
+    def deprecated(self) -> dt.date | None: ...
+    @property
+    def create_blocked(self) -> dt.date | None: ...
+    @property
+    def update_blocked(self) -> dt.date | None: ...
+    @property
+    def successor(self) -> str | None: ...
+    @property
+    def is_deprecated(self) -> bool: ...
+    @property
+    def blocked_for_create(self) -> bool: ...
+    @property
+    def blocked_for_update(self) -> bool: ...
 
 
 # --------------------------------------------------------------------------- steps and plan
 
 
 @dataclass(frozen=True)
-class LayerRef:
-    """A layer a function attaches: a known version ARN, or the version this deploy publishes."""
-
-    layer: str
-    arn: str | None  # None: resolved at apply time from the PublishLayerVersion step
-
-
-@dataclass(frozen=True)
-class FunctionConfig:
-    """The configuration layerkit manages for a function."""
-
-    handler: str
-    runtime: str
-    memory_size: int
-    timeout: int
-    role: str
-    environment: tuple[tuple[str, str], ...]
-    layers: tuple[LayerRef, ...]
-
-    def matches(self, state: FunctionState) -> bool:
-        """Whether ``state`` already has exactly this configuration."""
-        arns = tuple(ref.arn for ref in self.layers)
-        return None not in arns and state.configuration() == (
-            self.handler,
-            self.runtime,
-            self.memory_size,
-            self.timeout,
-            self.role,
-            self.environment,
-            arns,
-        )
-
-
-@dataclass(frozen=True)
 class Step:
     """One deploy action. ``OPERATIONS`` lists the AWS calls it makes, as (service, operation)."""
 
+    KIND: ClassVar[StepKind]
     OPERATIONS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def describe(self) -> str:
@@ -232,6 +129,7 @@ _WAIT = ("lambda", "GetFunction")
 class UploadArtifact(Step):
     """Upload a zip to its content-addressed key."""
 
+    KIND = StepKind.UPLOAD
     OPERATIONS = (("s3", "PutObject"),)
     key: str
     path: Path
@@ -247,6 +145,7 @@ class UploadArtifact(Step):
 class PublishLayerVersion(Step):
     """Publish a new layer version from an uploaded zip."""
 
+    KIND = StepKind.PUBLISH_LAYER
     OPERATIONS = (("lambda", "PublishLayerVersion"),)
     layer: str
     layer_name: str
@@ -265,6 +164,7 @@ class PublishLayerVersion(Step):
 class CreateFunction(FunctionStep):
     """Create a function that does not exist yet, and wait until it is Active."""
 
+    KIND = StepKind.CREATE_FUNCTION
     OPERATIONS = (
         ("lambda", "CreateFunction"),
         _WAIT,
@@ -284,6 +184,7 @@ class CreateFunction(FunctionStep):
 class UpdateFunctionCode(FunctionStep):
     """Point ``$LATEST`` at new code, and wait for the update to finish."""
 
+    KIND = StepKind.UPDATE_CODE
     OPERATIONS = (
         ("lambda", "UpdateFunctionCode"),
         _WAIT,
@@ -302,6 +203,7 @@ class UpdateFunctionCode(FunctionStep):
 class UpdateFunctionConfiguration(FunctionStep):
     """Set ``$LATEST``'s configuration (layers in template order), and wait."""
 
+    KIND = StepKind.UPDATE_CONFIGURATION
     OPERATIONS = (
         ("lambda", "UpdateFunctionConfiguration"),
         _WAIT,
@@ -321,6 +223,7 @@ class UpdateFunctionConfiguration(FunctionStep):
 class PublishVersion(FunctionStep):
     """Publish ``$LATEST`` as a version, guarded by the expected code sha."""
 
+    KIND = StepKind.PUBLISH_VERSION
     OPERATIONS = (("lambda", "PublishVersion"),)
     sha256: str
 
@@ -333,6 +236,7 @@ class PublishVersion(FunctionStep):
 class HealthCheck(FunctionStep):
     """Invoke the freshly published version; a FunctionError fails the deploy."""
 
+    KIND = StepKind.HEALTH_CHECK
     OPERATIONS = (("lambda", "Invoke"),)
     payload: bytes
 
@@ -345,6 +249,7 @@ class HealthCheck(FunctionStep):
 class CreateAlias(FunctionStep):
     """Create the stage alias on the new version."""
 
+    KIND = StepKind.CREATE_ALIAS
     OPERATIONS = (("lambda", "CreateAlias"),)
     alias: str
 
@@ -357,6 +262,7 @@ class CreateAlias(FunctionStep):
 class MoveAlias(FunctionStep):
     """Move the stage alias from ``from_version`` to the new version."""
 
+    KIND = StepKind.MOVE_ALIAS
     OPERATIONS = (("lambda", "UpdateAlias"),)
     alias: str
     from_version: str
@@ -370,6 +276,7 @@ class MoveAlias(FunctionStep):
 class RecordRelease(Step):
     """Write the release record (a new S3 object, never an overwrite)."""
 
+    KIND = StepKind.RECORD_RELEASE
     OPERATIONS = (("s3", "PutObject"),)
     stage: str
     functions: tuple[str, ...]  # every function of the release, changed or not
@@ -397,9 +304,11 @@ READ_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("lambda", "ListLayerVersions"),
     ("lambda", "GetLayerVersion"),
     ("lambda", "GetFunctionConfiguration"),
-    ("lambda", "GetFunction"),  # the tags: who owns an existing function (deploy.ownership)
     ("lambda", "GetAlias"),
+    ("lambda", "GetFunction"),  # the tags: who owns an existing function (deploy.ownership)
     ("s3", "HeadObject"),
+    ("s3", "ListObjectsV2"),
+    ("s3", "GetObject"),
 )
 LOCK_OPERATIONS: tuple[tuple[str, str], ...] = (("s3", "PutObject"), ("s3", "DeleteObject"))
 
@@ -414,37 +323,37 @@ def operations(steps: Sequence[Step]) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[Step, ...]:
-    """The steps that take ``stage`` from ``current`` to ``desired``. Pure.
+class _Planner:
+    """The parts of :func:`plan`: layers first, then functions, then aliases and the record."""
 
-    A layer is published only when its sha256 differs from the latest published version's. A
-    function's ``$LATEST`` code and configuration are updated where they differ; a version is
-    published and the alias moved only when the alias target differs from what is desired. An
-    unchanged build yields ``()``: nothing uploaded, published, moved or recorded.
-    """
-    layer_steps: list[Step] = []
-    function_steps: list[Step] = []
-    alias_steps: list[Step] = []
-    uploading: set[str] = set()
+    def __init__(self, current: CurrentState, stage: Stage) -> None:
+        self.current = current
+        self.stage = stage
+        self.layer_steps: list[Step] = []
+        self.function_steps: list[Step] = []
+        self.alias_steps: list[Step] = []
+        self.uploading: set[str] = set()
+        self.refs: dict[str, LayerRef] = {}
 
-    def upload(into: list[Step], sha256: str, path: Path, size: int) -> str:
+    def upload(self, into: list[Step], sha256: str, path: Path, size: int) -> str:
+        """The artifact key of a zip, planning its upload unless the bucket has it already."""
         key = artifact_key(sha256)
-        if key not in current.artifacts and key not in uploading:
-            uploading.add(key)
+        if key not in self.current.artifacts and key not in self.uploading:
+            self.uploading.add(key)
             into.append(UploadArtifact(key=key, path=path, sha256=sha256, size=size))
         return key
 
-    refs: dict[str, LayerRef] = {}
-    for layer in desired.layers:
-        latest = current.layers.get(layer.name)
+    def layer(self, layer: LayerArtifact) -> None:
+        """Reuse the latest layer version when its sha256 matches, else upload and publish."""
+        latest = self.current.layers.get(layer.name)
         if latest is not None and latest.sha256 == layer.sha256:
-            refs[layer.name] = LayerRef(layer.name, latest.arn)
-            continue
-        key = upload(layer_steps, layer.sha256, layer.zip_path, layer.zipped_bytes)
-        layer_steps.append(
+            self.refs[layer.name] = LayerRef(layer.name, latest.arn)
+            return
+        key = self.upload(self.layer_steps, layer.sha256, layer.zip_path, layer.zipped_bytes)
+        self.layer_steps.append(
             PublishLayerVersion(
                 layer=layer.name,
-                layer_name=stage.layer_name(layer.name),
+                layer_name=self.stage.layer_name(layer.name),
                 key=key,
                 sha256=layer.sha256,
                 compatible_runtimes=layer.compatible_runtimes,
@@ -452,82 +361,110 @@ def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[St
                 description=layer.description,
             )
         )
-        refs[layer.name] = LayerRef(layer.name, None)
+        self.refs[layer.name] = LayerRef(layer.name, None)
 
-    for fn in desired.functions:
-        missing = [name for name in fn.layers if name not in refs]
+    def config(self, fn: FunctionArtifact) -> FunctionConfig:
+        """The configuration ``fn`` should have, its layers resolved to this plan's refs."""
+        missing = [name for name in fn.layers if name not in self.refs]
         if missing:
             raise DeployError(
                 f"function {fn.name} attaches layer(s) {', '.join(missing)} that this deploy "
                 "does not carry; check template.yaml and the build manifest."
             )
-        name = stage.function_name(fn.name)
-        config = FunctionConfig(
+        return FunctionConfig(
             handler=fn.handler,
             runtime=fn.runtime,
             memory_size=fn.memory_size,
             timeout=fn.timeout,
-            role=stage.role,
+            role=self.stage.role,
             environment=tuple(sorted(fn.environment.items())),
-            layers=tuple(refs[layer] for layer in fn.layers),
+            layers=tuple(self.refs[layer] for layer in fn.layers),
         )
-        cur = current.functions.get(fn.name)
+
+    def function(self, fn: FunctionArtifact) -> None:
+        """Create or update ``$LATEST``; publish, check and alias a version unless live already."""
+        name = self.stage.function_name(fn.name)
+        config = self.config(fn)
+        cur = self.current.functions.get(fn.name)
+        steps = self.function_steps
         if cur is None:
-            key = upload(function_steps, fn.sha256, fn.zip_path, fn.zipped_bytes)
-            function_steps.append(
-                CreateFunction(fn.name, name, key, fn.sha256, fn.architecture, config)
-            )
+            key = self.upload(steps, fn.sha256, fn.zip_path, fn.zipped_bytes)
+            steps.append(CreateFunction(fn.name, name, key, fn.sha256, fn.architecture, config))
         else:
             if not cur.latest.runs(fn.sha256, fn.architecture):
-                key = upload(function_steps, fn.sha256, fn.zip_path, fn.zipped_bytes)
-                function_steps.append(
+                key = self.upload(steps, fn.sha256, fn.zip_path, fn.zipped_bytes)
+                steps.append(
                     UpdateFunctionCode(fn.name, name, key, fn.sha256, fn.architecture, fn.runtime)
                 )
             if not config.matches(cur.latest):
-                function_steps.append(UpdateFunctionConfiguration(fn.name, name, config))
+                steps.append(UpdateFunctionConfiguration(fn.name, name, config))
             live = cur.alias_state
             if live is not None and live.runs(fn.sha256, fn.architecture) and config.matches(live):
-                continue
-        function_steps.append(PublishVersion(fn.name, name, fn.sha256))
-        if stage.health_check:
-            function_steps.append(HealthCheck(fn.name, name, fn.health_event))
+                return
+        steps.append(PublishVersion(fn.name, name, fn.sha256))
+        if self.stage.health_check:
+            steps.append(HealthCheck(fn.name, name, fn.health_event))
         if cur is None or cur.alias_version is None:
-            alias_steps.append(CreateAlias(fn.name, name, stage.alias))
+            self.alias_steps.append(CreateAlias(fn.name, name, self.stage.alias))
         else:
-            alias_steps.append(MoveAlias(fn.name, name, stage.alias, cur.alias_version))
+            self.alias_steps.append(MoveAlias(fn.name, name, self.stage.alias, cur.alias_version))
 
-    steps = [*layer_steps, *function_steps, *alias_steps]
-    if steps:
-        steps.append(RecordRelease(stage.name, tuple(fn.name for fn in desired.functions)))
+
+def plan(desired: DesiredState, current: CurrentState, stage: Stage) -> tuple[Step, ...]:
+    """The steps that take ``stage`` from ``current`` to ``desired``. Pure.
+
+    A layer is published only when its sha256 differs from the latest published version's. A
+    function's ``$LATEST`` code and configuration are updated where they differ; a version is
+    published and the alias moved only when the alias target differs from what is desired. An
+    unchanged build yields ``()``: nothing uploaded, published, moved or recorded — unless the
+    aliases differ from the newest release record (a deploy killed before it recorded), then
+    the plan is that record alone.
+    """
+    planner = _Planner(current, stage)
+    for layer in desired.layers:
+        planner.layer(layer)
+    for fn in desired.functions:
+        planner.function(fn)
+    steps = [*planner.layer_steps, *planner.function_steps, *planner.alias_steps]
+    names = tuple(fn.name for fn in desired.functions)
+    if steps or current.unrecorded(names):
+        steps.append(RecordRelease(stage.name, names))
     return tuple(steps)
 
 
 # --------------------------------------------------------------------------- runtime lifecycle
 
 
+def _runtime_action(step: Step) -> tuple[str, str] | None:
+    """(runtime, "create" or "update") for a step that creates or updates a function."""
+    if isinstance(step, CreateFunction):
+        return step.config.runtime, "create"
+    if isinstance(step, UpdateFunctionConfiguration):
+        return step.config.runtime, "update"
+    if isinstance(step, UpdateFunctionCode):
+        return step.runtime, "update"
+    return None
+
+
 def runtime_problems(
-    steps: Sequence[Step], statuses: Mapping[str, RuntimeStatus]
+    steps: Sequence[Step],
+    today: dt.date,
+    lifecycle: Callable[[str, dt.date], LifecycleStatus],
+    source: str = "AWS's runtime lifecycle dates",
 ) -> tuple[tuple[str, bool], ...]:
     """Runtime lifecycle findings for ``steps``: (message, blocked) pairs.
 
-    ``statuses`` holds each runtime's lifecycle on the deploy day, as data (the caller reads
-    them: :func:`layerkit.runtime.lifecycle.runtime_lifecycle`); a runtime not in it is live.
-    ``blocked`` is True when AWS refuses the step's create or update that day; otherwise the
-    message is a deprecation warning.
+    ``lifecycle(runtime, today)`` is the lifecycle as data (the deployer passes cfn-lint's
+    table); ``source`` names it in messages. ``blocked`` is True when AWS refuses the step's
+    create or update on ``today``; otherwise the message is a deprecation warning.
     """
     findings: dict[str, tuple[str, bool]] = {}
     for step in steps:
-        if isinstance(step, CreateFunction):
-            runtime, action = step.config.runtime, "create"
-        elif isinstance(step, UpdateFunctionConfiguration):
-            runtime, action = step.config.runtime, "update"
-        elif isinstance(step, UpdateFunctionCode):
-            runtime, action = step.runtime, "update"
-        else:
+        found = _runtime_action(step)
+        if found is None or not found[0]:
             continue
-        status = statuses.get(runtime) if runtime else None
-        if status is None:
-            continue
+        runtime, action = found
+        status = lifecycle(runtime, today)
         blocked = status.blocked_for_create if action == "create" else status.blocked_for_update
         block_day = status.create_blocked if action == "create" else status.update_blocked
         later = (
@@ -538,8 +475,7 @@ def runtime_problems(
         key = f"{runtime}:{action}"
         if blocked:
             findings[key] = (
-                f"{runtime}: AWS blocks function {action}s since {block_day} "
-                f"({status.source}).{later}",
+                f"{runtime}: AWS blocks function {action}s since {block_day} ({source}).{later}",
                 True,
             )
         elif status.is_deprecated:

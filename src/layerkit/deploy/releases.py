@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from layerkit import __version__
-from layerkit.deploy.planner import FunctionState
+from layerkit.deploy.models import FunctionState, ReleaseKind
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
 
@@ -55,11 +55,14 @@ class Release:
     stage: str
     created: str  # ISO 8601, UTC
     commit: str | None
-    kind: str  # "deploy" or "rollback"
+    kind: ReleaseKind
     functions: tuple[FunctionRelease, ...]
     layers: tuple[tuple[str, str], ...] = ()  # (layer, layer version ARN) of the deploy
     rolled_back_to: str | None = None  # for kind == "rollback": the release restored
     layerkit: str = __version__
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ReleaseKind(self.kind))  # "deploy" reads as the enum
 
     def function(self, name: str) -> FunctionRelease | None:
         """The record of the function folder ``name``, or None."""
@@ -87,7 +90,8 @@ def release_from_json(text: str | bytes, where: str) -> Release:
             for f in data.pop("functions")
         )
         layers = tuple((str(a), str(b)) for a, b in data.pop("layers", ()))
-        return Release(**data, functions=functions, layers=layers)
+        kind = ReleaseKind(data.pop("kind"))
+        return Release(**data, kind=kind, functions=functions, layers=layers)
     except (ValueError, TypeError, KeyError) as exc:
         raise DeployError(
             f"release record {where} cannot be read ({exc}); it was not written by this "
@@ -104,7 +108,7 @@ def new_release_id(content: str, now: dt.datetime) -> str:
 
 def new_release(
     stage: Stage,
-    kind: str,
+    kind: ReleaseKind,
     functions: Iterable[FunctionRelease],
     layers: Iterable[tuple[str, str]],
     commit: str | None,
@@ -186,7 +190,7 @@ def effective_release(releases: Mapping[str, Release], release_id: str) -> str:
     """The deploy release that ``release_id`` stands for (a rollback stands for its target)."""
     seen: set[str] = set()
     current = release_id
-    while releases[current].kind == "rollback" and releases[current].rolled_back_to:
+    while releases[current].kind == ReleaseKind.ROLLBACK and releases[current].rolled_back_to:
         if current in seen:
             break
         seen.add(current)
@@ -207,7 +211,7 @@ def previous_release_id(releases: tuple[Release, ...]) -> str:
         raise DeployError("nothing to roll back to: the stage has no recorded release yet.")
     by_id = {r.release_id: r for r in releases}
     live = effective_release(by_id, releases[-1].release_id)
-    older = [r for r in releases if r.release_id < live and r.kind == "deploy"]
+    older = [r for r in releases if r.release_id < live and r.kind == ReleaseKind.DEPLOY]
     if not older:
         raise DeployError(
             f"nothing to roll back to: release {live} is the stage's oldest deploy; name "

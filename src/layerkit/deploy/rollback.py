@@ -9,18 +9,20 @@ recorded as a new release (kind ``rollback``); history is never rewritten.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found
 from layerkit.deploy.executor import (
+    check_health,
     function_waiter,
     point_alias,
     restore_latest,
     restore_report,
     utcnow,
 )
+from layerkit.deploy.models import DEFAULT_HEALTH_EVENT, ReleaseKind
 from layerkit.deploy.releases import (
     Release,
     list_releases,
@@ -54,11 +56,15 @@ def rollback(
     commit: str | None = None,
     now: Callable[[], dt.datetime] = utcnow,
     waiter_delay: int = 1,
+    health_events: Mapping[str, bytes] | None = None,
 ) -> RollbackOutcome:
     """Move ``stage`` back to a recorded release (by default: the deploy before the live one).
 
-    Aliases move first (traffic), then ``$LATEST`` follows. Every step is attempted; failures
-    are collected into one DeployError, and then no rollback release is recorded.
+    With the stage's ``health_check``, each version of the release is invoked first (with
+    ``health_events[function folder]``, default the deploy's health event); one that fails stops
+    the rollback before anything moves. Aliases move first (traffic), then ``$LATEST`` follows.
+    Every step is attempted; failures are collected into one DeployError, and then no rollback
+    release is recorded.
     """
     lock = acquire(clients.s3, stage, owner or default_owner(), "rollback", now())
     failures: list[str] = []
@@ -73,6 +79,8 @@ def rollback(
         lam = clients.lambda_
         if _already_running(lam, stage, history, target):
             return RollbackOutcome(stage.name, target, None, (), ())
+        if stage.health_check:
+            _check_release(lam, stage, target, health_events or {})
         wait = function_waiter(lam, waiter_delay)
         for fn in target.functions:  # traffic first: aliases
             try:
@@ -90,7 +98,7 @@ def rollback(
         skipped = tuple(sorted(live_names - {f.function for f in target.functions}))
         record = new_release(
             stage,
-            "rollback",
+            ReleaseKind.ROLLBACK,
             target.functions,
             target.layers,
             commit if commit is not None else target.commit,
@@ -111,6 +119,22 @@ def rollback(
                 f"could not be recorded ({exc}); `inv releases` will not show it."
             ) from exc
     return RollbackOutcome(stage.name, target, record, tuple(restored), skipped)
+
+
+def _check_release(
+    lam: Any, stage: Stage, target: Release, health_events: Mapping[str, bytes]
+) -> None:
+    """Invoke every version of ``target``; the first failure refuses the rollback."""
+    for fn in target.functions:
+        payload = health_events.get(fn.function, DEFAULT_HEALTH_EVENT)
+        try:
+            check_health(lam, fn.function_name, fn.version, payload)
+        except (*AWS_ERRORS, DeployError) as exc:
+            raise DeployError(
+                f"rollback of stage {stage.name!r} to release {target.release_id} refused, "
+                f"nothing was changed: {exc}. Name another release with --release (see "
+                "`inv releases`), or deploy a fixed build."
+            ) from exc
 
 
 def _already_running(lam: Any, stage: Stage, history: list[Release], target: Release) -> bool:

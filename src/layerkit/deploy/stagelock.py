@@ -4,7 +4,9 @@
 for exactly one of two racing writers and answers the other with 412 PreconditionFailed. It
 holds who took it and when. It is removed with a conditional delete (``IfMatch=<etag>``), so a
 deploy never removes a lock someone else took after a forced unlock. A lock left by a killed
-process is removed with :func:`force_unlock` (``inv deploy --stage=X --force-unlock``).
+process is removed with :func:`force_unlock` (``layerkit unlock --stage=X``; ``inv deploy
+--stage=X --force-unlock``). On the local stage the next command removes such a lock itself
+(only one process can hold a local stage, so a lock found there is always stale).
 :func:`held` releases a lock when the work done under it ends, and says so if it cannot.
 """
 
@@ -20,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from layerkit.deploy.clients import AWS_ERRORS, error_code
+from layerkit.deploy.clients import AWS_ERRORS, error_code, explain_aws_error
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
 
@@ -68,6 +70,17 @@ def acquire(s3: Any, stage: Stage, owner: str, purpose: str, now: dt.datetime) -
     """Take the stage's lock or raise DeployError naming who holds it and since when."""
     since = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
     body = json.dumps({"owner": owner, "since": since, "purpose": purpose}).encode()
+    try:
+        return _put_lock(s3, stage, owner, since, purpose, body)
+    except BotoCoreError as exc:  # unreachable endpoint, no credentials: nothing was changed
+        raise DeployError(
+            f"stage {stage.name!r}: could not take the {purpose} lock "
+            f"s3://{stage.bucket}/{stage.lock_key}, so nothing was changed: "
+            f"{explain_aws_error(exc, stage)}"
+        ) from exc
+
+
+def _put_lock(s3: Any, stage: Stage, owner: str, since: str, purpose: str, body: bytes) -> LockInfo:
     try:
         response = s3.put_object(
             Bucket=stage.bucket,

@@ -1,8 +1,9 @@
-"""What a stage runs now, read from Lambda and S3: the input :func:`deployplan.plan` compares.
+"""What a stage runs now, read from Lambda and S3: what the planner compares.
 
 :func:`read_current` asks, for the layers and functions of a deploy: the latest version of each
 layer and its code sha256, each function's ``$LATEST`` configuration and the version its stage
-alias points to, and which content-addressed artifacts the bucket holds already. It only reads.
+alias points to, which content-addressed artifacts the bucket holds already, and what the
+newest release record says the aliases point to. It only reads.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from layerkit.deploy.clients import AWS_ERRORS, Clients, if_found, not_found
-from layerkit.deploy.planner import (
+from layerkit.deploy.clients import AWS_ERRORS, Clients, explain_aws_error, if_found, not_found
+from layerkit.deploy.models import (
     CurrentFunction,
     CurrentLayer,
     CurrentState,
@@ -82,10 +83,25 @@ def read_current(clients: Clients, stage: Stage, desired: DesiredState) -> Curre
             for k in sorted(keys)
             if if_found(clients.s3.head_object, Bucket=stage.bucket, Key=k) is not None
         )
+        recorded = _recorded(clients.s3, stage) if functions else None
     except AWS_ERRORS as exc:
         raise DeployError(
-            f"stage {stage.name!r}: could not read what the stage runs now ({exc}); nothing was "
-            "changed. Check the credentials' permissions (lambda:Get*/List*, s3:HeadObject on "
-            f"{stage.bucket}) and try again."
+            f"stage {stage.name!r}: could not read what the stage runs now, so nothing was "
+            f"changed: {explain_aws_error(exc, stage)} The reads need lambda:Get*/List* and "
+            f"s3:HeadObject on {stage.bucket}."
         ) from exc
-    return CurrentState(layers=layers, functions=functions, artifacts=present)
+    return CurrentState(layers=layers, functions=functions, artifacts=present, recorded=recorded)
+
+
+def _recorded(s3: Any, stage: Stage) -> dict[str, str] | None:
+    """The alias versions the stage's newest release record names ({}: none; None: unreadable)."""
+    from layerkit.deploy.releases import list_release_ids, read_release
+
+    ids = list_release_ids(s3, stage)
+    if not ids:
+        return {}
+    try:
+        newest = read_release(s3, stage, ids[-1])
+    except DeployError:  # a damaged record: the next deploy writes a good one
+        return None
+    return {fn.function: fn.version for fn in newest.functions}

@@ -44,6 +44,10 @@ _REQUIRED = ("bucket", "alias", "role")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _ALIAS_RE = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$")
 _ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
+_EXAMPLE = (
+    "each stage is a [stages.<name>] table with bucket, alias and role (see the stages.toml of "
+    "the layerkit repository)"
+)
 
 
 @dataclass(frozen=True)
@@ -85,15 +89,18 @@ class Stage:
 
 def parse_stages(data: Mapping[str, Any], where: str) -> dict[str, Stage]:
     """Turn the parsed TOML of ``stages.toml`` into stages; ``where`` names the file in errors."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: not a table of stages; {_EXAMPLE}.")
     unknown_top = sorted(set(data) - {"stages"})
     if unknown_top:
         raise SpecError(
-            f"{where}: unknown top-level key(s) {', '.join(unknown_top)}; put every stage "
-            "under [stages.<name>]."
+            f"{where}: unknown top-level key(s) {', '.join(unknown_top)} (this layerkit reads "
+            f"only [stages.<name>] tables; a file for another layerkit version may hold more); "
+            "put every stage under [stages.<name>]."
         )
     tables = data.get("stages", {})
     if not isinstance(tables, Mapping) or not tables:
-        raise SpecError(f"{where}: define at least one stage as a [stages.<name>] table.")
+        raise SpecError(f"{where}: define at least one stage: {_EXAMPLE}.")
     stages: dict[str, Stage] = {}
     for name, table in tables.items():
         here = f"{where} [stages.{name}]"
@@ -155,7 +162,9 @@ def load_stages(root: Path, file: str | Path = STAGES_FILE) -> dict[str, Stage]:
     """Read every stage from the stages file ``file`` (relative to ``root``: ``stages.toml``)."""
     path = root / file
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({exc}); {_EXAMPLE}.") from None
     except FileNotFoundError:
         raise SpecError(
             f"{path} not found: deploy stages (region, bucket, prefix, alias, role) live there; "
@@ -164,7 +173,10 @@ def load_stages(root: Path, file: str | Path = STAGES_FILE) -> dict[str, Stage]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: invalid TOML: {exc}.") from None
+        raise SpecError(
+            f"{path}: invalid TOML ({exc}); the file may be cut short or edited by hand. Fix "
+            f"that line: {_EXAMPLE}."
+        ) from None
     return parse_stages(data, str(path))
 
 

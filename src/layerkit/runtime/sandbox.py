@@ -11,31 +11,43 @@ a context object (timed: duration) and reads the result from a side-channel file
 prints cannot corrupt it. :func:`run_code` runs a script with the same setup; import checks, smoke
 tests and cold-start benchmarks all go through it.
 
+With a ``cache`` folder (:mod:`layerkit.runtime.layercache`; :func:`invoke_function` and the
+local stage always pass one) ``opt/`` and ``task/`` are the cached, read-only trees of the zips:
+nothing is unzipped twice, and a handler writing under ``/opt`` or ``/var/task`` gets the
+``PermissionError`` it gets on Lambda. Lambda's limits are enforced by the parent while it waits:
+init (importing the handler) over 10 s, the function's ``Timeout`` ("Task timed out after N.NN
+seconds") and its ``MemorySize`` (the child's RSS is watched; above it the process is killed and
+the invoke fails with ``Runtime.OutOfMemory``). :meth:`InvokeResult.report_line` is Lambda's
+REPORT line (Duration, Billed Duration, Memory Size, Max Memory Used, Init Duration).
+
 What is deliberately not emulated: Lambda's ``/var/runtime`` (the runtime's own boto3) is left off
 the path, so a function that forgets the layer carrying its SDK fails here instead of silently
-using a copy that AWS changes without notice; ``/var/task`` and ``/opt`` are not made read-only
-(``-B`` and ``PYTHONDONTWRITEBYTECODE=1`` keep Python from writing bytecode there, as on Lambda);
-and the memory limit is checked after the fact against the child's peak RSS instead of by a
-cgroup (a function above its ``MemorySize`` fails with ``Runtime.OutOfMemory``, like on Lambda).
+using a copy that AWS changes without notice; the limits are watched by polling (every few
+milliseconds) rather than by a cgroup, so a burst of allocation can overshoot the limit briefly
+before the process is killed.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import signal
 import stat
 import subprocess
 import tempfile
+import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from layerkit.errors import SandboxError
 from layerkit.project.spec import Project
+from layerkit.runtime import layercache
 from layerkit.runtime.target import Target, find_interpreter
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
@@ -47,8 +59,11 @@ FAKE_CREDENTIALS: Mapping[str, str] = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "AWS_SESSION_TOKEN": "layerkit-sandbox",
 }
-#: Extra seconds the parent waits beyond a function's timeout (init runs before the timer starts).
-INIT_ALLOWANCE_S = 30.0
+#: Lambda's limit on the init phase (importing the handler's module) of an on-demand function.
+INIT_LIMIT_S = 10.0
+#: Extra seconds the parent waits beyond a function's timeout for the child's own timer to fire.
+TIMEOUT_GRACE_S = 1.0
+_POLL_S = 0.005
 _INTERPRETER_FLAGS = ("-I", "-S", "-B", "-u", "-X", "utf8")
 
 
@@ -62,13 +77,25 @@ class InvokeResult:
     duration_ms: float  # calling the handler
     max_memory_mb: int  # peak RSS of the process
     logs: str  # what the handler printed or logged (stdout and stderr, interleaved)
+    memory_size_mb: int = 128  # the function's MemorySize
+    request_id: str = ""
+
+    @property
+    def billed_ms(self) -> int:
+        """Lambda bills the duration rounded up to the next millisecond."""
+        return max(1, math.ceil(self.duration_ms))
 
     def report_line(self) -> str:
-        """Lambda's REPORT line: ``REPORT Init Duration: 812.40 ms Duration: 35.10 ms ...``."""
-        return (
-            f"REPORT Init Duration: {self.init_ms:.2f} ms Duration: {self.duration_ms:.2f} ms "
-            f"Max Memory Used: {self.max_memory_mb} MB"
-        )
+        """Lambda's REPORT line, tab-separated: ``REPORT RequestId: … Duration: 35.10 ms …``."""
+        fields = [
+            f"REPORT RequestId: {self.request_id or '-'}",
+            f"Duration: {self.duration_ms:.2f} ms",
+            f"Billed Duration: {self.billed_ms} ms",
+            f"Memory Size: {self.memory_size_mb} MB",
+            f"Max Memory Used: {self.max_memory_mb} MB",
+            f"Init Duration: {self.init_ms:.2f} ms",
+        ]
+        return "\t".join(fields)
 
 
 @dataclass(frozen=True)
@@ -79,11 +106,12 @@ class Sandbox:
     task: Path  # the function package
     interpreter: Path  # absolute path of the target runtime's interpreter
     target: Target
+    workdir: Path | None = None  # None: the parent of opt/
 
     @property
     def root(self) -> Path:
-        """The folder holding ``opt/``, ``task/``, ``runtime/``, ``tmp/`` and ``home/``."""
-        return self.opt.parent
+        """The folder holding ``runtime/``, ``tmp/`` and ``home/`` (and unless cached, the rest)."""
+        return self.workdir or self.opt.parent
 
     @property
     def runtime_dir(self) -> Path:
@@ -176,6 +204,7 @@ def prepare(
     target: Target,
     *,
     skip_bytecode: bool = False,
+    cache: Path | None = None,
 ) -> Sandbox:
     """Lay out a sandbox in ``workdir`` (which must be empty or missing) and return it.
 
@@ -183,6 +212,8 @@ def prepare(
     earlier one's; ``function`` (a zip, a folder that is copied, or None for layer-only checks)
     goes into ``task/``. ``interpreter`` is the target runtime's interpreter (see
     :func:`layerkit.runtime.target.find_interpreter`). ``skip_bytecode`` leaves every ``.pyc`` out.
+    With ``cache`` (not combined with ``skip_bytecode``), ``opt/`` and a zipped ``task/`` are the
+    shared read-only trees of :mod:`layerkit.runtime.layercache` instead of fresh copies.
     """
     workdir = Path(workdir).absolute()
     if workdir.exists() and any(workdir.iterdir()):
@@ -195,21 +226,40 @@ def prepare(
             f"interpreter {interpreter} is not an absolute path to an existing file; resolve "
             f"it with layerkit.runtime.target.find_interpreter(Target({target.runtime!r}))."
         )
-    sandbox = Sandbox(workdir / "opt", workdir / "task", Path(interpreter), target)
-    for folder in (
-        sandbox.opt,
-        sandbox.task,
-        sandbox.runtime_dir,
-        workdir / "tmp",
-        workdir / "home",
-    ):
+    if cache is not None and not skip_bytecode:
+        sandbox = _cached_sandbox(workdir, layer_zips, function, Path(interpreter), target, cache)
+    else:
+        sandbox = Sandbox(workdir / "opt", workdir / "task", Path(interpreter), target)
+        for folder in (sandbox.opt, sandbox.task):
+            folder.mkdir(parents=True, exist_ok=True)
+        for layer_zip in layer_zips:
+            extract_zip(Path(layer_zip), sandbox.opt, skip_bytecode=skip_bytecode)
+        if function is not None:
+            _copy_function(Path(function), sandbox.task, skip_bytecode)
+    for folder in (sandbox.runtime_dir, workdir / "tmp", workdir / "home"):
         folder.mkdir(parents=True, exist_ok=True)
-    for layer_zip in layer_zips:
-        extract_zip(Path(layer_zip), sandbox.opt, skip_bytecode=skip_bytecode)
-    if function is not None:
-        _copy_function(Path(function), sandbox.task, skip_bytecode)
     shutil.copyfile(BOOTSTRAP, sandbox.runtime_dir / "bootstrap.py")
     return sandbox
+
+
+def _cached_sandbox(
+    workdir: Path,
+    layer_zips: Sequence[Path],
+    function: Path | None,
+    interpreter: Path,
+    target: Target,
+    cache: Path,
+) -> Sandbox:
+    """A sandbox whose ``opt/`` (and zipped ``task/``) are read-only trees from the cache."""
+    opt = layercache.merged([Path(z) for z in layer_zips], cache)
+    if function is not None and Path(function).is_file():
+        task = layercache.extracted(Path(function), cache)
+    else:
+        task = workdir / "task"
+        task.mkdir(parents=True, exist_ok=True)
+        if function is not None:
+            _copy_function(Path(function), task, False)
+    return Sandbox(opt, task, interpreter, target, workdir=workdir)
 
 
 def sandbox_environment(
@@ -290,22 +340,65 @@ def _error(error_type: str, message: str) -> dict[str, Any]:
     return {"errorMessage": message, "errorType": error_type, "stackTrace": []}
 
 
-def invoke(
-    sandbox: Sandbox,
-    handler: str,
-    event: Any,
-    *,
-    function_name: str = "local",
-    memory_mb: int = 128,
-    timeout_s: float = 60,
-    env: Mapping[str, str] | None = None,
-) -> InvokeResult:
-    """Start a fresh process, import ``handler`` (``module.function``) and call it with ``event``.
+@dataclass(frozen=True)
+class _Limits:
+    """What the parent enforces while the child runs."""
 
-    A handler exception, an import error, a timeout, a crash of the process or a peak RSS above
-    ``memory_mb`` come back as ``ok=False`` with Lambda's error shape in ``response``; only a
-    sandbox that cannot run at all raises :class:`~layerkit.errors.SandboxError`.
-    """
+    init_s: float  # importing the handler
+    timeout_s: float  # calling it (the function's Timeout)
+    memory_mb: int  # the function's MemorySize
+
+
+@dataclass(frozen=True)
+class _Exit:
+    """How a watched child ended: its status, or the limit it broke (then it was killed)."""
+
+    returncode: int
+    broke: str | None  # "init", "timeout", "memory" or None
+    peak_rss_mb: int
+    elapsed_s: float
+
+
+def _rss_mb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return (int(line.split()[1]) + 1023) // 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _watch(proc: subprocess.Popen[bytes], init_marker: Path, limits: _Limits) -> _Exit:
+    """Wait for ``proc``, killing it when it breaks Lambda's init, timeout or memory limit."""
+    started = time.monotonic()
+    init_done: float | None = None
+    peak = 0
+    broke: str | None = None
+    while proc.poll() is None:
+        now = time.monotonic()
+        peak = max(peak, _rss_mb(proc.pid))
+        if init_done is None and init_marker.exists():
+            init_done = now
+        if peak > limits.memory_mb:
+            broke = "memory"
+        elif init_done is None and now - started > limits.init_s:
+            broke = "init"
+        elif init_done is not None and now - init_done > limits.timeout_s + TIMEOUT_GRACE_S:
+            broke = "timeout"
+        if broke is not None:
+            proc.kill()
+            proc.wait()
+            break
+        time.sleep(_POLL_S)
+    return _Exit(proc.returncode, broke, peak, time.monotonic() - started)
+
+
+def _prepare_invocation(
+    sandbox: Sandbox, handler: str, event: Any, timeout_s: float
+) -> tuple[Path, Path, Path]:
+    """Write the event and config of one invocation: (config, result file, init marker)."""
     try:
         event_text = json.dumps(event)
     except (TypeError, ValueError) as exc:
@@ -315,80 +408,150 @@ def invoke(
     run_dir = _run_dir(sandbox)
     event_path = run_dir / "event.json"
     event_path.write_text(event_text, encoding="utf-8")
-    result_path = run_dir / "result.json"
+    init_marker = run_dir / "init.done"
     config = _write_config(
-        run_dir, sandbox, handler=handler, event_path=str(event_path), timeout_s=timeout_s
+        run_dir,
+        sandbox,
+        handler=handler,
+        event_path=str(event_path),
+        timeout_s=timeout_s,
+        init_marker=str(init_marker),
     )
-    environment = sandbox_environment(
-        sandbox, function_name=function_name, memory_mb=memory_mb, handler=handler, extra=env
-    )
+    return config, run_dir / "result.json", init_marker
+
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE = 1
+
+
+def _unprivileged() -> Callable[[], None] | None:
+    """For a root parent: drop CAP_DAC_OVERRIDE in the child, so permission bits bind it.
+
+    Lambda runs functions as an unprivileged user; root would write through the read-only
+    ``/opt`` regardless of its mode bits. Without the capability root is held to the owner's
+    bits (``r-x``), so a write fails with ``PermissionError`` as on Lambda.
+    """
+    if os.geteuid() != 0:
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop() -> None:  # runs in the child between fork and exec
+        libc.prctl(_PR_CAPBSET_DROP, _CAP_DAC_OVERRIDE, 0, 0, 0)
+
+    return drop
+
+
+def _start(sandbox: Sandbox, command: list[str], env: Mapping[str, str], log: Path) -> Any:
     try:
-        proc = subprocess.run(
-            _command(sandbox, "invoke", str(config), str(result_path)),
-            env=environment,
-            cwd=sandbox.task,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout_s + INIT_ALLOWANCE_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        logs = (
-            exc.output.decode("utf-8", "replace") if isinstance(exc.output, bytes) else exc.output
-        )
-        return InvokeResult(
-            ok=False,
-            response=_error(
-                "Sandbox.Timedout",
-                f"Task timed out after {timeout_s:.2f} seconds (the process did not answer the "
-                f"timer and was killed after {timeout_s + INIT_ALLOWANCE_S:.0f} s)",
-            ),
-            init_ms=0.0,
-            duration_ms=(timeout_s + INIT_ALLOWANCE_S) * 1000,
-            max_memory_mb=0,
-            logs=logs or "",
-        )
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                command,
+                env=dict(env),
+                cwd=sandbox.task,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_unprivileged(),
+            )
     except OSError as exc:
         raise SandboxError(
             f"could not start {sandbox.interpreter} ({exc}); check that the "
             f"{sandbox.target.runtime} interpreter is installed."
         ) from None
-    if not result_path.is_file():
-        return InvokeResult(
-            ok=False,
-            response=_error(
-                "Runtime.ExitError",
-                f"Runtime exited with error: {_exit_reason(proc.returncode)} (no result was "
-                "written; see the logs)",
-            ),
-            init_ms=0.0,
-            duration_ms=0.0,
-            max_memory_mb=0,
-            logs=proc.stdout,
-        )
-    data = json.loads(result_path.read_text(encoding="utf-8"))
-    ok = bool(data["ok"])
-    response = data["response"]
-    max_memory = int(data.get("max_memory_mb", 0))
-    if max_memory > memory_mb:
-        ok = False
-        response = _error(
+
+
+def _limit_error(ended: _Exit, limits: _Limits, request_id: str) -> dict[str, Any]:
+    """Lambda's error for a process killed at a limit."""
+    if ended.broke == "memory":
+        return _error(
             "Runtime.OutOfMemory",
-            f"Runtime exited with error: the process used {max_memory} MB, more than the "
-            f"function's {memory_mb} MB (MemorySize); Lambda would kill it.",
+            f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
+            f"(the process used more than the function's {limits.memory_mb} MB, its MemorySize)",
         )
-    return InvokeResult(
-        ok=ok,
-        response=response,
-        init_ms=float(data["init_ms"]),
-        duration_ms=float(data["duration_ms"]),
-        max_memory_mb=max_memory,
-        logs=proc.stdout,
+    if ended.broke == "init":
+        return _error(
+            "Sandbox.Timedout",
+            f"INIT phase timed out after {limits.init_s:.2f} seconds: importing the handler's "
+            "module took longer than Lambda allows (move slow work out of import time or into "
+            "the handler)",
+        )
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    return _error(
+        "Sandbox.Timedout",
+        f"{stamp}Z {request_id} Task timed out after {limits.timeout_s:.2f} seconds",
     )
+
+
+def _outcome(
+    ended: _Exit, result_path: Path, logs: str, limits: _Limits, request_id: str
+) -> InvokeResult:
+    """The InvokeResult of a finished child: its result file, or the limit or crash."""
+    data: dict[str, Any] = {}
+    if result_path.is_file():
+        data = json.loads(result_path.read_text(encoding="utf-8"))
+    peak = max(ended.peak_rss_mb, int(data.get("max_memory_mb", 0)))
+    base = {
+        "init_ms": float(data.get("init_ms", 0.0)),
+        "duration_ms": float(data.get("duration_ms", 0.0)),
+        "max_memory_mb": peak,
+        "logs": logs,
+        "memory_size_mb": limits.memory_mb,
+        "request_id": str(data.get("request_id", request_id)),
+    }
+    if ended.broke is not None and not (ended.broke == "timeout" and data):
+        if ended.broke == "init":
+            base["init_ms"] = limits.init_s * 1000
+        elif ended.broke == "timeout":
+            base["duration_ms"] = limits.timeout_s * 1000
+        return InvokeResult(ok=False, response=_limit_error(ended, limits, request_id), **base)
+    if not data:
+        message = (
+            f"Runtime exited with error: {_exit_reason(ended.returncode)} (no result was "
+            "written; see the logs)"
+        )
+        return InvokeResult(ok=False, response=_error("Runtime.ExitError", message), **base)
+    if peak > limits.memory_mb:
+        message = (
+            f"Runtime exited with error: the process used {peak} MB, more than the "
+            f"function's {limits.memory_mb} MB (MemorySize); Lambda would kill it."
+        )
+        return InvokeResult(ok=False, response=_error("Runtime.OutOfMemory", message), **base)
+    return InvokeResult(ok=bool(data["ok"]), response=data["response"], **base)
+
+
+def invoke(
+    sandbox: Sandbox,
+    handler: str,
+    event: Any,
+    *,
+    function_name: str = "local",
+    memory_mb: int = 128,
+    timeout_s: float = 60,
+    env: Mapping[str, str] | None = None,
+    init_limit_s: float = INIT_LIMIT_S,
+    version: str = "$LATEST",
+) -> InvokeResult:
+    """Start a fresh process, import ``handler`` (``module.function``) and call it with ``event``.
+
+    A handler exception, an import error, an init over ``init_limit_s``, a timeout, a crash of
+    the process or an RSS above ``memory_mb`` come back as ``ok=False`` with Lambda's error shape
+    in ``response``; only a sandbox that cannot run at all raises
+    :class:`~layerkit.errors.SandboxError`.
+    """
+    config, result_path, init_marker = _prepare_invocation(sandbox, handler, event, timeout_s)
+    request_id = str(uuid.uuid4())
+    extra = {"AWS_LAMBDA_FUNCTION_VERSION": version, **(env or {})}
+    environment = sandbox_environment(
+        sandbox, function_name=function_name, memory_mb=memory_mb, handler=handler, extra=extra
+    )
+    limits = _Limits(init_limit_s, timeout_s, memory_mb)
+    log = result_path.with_name("output.log")
+    command = _command(sandbox, "invoke", str(config), str(result_path), request_id)
+    ended = _watch(_start(sandbox, command, environment, log), init_marker, limits)
+    logs = log.read_bytes().decode("utf-8", "replace")
+    return _outcome(ended, result_path, logs, limits, request_id)
 
 
 def run_code(
@@ -445,6 +608,37 @@ def run_code(
         ) from None
 
 
+def remembered_interpreter(
+    target: Target,
+    project_root: Path,
+    cache: Path,
+    find: Callable[..., Path] = find_interpreter,
+) -> Path:
+    """:func:`find_interpreter`, remembered in ``cache`` (resolving a pyenv shim takes ~1 s).
+
+    A remembered path is used only while it is still an executable named for the runtime's
+    Python version (``python3.9``); otherwise the interpreter is looked up again.
+    """
+    memo = Path(cache) / "interpreters.json"
+    key = f"{target.runtime}|{Path(project_root).absolute()}"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    found = known.get(key)
+    name = f"python{target.python_version_text}"
+    if isinstance(found, str) and Path(found).name.startswith(name) and os.access(found, os.X_OK):
+        return Path(found)
+    resolved = find(target, cwd=project_root)
+    known[key] = str(resolved)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".interpreters.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(known), encoding="utf-8")
+    tmp.replace(memo)
+    return resolved
+
+
 def invoke_function(
     project: Project,
     function: str,
@@ -453,12 +647,15 @@ def invoke_function(
     *,
     interpreter: Path | None = None,
     env: Mapping[str, str] | None = None,
+    cache: Path | None = None,
 ) -> InvokeResult:
     """Invoke a built function as Lambda would: its layers in the template's order, its zip.
 
     ``out_dir`` is the build output holding ``layers/<name>.zip`` and ``functions/<name>.zip``
     (``build.require_fresh(project).out_dir``). Memory size, timeout and handler come from
-    template.yaml; the sandbox lives in a temporary folder removed afterwards.
+    template.yaml. The zips are extracted once into ``cache`` (default:
+    :func:`layerkit.runtime.layercache.default_cache_dir` of the project) and shared, read-only,
+    by every later run; the rest of the sandbox lives in a temporary folder removed afterwards.
     """
     fn = project.function(function)
     zips = [Path(out_dir) / "layers" / f"{name}.zip" for name in fn.layers]
@@ -469,15 +666,53 @@ def invoke_function(
                 f"{path} does not exist: function {fn.name} needs it; build first "
                 "(`inv build.all`)."
             )
-    interpreter = interpreter or find_interpreter(fn.target, cwd=project.root)
-    with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{fn.name}-") as tmp:
-        sandbox = prepare(Path(tmp) / "sandbox", zips, package, interpreter, fn.target)
+    store = cache or layercache.default_cache_dir(project.root)
+    interpreter = interpreter or remembered_interpreter(fn.target, project.root, store)
+    function_zip = FunctionZip(package, fn.handler, fn.target, fn.memory_size, fn.timeout)
+    return invoke_zips(
+        zips, function_zip, event, interpreter, store, function_name=fn.name, env=env
+    )
+
+
+@dataclass(frozen=True)
+class FunctionZip:
+    """A function package and the settings Lambda runs it with."""
+
+    path: Path
+    handler: str
+    target: Target
+    memory_mb: int
+    timeout_s: float
+
+
+def invoke_zips(
+    layer_zips: Sequence[Path],
+    function: FunctionZip,
+    event: Any,
+    interpreter: Path,
+    cache: Path,
+    *,
+    function_name: str,
+    env: Mapping[str, str] | None = None,
+    version: str = "$LATEST",
+) -> InvokeResult:
+    """One invocation of ``function`` over ``layer_zips`` in a throw-away sandbox.
+
+    ``opt/`` and ``task/`` come from the read-only ``cache``; the rest of the sandbox lives in a
+    temporary folder removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{function_name}-") as tmp:
+        sandbox = prepare(
+            Path(tmp) / "sandbox", layer_zips, function.path, interpreter, function.target,
+            cache=cache,
+        )  # fmt: skip
         return invoke(
             sandbox,
-            fn.handler,
+            function.handler,
             event,
-            function_name=fn.name,
-            memory_mb=fn.memory_size,
-            timeout_s=fn.timeout,
+            function_name=function_name,
+            memory_mb=function.memory_mb,
+            timeout_s=function.timeout_s,
             env=env,
+            version=version,
         )

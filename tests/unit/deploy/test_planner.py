@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from layerkit.check.template import runtime_lifecycle
 from layerkit.deploy.deployer import desired_state
 from layerkit.deploy.planner import (
     STEP_TYPES,
@@ -41,7 +42,6 @@ from layerkit.deploy.planner import (
 from layerkit.errors import DeployError
 from layerkit.project.spec import load_project
 from layerkit.project.stages import Stage
-from layerkit.runtime.lifecycle import runtime_lifecycle
 
 REPO = Path(__file__).resolve().parents[3]
 STAGE = Stage(
@@ -249,15 +249,15 @@ TABLE = {
 }
 
 
-def lifecycle(today):
-    return {"python3.9": runtime_lifecycle("python3.9", today, TABLE)}
+def lifecycle(runtime, today):
+    return runtime_lifecycle(runtime, today, TABLE)
 
 
 def test_runtime_blocked_for_create_but_not_yet_for_update():
     steps = plan(desired(), CurrentState(), STAGE) + plan(
         desired(fn_v={"one": "2"}), deployed(desired()), STAGE
     )
-    found = runtime_problems(steps, lifecycle(dt.date(2026, 6, 15)))
+    found = runtime_problems(steps, dt.date(2026, 6, 15), lifecycle)
     assert sorted(blocked for _, blocked in found) == [False, True]
     message = next(m for m, blocked in found if blocked)
     assert "blocks function creates since 2026-06-01" in message
@@ -266,9 +266,9 @@ def test_runtime_blocked_for_create_but_not_yet_for_update():
 
 def test_runtime_findings_none_before_deprecation_and_for_layer_only_plans():
     steps = plan(desired(), CurrentState(), STAGE)
-    assert runtime_problems(steps, lifecycle(dt.date(2025, 1, 1))) == ()
+    assert runtime_problems(steps, dt.date(2025, 1, 1), lifecycle) == ()
     layer_only = (s for s in steps if isinstance(s, (PublishLayerVersion, RecordRelease)))
-    assert runtime_problems(tuple(layer_only), lifecycle(dt.date(2027, 1, 1))) == ()
+    assert runtime_problems(tuple(layer_only), dt.date(2027, 1, 1), lifecycle) == ()
 
 
 # ---------------------------------------------------------------- desired_state (manifest glue)
@@ -337,3 +337,45 @@ def test_step_types_are_frozen_data():
     assert UpdateFunctionCode("a", "b", "k", "s", "x86_64") != UpdateFunctionCode(
         "a", "b", "k", "s", "arm64"
     )
+
+
+def test_aliases_ahead_of_the_newest_record_plan_the_record_alone():
+    d = desired()
+    current = deployed(d)
+    assert plan(d, dataclasses.replace(current, recorded={"one": "1", "two": "1"}), STAGE) == ()
+    behind = dataclasses.replace(current, recorded={"one": "1"})  # killed before its record
+    assert kinds(plan(d, behind, STAGE)) == ["RecordRelease"]
+    assert kinds(plan(d, dataclasses.replace(current, recorded={}), STAGE)) == ["RecordRelease"]
+
+
+def _imports(module: str) -> set[str]:
+    """Every module ``module`` imports, following layerkit's own modules (read, not run)."""
+    import ast
+
+    src = REPO / "src"
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = src.joinpath(*name.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        if not path.is_file():
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                todo.append(node.module)
+    return seen
+
+
+def test_the_planner_imports_neither_boto3_nor_cfn_lint():
+    found = _imports("layerkit.deploy.planner")
+    assert not {m for m in found if m.split(".")[0] in ("boto3", "botocore", "cfnlint", "moto")}
+    assert not {m for m in found if m.startswith("layerkit.check")}
+    assert "layerkit.deploy.models" in found
+    for module in ("layerkit.deploy.releases", "layerkit.deploy.state"):
+        assert "layerkit.deploy.planner" not in _imports(module)

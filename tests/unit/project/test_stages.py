@@ -131,3 +131,33 @@ def test_release_json_round_trip_and_unknown_schema():
     assert release_from_json(release.to_json(), "k") == release
     with pytest.raises(DeployError, match="cannot be read"):
         release_from_json('{"schema": 99}', "releases/dev/x.json")
+
+
+GOOD = '[stages.dev]\nbucket = "b"\nalias = "live"\nrole = "arn:aws:iam::111122223333:role/r"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD[:30], "invalid TOML"),  # truncated
+        ("", "define at least one stage"),  # empty
+        ("null", "invalid TOML"),  # null
+        ("stages = [1, 2]", "define at least one stage"),  # wrong shape
+        ("[stages]\ndev = 3\n", r"\[stages\.dev\]: must be a table"),  # wrong shape, deeper
+        ("version = 2\n" + GOOD, "another layerkit version"),  # from another version
+        (b"\xff\xfe[stages]", "not UTF-8 text"),  # not text at all
+    ],
+    ids=["truncated", "empty", "null", "wrong-shape", "wrong-shape-deep", "other-version",
+         "binary"],
+)  # fmt: skip
+def test_a_damaged_stages_file_is_one_paragraph_naming_it_and_the_fix(tmp_path, text, message):
+    path = tmp_path / "stages.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(SpecError, match=message) as info:
+        load_stages(tmp_path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+    assert "[stages." in str(info.value)  # says what a stage looks like

@@ -48,9 +48,10 @@ def make_sandbox(
 
 
 def test_report_line_matches_lambda() -> None:
-    result = InvokeResult(True, {}, 812.4, 35.1, 143, "")
+    result = InvokeResult(True, {}, 812.4, 35.1, 143, "", memory_size_mb=256, request_id="r-1")
     assert result.report_line() == (
-        "REPORT Init Duration: 812.40 ms Duration: 35.10 ms Max Memory Used: 143 MB"
+        "REPORT RequestId: r-1\tDuration: 35.10 ms\tBilled Duration: 36 ms\t"
+        "Memory Size: 256 MB\tMax Memory Used: 143 MB\tInit Duration: 812.40 ms"
     )
 
 
@@ -72,7 +73,8 @@ def test_invoke_returns_handler_value_and_keeps_prints_out_of_it(
     assert "handling 21" in result.logs
     assert "to stderr" in result.logs
     assert result.max_memory_mb > 0
-    assert result.report_line().startswith("REPORT Init Duration: ")
+    assert result.report_line().startswith("REPORT RequestId: ")
+    assert "\tInit Duration: " in result.report_line()
 
 
 def test_handler_exception_has_lambda_error_shape(tmp_path: Path, interpreter: Path) -> None:
@@ -248,12 +250,21 @@ def test_handler_timeout(tmp_path: Path, interpreter: Path) -> None:
 
 
 def test_memory_above_limit_is_out_of_memory(tmp_path: Path, interpreter: Path) -> None:
-    app = "def handler(event, context):\n    block = bytearray(200 * 1024 * 1024)\n    return 1\n"
+    # The process is killed at the limit (as on Lambda), so it never returns; the old check
+    # after the fact saw the whole 200 MB, the watcher stops it on the way there.
+    app = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    blocks = [bytearray(10 * 1024 * 1024) for _ in range(20)]\n"
+        "    open(os.path.join(os.environ['TMPDIR'], 'returned'), 'w').close()\n"
+        "    return len(blocks)\n"
+    )
     sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
     result = invoke(sandbox, "app.handler", {}, memory_mb=128)
     assert not result.ok
     assert result.response["errorType"] == "Runtime.OutOfMemory"
-    assert result.max_memory_mb >= 200
+    assert result.max_memory_mb >= 128
+    assert not (sandbox.root / "tmp" / "returned").exists()
 
 
 def test_crashing_process_is_reported(tmp_path: Path, interpreter: Path) -> None:
@@ -380,3 +391,93 @@ def test_invoke_function_uses_the_template(tmp_path: Path, interpreter: Path) ->
     (out / "layers" / "top.zip").unlink()
     with pytest.raises(SandboxError, match=r"top\.zip does not exist"):
         invoke_function(project, "fn", {}, out, interpreter=interpreter)
+
+
+def cached_sandbox(
+    tmp_path: Path, interpreter: Path, layer: Mapping[str, str], app: str
+) -> Sandbox:
+    zips = [make_zip(tmp_path / "layer.zip", layer)]
+    fn = make_zip(tmp_path / "function.zip", {"app.py": app})
+    return prepare(tmp_path / "sandbox", zips, fn, interpreter, PY39, cache=tmp_path / "cache")
+
+
+def test_cached_opt_and_task_are_read_only_for_the_handler(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    app = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    out = {}\n"
+        "    for path in ('/opt/python/new.py', '/opt/python/lib.py', 'app.py', 'x.txt'):\n"
+        "        where = path.replace('/opt', os.environ['LAYERKIT_OPT'])\n"
+        "        try:\n"
+        "            with open(where, 'a') as fh:\n"
+        "                fh.write('x')\n"
+        "            out[path] = 'written'\n"
+        "        except OSError as exc:\n"
+        "            out[path] = type(exc).__name__\n"
+        "    with open(os.path.join(os.environ['TMPDIR'], 'ok'), 'w') as fh:\n"
+        "        fh.write('tmp is writable')\n"
+        "    return out\n"
+    )
+    sandbox = cached_sandbox(tmp_path, interpreter, {"python/lib.py": "X = 1"}, app)
+    result = invoke(sandbox, "app.handler", {}, env={"LAYERKIT_OPT": str(sandbox.opt)})
+    assert result.ok, result.response
+    assert result.response == dict.fromkeys(
+        ("/opt/python/new.py", "/opt/python/lib.py", "app.py", "x.txt"), "PermissionError"
+    )
+    assert (sandbox.opt / "python" / "lib.py").read_text() == "X = 1"  # the cache is clean
+    # a second sandbox of the same zips reuses the cached trees
+    again = prepare(tmp_path / "again", [tmp_path / "layer.zip"], tmp_path / "function.zip",
+                    interpreter, PY39, cache=tmp_path / "cache")  # fmt: skip
+    assert (again.opt, again.task) == (sandbox.opt, sandbox.task)
+
+
+def test_init_over_the_limit_is_lambdas_init_timeout(tmp_path: Path, interpreter: Path) -> None:
+    app = "import time\ntime.sleep(30)\ndef handler(event, context):\n    return 1\n"
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {}, init_limit_s=0.5)
+    assert not result.ok
+    assert result.response["errorType"] == "Sandbox.Timedout"
+    assert result.response["errorMessage"].startswith("INIT phase timed out after 0.50 seconds")
+    assert result.init_ms == 500
+
+
+def test_a_handler_deaf_to_its_timer_is_killed_at_the_timeout(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    app = (
+        "import signal, time\n"
+        "def handler(event, context):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "    time.sleep(30)\n"
+    )
+    sandbox = make_sandbox(tmp_path, interpreter, [], {"app.py": app})
+    result = invoke(sandbox, "app.handler", {}, timeout_s=0.5)
+    assert not result.ok
+    assert result.response["errorType"] == "Sandbox.Timedout"
+    assert result.response["errorMessage"].endswith("Task timed out after 0.50 seconds")
+    assert result.duration_ms == 500
+
+
+def test_the_interpreter_is_looked_up_once_and_again_when_it_is_gone(tmp_path: Path) -> None:
+    from layerkit.runtime.sandbox import remembered_interpreter
+
+    fake = tmp_path / "bin" / "python3.9"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    looked_up: list[Path] = []
+
+    def find(target: Target, cwd: Path | None = None) -> Path:
+        looked_up.append(cwd)
+        return fake
+
+    cache = tmp_path / "cache"
+    assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
+    assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
+    assert looked_up == [tmp_path]
+    fake.unlink()
+    fake.write_text("")  # no longer executable: looked up again
+    assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
+    assert len(looked_up) == 2

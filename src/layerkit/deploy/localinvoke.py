@@ -1,0 +1,256 @@
+"""Invoke on the local stage runs the deployed code: the stored zips in layerkit's sandbox.
+
+moto without Docker answers every ``Invoke`` with a canned success, so a health check against it
+could never fail. The local stage therefore answers ``Invoke`` itself: :func:`intercept_invokes`
+registers a botocore ``before-send`` handler on the local stage's Lambda client, and
+:func:`invoke_deployed` runs the version asked for — its code zip and its layer versions, taken
+from the local stage's content-addressed store by their sha256, in the order the version lists
+them — in :mod:`layerkit.runtime.sandbox` with the target runtime's interpreter and the
+version's Handler, MemorySize, Timeout and environment. The answer has Lambda's shape:
+``FunctionError: Unhandled`` and ``{"errorType", "errorMessage", ...}`` for a handler that
+fails, the REPORT line in the ``Tail`` log. Everything above the client (the deploy's health
+check, rollback, ``invoke`` on a stage) cannot tell it from AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from layerkit.deploy.models import hex_from_b64
+from layerkit.errors import DeployError
+from layerkit.runtime.sandbox import FunctionZip, InvokeResult, invoke_zips
+from layerkit.runtime.target import Target, find_interpreter
+
+#: Lambda returns at most the last 4 KB of the log with ``LogType=Tail``.
+LOG_TAIL_BYTES = 4096
+
+
+class ArtifactStore:
+    """Zips stored once, named by their sha256: ``<root>/<sha256>.zip``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha256: str) -> Path:
+        """Where the zip with this (hex) sha256 is kept."""
+        return self.root / f"{sha256}.zip"
+
+    def has(self, sha256: str) -> bool:
+        """Whether the zip is stored."""
+        return self.path(sha256).is_file()
+
+    def put(self, sha256: str, body: Any) -> Path:
+        """Store ``body`` (bytes or a readable file, rewound afterwards) as ``sha256``.
+
+        Written to a temporary file and renamed, so a killed run never leaves half a zip under
+        a sha256 name; a body whose hash differs is refused.
+        """
+        import hashlib
+
+        target = self.path(sha256)
+        if target.is_file():
+            return target
+        self.root.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, (bytes, bytearray)):
+            data = bytes(body)
+        else:
+            start = body.tell()
+            data = body.read()
+            body.seek(start)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise DeployError(
+                f"the upload to artifacts/{sha256}.zip holds other bytes than its name says; "
+                "only layerkit's content-addressed uploads belong under artifacts/."
+            )
+        tmp = target.with_name(f".{target.name}.{id(data)}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return target
+
+
+@dataclass(frozen=True)
+class DeployedVersion:
+    """What one function version runs, as the local stage stores it."""
+
+    function_name: str
+    version: str
+    handler: str
+    target: Target
+    memory_size: int
+    timeout: int
+    environment: dict[str, str]
+    code: Path
+    layers: tuple[Path, ...]
+
+
+def _stored(store: ArtifactStore, sha_b64: str, what: str) -> Path:
+    sha = hex_from_b64(sha_b64)
+    if not store.has(sha):
+        raise DeployError(
+            f"the local stage has no stored zip for {what} (sha256 {sha[:12]}…, expected at "
+            f"{store.path(sha)}); it was deployed by another tool or the store was deleted. "
+            "Deploy again (`inv deploy --stage=local`)."
+        )
+    return store.path(sha)
+
+
+def deployed_version(
+    lam: Any, store: ArtifactStore, function_name: str, qualifier: str | None
+) -> DeployedVersion:
+    """Read a version's configuration from the local Lambda and find its zips in ``store``."""
+    kwargs = {"Qualifier": qualifier} if qualifier else {}
+    config = lam.get_function_configuration(FunctionName=function_name, **kwargs)
+    version = str(config.get("Version", "$LATEST"))
+    where = f"{function_name}:{version}"
+    layers = []
+    for layer in config.get("Layers") or ():
+        name, number = layer["Arn"].rsplit(":", 1)  # moto 5.2 fails GetLayerVersionByArn
+        found = lam.get_layer_version(LayerName=name, VersionNumber=int(number))
+        layers.append(_stored(store, found["Content"]["CodeSha256"], f"layer {layer['Arn']}"))
+    return DeployedVersion(
+        function_name=function_name,
+        version=version,
+        handler=config["Handler"],
+        target=Target(config["Runtime"], (config.get("Architectures") or ["x86_64"])[0]),
+        memory_size=int(config.get("MemorySize", 128)),
+        timeout=int(config.get("Timeout", 3)),
+        environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+        code=_stored(store, config["CodeSha256"], f"the code of {where}"),
+        layers=tuple(layers),
+    )
+
+
+def invoke_deployed(
+    lam: Any,
+    store: ArtifactStore,
+    function_name: str,
+    qualifier: str | None,
+    event: Any,
+    *,
+    cache: Path,
+    interpreter: Callable[[Target], Path] = find_interpreter,
+    region: str = "us-east-1",
+) -> tuple[DeployedVersion, InvokeResult]:
+    """Run ``function_name`` at ``qualifier`` (alias, version, or None: ``$LATEST``) for real.
+
+    The version's zips come from ``store``; extracted layers are shared, read-only, through
+    ``cache`` (:mod:`layerkit.runtime.layercache`). ``lam`` is a Lambda client of the local stage
+    that does not itself intercept invokes.
+    """
+    deployed = deployed_version(lam, store, function_name, qualifier)
+    env = {**deployed.environment, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    function = FunctionZip(
+        deployed.code, deployed.handler, deployed.target, deployed.memory_size, deployed.timeout
+    )
+    result = invoke_zips(
+        deployed.layers,
+        function,
+        event,
+        interpreter(deployed.target),
+        cache,
+        function_name=function_name,
+        env=env,
+        version=deployed.version,
+    )
+    return deployed, result
+
+
+class _RawBody(BytesIO):
+    def stream(self, **_: Any) -> Any:
+        chunk = self.read()
+        while chunk:
+            yield chunk
+            chunk = self.read()
+
+
+def _invocation_target(url: str) -> tuple[str, str | None]:
+    """(function name, qualifier) of an Invoke request's URL."""
+    parts = urlsplit(url)
+    name = unquote(parts.path.split("/functions/", 1)[1].rsplit("/invocations", 1)[0])
+    qualifier = (parse_qs(parts.query).get("Qualifier") or [None])[0]
+    qualified = name.count(":") == (7 if name.startswith("arn:") else 1)
+    if qualifier is None and qualified:  # "name:version" or a qualified ARN
+        name, qualifier = name.rsplit(":", 1)
+    return name, qualifier
+
+
+def _response(url: str, deployed: DeployedVersion, result: InvokeResult) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    payload = json.dumps(result.response).encode()
+    log = f"{result.logs}{result.report_line()}\n".encode()[-LOG_TAIL_BYTES:]
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(payload)),
+        "X-Amz-Executed-Version": deployed.version,
+        "X-Amz-Log-Result": base64.b64encode(log).decode("ascii"),
+    }
+    if not result.ok:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    return AWSResponse(url, 200, headers, _RawBody(payload))
+
+
+def _error_response(url: str, status: int, code: str, message: str) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+    return AWSResponse(url, status, headers, _RawBody(body))
+
+
+def intercept_invokes(
+    lam: Any,
+    inspector: Any,
+    store: ArtifactStore,
+    cache: Path,
+    interpreter: Callable[[Target], Path] = find_interpreter,
+) -> None:
+    """Make ``lam``'s ``Invoke`` run the deployed code (see :func:`invoke_deployed`).
+
+    ``inspector`` is a second client of the same endpoint, used to read configurations (so a
+    test's handlers on ``lam`` count only the calls the caller made).
+    """
+    region = lam.meta.region_name or "us-east-1"
+
+    def handler(request: Any, **_: Any) -> Any:
+        name, qualifier = _invocation_target(request.url)
+        body = request.body or b"{}"
+        raw = body if isinstance(body, bytes) else body.read()
+        try:
+            event = json.loads(raw or b"{}")
+        except ValueError:
+            return _error_response(
+                request.url, 400, "InvalidRequestContentException", "Could not parse payload"
+            )
+        try:
+            deployed, result = invoke_deployed(
+                inspector,
+                store,
+                name,
+                qualifier,
+                event,
+                cache=cache,
+                interpreter=interpreter,
+                region=region,
+            )
+        except DeployError as exc:
+            return _error_response(request.url, 502, "ResourceNotReadyException", str(exc))
+        except Exception as exc:  # a ClientError from the inspector: pass AWS's answer on
+            response = getattr(exc, "response", None)
+            if not isinstance(response, dict):
+                raise
+            status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 404))
+            error = response.get("Error", {})
+            return _error_response(
+                request.url, status, str(error.get("Code")), str(error.get("Message"))
+            )
+        return _response(request.url, deployed, result)
+
+    lam.meta.events.register("before-send.lambda.Invoke", handler)
