@@ -3,7 +3,7 @@
 Each distribution is installed exactly as locked (``--require-hashes``), without dependencies
 (the partition decided those), for the target platform and interpreter, without bytecode (the
 bytecode step compiles with the target interpreter later) and as real copies, never hard links
-into uv's cache (FACTS.md pitfall 8), so later steps may edit files freely.
+into uv's cache, so later steps may edit files freely.
 """
 
 from __future__ import annotations

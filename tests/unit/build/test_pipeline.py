@@ -1,7 +1,9 @@
-"""The build pipeline with the network cut out: installs are faked, everything else is real."""
+"""The build pipeline with fake tools (no uv, no target interpreter); everything else is real."""
+
+from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,27 +11,24 @@ import pytest
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
 from layerkit.build.manifest import read_manifest
+from layerkit.build.tools import Tools
 from layerkit.errors import BuildLockedError
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.target import Target
+from tests.unit.build.fakes import FakeInstaller, FakePython, fail_on, fake_tools
 
 T = Target("python3.9")
+TOOLS = fake_tools()
 
 
-def fake_install(calls: list[str]) -> Callable[[Sequence[L.LockedPackage], Path, Target], None]:
-    def install(packages: Sequence[L.LockedPackage], dest: Path, target: Target) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        for p in packages:
-            calls.append(p.name)
-            (dest / p.name).mkdir(parents=True, exist_ok=True)
-            (dest / p.name / "__init__.py").write_text("from .core import version\n")
-            (dest / p.name / "core.py").write_text(f"version = {p.version!r}\n")
-            info = dest / f"{p.name}-{p.version}.dist-info"
-            info.mkdir()
-            (info / "METADATA").write_text(f"Name: {p.name}\nVersion: {p.version}\n")
-            (info / "top_level.txt").write_text(f"{p.name}\n")
+def build(project: Project, *args: object, tools: Tools = TOOLS, **kwargs: object) -> B.BuildResult:
+    """B.build with the fake tools."""
+    return B.build(project, *args, tools=tools, **kwargs)  # type: ignore[arg-type]
 
-    return install
+
+def plan(project: Project, target: Target = T, **kwargs: object) -> tuple[B.Planned, ...]:
+    """The planned artifacts, hashed with the fake tools' versions."""
+    return B.plan(project, target, tool_versions=TOOLS.versions(), **kwargs)[0]  # type: ignore[arg-type]
 
 
 def locked(project: Project) -> L.Lock:
@@ -44,55 +43,55 @@ def locked(project: Project) -> L.Lock:
 
 
 @pytest.fixture
-def project(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Project:
+def project(make_project: Callable[..., Path]) -> Project:
     p = load_project(make_project())
     locked(p)
-    monkeypatch.setattr(B, "install_packages", fake_install([]))
     return p
 
 
-def test_second_build_does_nothing(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = B.build(project, functions=False)
+def test_second_build_does_nothing(project: Project) -> None:
+    first = build(project, functions=False)
     assert first.built == ("layers/base.zip", "layers/top.zip")
-    calls: list[str] = []
-    monkeypatch.setattr(B, "install_packages", fake_install(calls))
+    installer, python = FakeInstaller(), FakePython()
     events: list[B.BuildEvent] = []
-    second = B.build(project, functions=False, progress=events.append)
+    second = build(
+        project, functions=False, progress=events.append, tools=fake_tools(installer, python)
+    )
     assert second.built == ()
-    assert calls == []
+    assert installer.calls == []
+    assert (python.compiled, python.probes) == ([], 0)
     assert {e.step for e in events} == {"fresh"}
     assert second.records == first.records
 
 
 def test_changed_layer_rebuilds_it_and_its_dependents_only(
-    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    make_project: Callable[..., Path],
 ) -> None:
     root = make_project({"base": ([], "six\n"), "top": (["base"], "pytz\n"), "solo": ([], "")})
-    monkeypatch.setattr(B, "install_packages", fake_install([]))
     locked(load_project(root))
-    B.build(load_project(root), functions=False)
+    build(load_project(root), functions=False)
     toml = root / "layers" / "base" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
-    assert B.build(load_project(root), functions=False).built == (
+    assert build(load_project(root), functions=False).built == (
         "layers/base.zip",
         "layers/top.zip",
     )
     toml = root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"30 MB"'))
-    assert B.build(load_project(root), functions=False).built == ("layers/top.zip",)
+    assert build(load_project(root), functions=False).built == ("layers/top.zip",)
 
 
 def test_altered_or_missing_zip_is_rebuilt(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     (result.out_dir / "layers" / "top.zip").write_bytes(b"not the zip we built")
     (result.out_dir / "layers" / "base.zip").unlink()
-    states = {p.path: p.state for p in B.plan(project, T, functions=False)[0]}
+    states = {p.path: p.state for p in plan(project, functions=False)}
     assert states == {"layers/base.zip": "missing", "layers/top.zip": "stale"}
-    assert B.build(project, functions=False).built == ("layers/base.zip", "layers/top.zip")
+    assert build(project, functions=False).built == ("layers/base.zip", "layers/top.zip")
 
 
 def test_manifest_records_what_was_built(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     record = read_manifest(result.out_dir)["layers/top.zip"]
     assert record.distributions == {"pytz": "1.0"}
     assert record.layers == ("base",)
@@ -101,24 +100,20 @@ def test_manifest_records_what_was_built(project: Project) -> None:
     assert (result.out_dir / record.path).stat().st_size == record.zipped_bytes
 
 
-def test_interrupted_build_leaves_no_fresh_looking_artifact(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    B.build(project, functions=False)
+def test_interrupted_build_leaves_no_fresh_looking_artifact(project: Project) -> None:
+    build(project, functions=False)
     toml = project.root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"11 MB"'))
     changed = load_project(project.root)
-
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(B, "write_zip", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        B.build(changed, functions=False)
+    # Ctrl-C while the target interpreter compiles top's tree: in the middle of a step
+    python = FakePython(fail=fail_on("layer-top-", KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted while building layer top \(bytecode"):
+        build(changed, functions=False, tools=fake_tools(python=python))
     out = B.output_dir(changed, T)
     assert "layers/top.zip" not in read_manifest(out)  # never fresh-looking
     assert list((out / B.WORK).iterdir()) == []  # staging removed
-    states = {p.path: p.state for p in B.plan(changed, T, functions=False)[0]}
+    assert not list(out.rglob("*.tmp"))
+    states = {p.path: p.state for p in plan(changed, functions=False)}
     assert states["layers/top.zip"] == "stale" or states["layers/top.zip"] == "missing"
     assert states["layers/base.zip"] == "fresh"
 
@@ -138,15 +133,15 @@ def test_second_concurrent_build_is_refused_with_a_message(project: Project) -> 
     try:
         assert holding.wait(10)
         with pytest.raises(BuildLockedError, match=r"another layerkit build is running .*pid \d+"):
-            B.build(project, functions=False)
+            build(project, functions=False)
     finally:
         release.set()
         thread.join()
-    assert B.build(project, functions=False).built  # the lock is free again
+    assert build(project, functions=False).built  # the lock is free again
 
 
 def test_clean_one_layer_then_all(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     removed = B.clean(project, "top")
     assert removed == (result.out_dir / "layers" / "top.zip",)
     assert set(read_manifest(result.out_dir)) == {"layers/base.zip"}
@@ -169,7 +164,7 @@ def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
     toml = project.root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text() + '[slim]\nremove = ["pytz/core.py"]\n')
     with pytest.raises(BuildError, match=r"importing 'pytz' .* failed"):
-        B.build(load_project(project.root), functions=False)
+        build(load_project(project.root), functions=False)
     out = B.output_dir(project, T)
     assert not (out / "layers" / "top.zip").exists()
     assert "layers/top.zip" not in read_manifest(out)
@@ -179,40 +174,40 @@ def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
 def test_one_layer_builds_what_it_requires_and_optionally_what_requires_it(
     project: Project,
 ) -> None:
-    assert B.build(project, layers=["top"], functions=False).built == (
+    assert build(project, layers=["top"], functions=False).built == (
         "layers/base.zip",
         "layers/top.zip",
     )
     B.clean(project)
-    assert B.build(project, layers=["base"], functions=False, dependents=False).built == (
+    assert build(project, layers=["base"], functions=False, dependents=False).built == (
         "layers/base.zip",
     )
-    assert B.build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
+    assert build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
 
 
 def test_function_packages_rebuild_for_their_own_changes_not_a_layers(project: Project) -> None:
-    first = B.build(project)
+    first = build(project)
     assert "functions/fn.zip" in first.built
     toml = project.root / "layers" / "base" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
-    assert B.build(load_project(project.root)).built == ("layers/base.zip", "layers/top.zip")
+    assert build(load_project(project.root)).built == ("layers/base.zip", "layers/top.zip")
     app = project.root / "functions" / "fn" / "app.py"
     app.write_text(app.read_text() + "# changed\n")
-    assert B.build(load_project(project.root)).built == ("functions/fn.zip",)
+    assert build(load_project(project.root)).built == ("functions/fn.zip",)
 
 
 def test_function_importing_an_unattached_layers_module_fails_naming_it(project: Project) -> None:
     from layerkit.errors import CheckError
 
-    B.build(project, functions=False)
+    build(project, functions=False)
     (project.root / "functions" / "fn" / "app.py").write_text("import pytz\nimport nothere\n")
     with pytest.raises(CheckError, match=r"app.py:2: `nothere`"):
-        B.build(load_project(project.root))
+        build(load_project(project.root))
     assert not (B.output_dir(project, T) / "functions" / "fn.zip").exists()
 
 
 def test_clean_waits_for_no_build_of_any_target(project: Project) -> None:
-    B.build(project, functions=False)
+    build(project, functions=False)
     with B.build_lock(project.root / B.DIST), pytest.raises(BuildLockedError):
         B.clean(project)
     assert (B.output_dir(project, T) / "layers" / "base.zip").exists()
@@ -222,14 +217,14 @@ def test_an_unknown_target_is_refused_before_any_work(project: Project) -> None:
     from layerkit.errors import SpecError
 
     with pytest.raises(SpecError, match=r"no layer is built for python3.13-x86_64"):
-        B.build(project, Target("python3.13"))
+        build(project, Target("python3.13"))
 
 
 def test_a_manifest_from_another_version_counts_as_nothing_built(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     path = result.out_dir / "manifest.json"
     path.write_text(path.read_text().replace('"input_hash"', '"input_digest"'))
-    assert {p.state for p in B.plan(project, T, functions=False)[0]} == {"missing"}
+    assert {p.state for p in plan(project, functions=False)} == {"missing"}
 
 
 def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
@@ -237,7 +232,7 @@ def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
     (out / B.WORK / "layer-base-x").mkdir(parents=True)
     (out / "layers").mkdir(parents=True, exist_ok=True)
     (out / "layers" / ".base.zip.123.tmp").write_bytes(b"half")
-    B.build(project, functions=False)
+    build(project, functions=False)
     assert list((out / B.WORK).iterdir()) == []
     assert not (out / "layers" / ".base.zip.123.tmp").exists()
 
@@ -254,4 +249,4 @@ def test_a_function_on_a_runtime_its_layer_is_not_built_for(
         SpecError,
         match=r"Fn runs on python3.12-x86_64 and attaches base, but layers/base/layer.toml does not build it",
     ):
-        B.plan(project, Target("python3.12"))
+        plan(project, Target("python3.12"))
