@@ -10,7 +10,8 @@ import pytest
 
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
-from layerkit.build.manifest import read_manifest
+from layerkit.build.manifest import read_manifest, step_timings
+from layerkit.build.runner import EventKind
 from layerkit.build.tools import Tools
 from layerkit.errors import BuildLockedError
 from layerkit.project.spec import Project, load_project
@@ -250,3 +251,101 @@ def test_a_function_on_a_runtime_its_layer_is_not_built_for(
         match=r"Fn runs on python3.12-x86_64 and attaches base, but layers/base/layer.toml does not build it",
     ):
         plan(project, Target("python3.12"))
+
+
+def test_leftovers_of_any_target_are_swept_under_the_build_lock(project: Project) -> None:
+    base = project.root / B.DIST
+    other = base / "python3.12-x86_64"
+    (other / B.WORK / "layer-base-x" / "tree").mkdir(parents=True)
+    (other / ".manifest.json.4242.tmp").write_text("{")
+    (base / ".manifest.json.4243.tmp").write_text("{")
+    (other / "layers").mkdir()
+    (other / "layers" / ".base.zip.4242.tmp").write_bytes(b"half")
+    build(project, functions=False)
+    assert not (other / B.WORK).exists()
+    assert not list(base.rglob("*.tmp"))
+    assert B.sweep(base) == (base / B.WORK,)  # only the (empty) staging root of the last build
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["", "{", "null", "[]", '{"artifacts": {"layers/base.zip": {"kind": "layer"}}}'],
+    ids=["empty", "truncated", "null", "a list", "no name"],
+)
+def test_a_build_over_a_damaged_manifest_rebuilds_and_rewrites_it(
+    project: Project, damage: str
+) -> None:
+    first = build(project, functions=False)
+    (first.out_dir / "manifest.json").write_text(damage)
+    assert {p.state for p in plan(project, functions=False)} == {B.ArtifactState.MISSING}
+    again = build(project, functions=False)
+    assert again.built == ("layers/base.zip", "layers/top.zip")
+    assert read_manifest(again.out_dir) == again.records
+    assert {r.sha256 for r in again.records.values()} == {r.sha256 for r in first.records.values()}
+
+
+def test_each_step_is_timed_and_reported_in_order(project: Project) -> None:
+    events: list[B.BuildEvent] = []
+    result = build(
+        project, layers=["base"], dependents=False, functions=False, progress=events.append
+    )
+    record = read_manifest(result.out_dir)["layers/base.zip"]
+    steps = ["install", "slim", "bytecode", "import-check", "zip"]
+    assert [step for step, _ in record.timings] == steps
+    assert all(seconds >= 0 for _, seconds in record.timings)
+    assert list(step_timings(read_manifest(result.out_dir))["layers/base.zip"]) == steps
+    kinds = [(e.kind, e.step, e.done, e.total) for e in events if e.artifact == "layer base"]
+    assert kinds[0] == (EventKind.QUEUED, "queued", 0, 5)
+    assert kinds[1:-1] == [
+        (kind, step, i + (kind == EventKind.FINISHED), 5)
+        for i, step in enumerate(steps)
+        for kind in (EventKind.STARTED, EventKind.FINISHED)
+    ]
+    assert kinds[-1] == (EventKind.BUILT, "done", 5, 5)
+    assert events[-1].elapsed == record.build_seconds
+
+
+def test_layers_that_do_not_require_each_other_build_at_the_same_time(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project({"base": ([], "six\n"), "top": ([], "pytz\n")})
+    project = load_project(root)
+    locked(project)
+    both_installing = threading.Barrier(2, timeout=20)  # broken if the installs are serial
+
+    def meet(name: str) -> None:
+        both_installing.wait()
+
+    result = build(project, functions=False, jobs=2, tools=fake_tools(FakeInstaller(fail=meet)))
+    assert result.built == ("layers/base.zip", "layers/top.zip")
+
+
+def test_a_layer_starts_only_when_the_layers_it_requires_are_built(project: Project) -> None:
+    out = B.output_dir(project, T)
+    seen: dict[str, bool] = {}
+
+    def note(name: str) -> None:
+        seen[name] = "layers/base.zip" in read_manifest(out)
+
+    build(project, functions=False, jobs=4, tools=fake_tools(FakeInstaller(fail=note)))
+    assert seen == {"six": False, "pytz": True}
+
+
+def test_a_failing_layer_stops_the_others_and_keeps_what_finished(
+    make_project: Callable[..., Path],
+) -> None:
+    from layerkit.errors import InstallError
+
+    root = make_project({"base": ([], "six\n"), "top": (["base"], "pytz\n"), "solo": ([], "")})
+    project = load_project(root)
+    locked(project)
+    installer = FakeInstaller(fail=fail_on("six", InstallError("six: no such wheel")))
+    with pytest.raises(InstallError, match="six: no such wheel"):
+        build(project, functions=False, jobs=2, tools=fake_tools(installer))
+    out = B.output_dir(project, T)
+    kept = set(read_manifest(out))
+    assert kept <= {"layers/solo.zip"}  # top never started; solo, beside base, may have finished
+    assert "pytz" not in installer.calls
+    assert list((out / B.WORK).iterdir()) == []
+    again = build(project, functions=False)
+    assert set(again.built) == {"layers/base.zip", "layers/top.zip", "layers/solo.zip"} - kept

@@ -232,3 +232,60 @@ def test_strip_refusal_leaves_the_file_and_says_so(tmp_path: Path) -> None:
 def test_scan_is_sorted_and_relative(tmp_path: Path) -> None:
     make_tree(tmp_path, {"b/x.py": "1", "a.py": "22"})
     assert Tree.scan(tmp_path).files == {"a.py": 2, "b/x.py": 1}
+
+
+FONT_TREE: dict[str, str | bytes] = {
+    "fontTools/__init__.py": "version = '4.55.0'\n",
+    "fontTools/ttx.py": "def main(): pass\n",
+    "share/man/man1/ttx.1": ".TH TTX 1\n",
+    "include/site/python3.9/fonttools/fonts.h": "int x;\n",
+    "etc/fonttools/defaults.json": "{}\n",
+    "etc/fonttools/LICENSE": "MIT\n",
+    "google/protobuf/message.py": "X = 1\n",  # a namespace package: code, not data
+    "fonttools-4.55.0.dist-info/METADATA": "Name: fonttools\n",
+    "fonttools-4.55.0.dist-info/top_level.txt": "fontTools\n",
+    "fonttools-4.55.0.dist-info/RECORD": (
+        "fontTools/__init__.py,sha256=x,1\nfontTools/ttx.py,sha256=x,1\n"
+        "share/man/man1/ttx.1,sha256=x,1\ninclude/site/python3.9/fonttools/fonts.h,sha256=x,1\n"
+        "etc/fonttools/defaults.json,sha256=x,1\netc/fonttools/LICENSE,sha256=x,1\n"
+        "../../bin/ttx,sha256=x,1\nfonttools-4.55.0.dist-info/RECORD,,\n"
+    ),
+    "protobuf-5.0.dist-info/RECORD": "google/protobuf/message.py,,\n",
+}
+
+
+def test_wheel_data_is_planned_out_but_code_and_namespace_packages_stay(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "python", FONT_TREE)
+    installed = slim.Installed.read(root)
+    assert installed.top_levels == {"fontTools"}
+    assert installed.recorded_dirs == {
+        "fontTools", "share", "include", "etc", "fonttools-4.55.0.dist-info", "google",
+    }  # fmt: skip
+    planned = slim.plan_wheel_data(Tree.scan(root), installed)
+    assert sorted(planned) == [
+        "etc/fonttools/LICENSE",
+        "etc/fonttools/defaults.json",
+        "include/site/python3.9/fonttools/fonts.h",
+        "share/man/man1/ttx.1",
+    ]
+
+
+def test_slim_removes_wheel_data_unless_a_keep_pattern_asks_for_it(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "python", FONT_TREE)
+    result = slim_tree(root, SlimConfig(keep=("share/man/*",), strip=False), PY39)
+    passes = {p.name: p for p in result.passes}
+    assert passes["wheel-data"].removed_files == 2  # the header and defaults.json
+    assert (root / "share/man/man1/ttx.1").is_file()  # kept: a keep pattern asked for it
+    assert (root / "etc/fonttools/LICENSE").is_file()  # licences are never removed
+    assert not (root / "include").exists()
+    assert not (root / "etc/fonttools/defaults.json").exists()
+    assert (root / "google/protobuf/message.py").is_file()
+    assert [p.name for p in result.passes][:3] == ["uv-lock", "bin", "wheel-data"]
+
+
+def test_wheel_data_never_counts_as_a_top_level_module(tmp_path: Path) -> None:
+    from layerkit.build.bytecode import top_level_modules
+
+    root = make_tree(tmp_path / "python", FONT_TREE)
+    (root / "fonttools-4.55.0.dist-info/top_level.txt").unlink()  # names come from RECORD
+    assert top_level_modules(root) == ("fontTools", "google")
