@@ -15,13 +15,16 @@ rewritten after each artifact, never describing a zip that is being replaced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerkit.build.cache import ArtifactCache, fetch_checked
 from layerkit.build.lock import Partition
 from layerkit.build.manifest import (
     MANIFEST,
@@ -170,6 +173,7 @@ def build(
     progress: Progress = no_progress,
     tools: Tools | None = None,
     jobs: int | None = None,
+    cache: ArtifactCache | None = None,
 ) -> BuildResult:
     """Build what is not fresh: every layer (or ``layers``) and every function.
 
@@ -177,7 +181,8 @@ def build(
     layer is checked on top of them), and with ``dependents`` the layers that require them too.
     ``tools`` are the installer, target interpreter and strip (the real ones by default);
     ``jobs`` artifacts build at once (default: one per core). ``progress`` gets every
-    :class:`BuildEvent`, one at a time, from the thread building the artifact.
+    :class:`BuildEvent`, one at a time, from the thread building the artifact. A ``cache`` is
+    asked for each artifact before it is built (except with ``force``) and gets each one built.
     """
     target = target or project.deploy_target
     if layers is not None:
@@ -211,7 +216,7 @@ def build(
             job = Job(
                 item, project, target, lock, part, out, _stage(out, item), tools, dict(records)
             )
-            return lambda: _run_in_stage(job, tracker, cancel)
+            return lambda: _run_in_stage(job, tracker, cancel, cache, fetch=not force)
 
         def finish(path: str, record: ArtifactRecord) -> None:
             item = by_path[path]
@@ -252,12 +257,42 @@ def _stage(out: Path, item: Planned) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{item.kind}-{item.name}-", dir=work_root))
 
 
-def _run_in_stage(job: Job, tracker: Tracker, cancel: threading.Event) -> ArtifactRecord:
-    """Run the job's steps; its staging folder is removed however they end."""
+def _run_in_stage(
+    job: Job,
+    tracker: Tracker,
+    cancel: threading.Event,
+    cache: ArtifactCache | None = None,
+    *,
+    fetch: bool = True,
+) -> ArtifactRecord:
+    """Fetch the artifact from ``cache`` or run its steps (then publish it to ``cache``).
+
+    The job's staging folder is removed however this ends.
+    """
     try:
-        return run_job(job, steps_for(job.planned.kind), tracker, cancel)
+        if cache is not None and fetch:
+            record = _from_cache(job, tracker, cache)
+            if record is not None:
+                return record
+        record = run_job(job, steps_for(job.planned.kind), tracker, cancel)
+        if cache is not None:
+            cache.publish(record, job.out / record.path)
+        return record
     finally:
         shutil.rmtree(job.stage, ignore_errors=True)
+
+
+def _from_cache(job: Job, tracker: Tracker, cache: ArtifactCache) -> ArtifactRecord | None:
+    """The artifact from the build cache, with its fetch as its only timed step; or None."""
+    label, started = job.planned.label, time.monotonic()
+    tracker.emit(BuildEvent(label, "cache", "look in the build cache", EventKind.STARTED, 0, 1))
+    record = fetch_checked(cache, job.planned, job.target.key, job.out / job.planned.path)
+    seconds = time.monotonic() - started
+    detail = "fetched from the build cache" if record else "not in the build cache"
+    tracker.emit(BuildEvent(label, "cache", detail, EventKind.FINISHED, 1, 1, seconds, seconds))
+    if record is None:
+        return None
+    return dataclasses.replace(record, timings=(("cache", round(seconds, 3)),))
 
 
 def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Project) -> None:

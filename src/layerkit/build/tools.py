@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 import threading
 import zlib
@@ -138,6 +139,11 @@ def byte_shaping_versions(stripper: Stripper) -> dict[str, str]:
 
 class UvInstaller:
     """Installs with ``uv pip install --target`` (see :mod:`layerkit.build.install`)."""
+
+    def __init__(self) -> None:
+        # Finding uv reads sysconfig, whose first use is not thread-safe (another thread may
+        # see it half-initialised, EXE = None); builds install from several threads at once.
+        sysconfig.get_config_vars()
 
     def install(self, packages: Sequence[LockedPackage], dest: Path, target: Target) -> None:
         """Install exactly ``packages`` into ``dest`` for ``target``."""

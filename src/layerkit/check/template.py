@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import importlib.resources
+import importlib.util
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,7 +64,13 @@ def _date(text: Any) -> date | None:
 def lifecycle_table() -> Mapping[str, Mapping[str, Any]]:
     """cfn-lint's runtime lifecycle data: runtime -> deprecated/create-block/update-block dates."""
     package, name = LIFECYCLE_DATA
-    text = importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    # Found on disk without importing cfnlint: its __init__ loads all of cfn-lint (seconds).
+    top, *inner = package.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{top} is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*inner)
+    text = (folder / name).read_text(encoding="utf-8")
     data: Mapping[str, Mapping[str, Any]] = json.loads(text)
     return data
 

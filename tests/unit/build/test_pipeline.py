@@ -10,7 +10,7 @@ import pytest
 
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
-from layerkit.build.manifest import read_manifest, step_timings
+from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
 from layerkit.build.runner import EventKind
 from layerkit.build.tools import Tools
 from layerkit.errors import BuildLockedError
@@ -349,3 +349,47 @@ def test_a_failing_layer_stops_the_others_and_keeps_what_finished(
     assert list((out / B.WORK).iterdir()) == []
     again = build(project, functions=False)
     assert set(again.built) == {"layers/base.zip", "layers/top.zip", "layers/solo.zip"} - kept
+
+
+class DictCache:
+    """A build cache in memory: input hash -> (record, zip bytes)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[ArtifactRecord, bytes]] = {}
+
+    def fetch(self, planned: B.Planned, target: str, dest: Path) -> ArtifactRecord | None:
+        if planned.input_hash not in self.items:
+            return None
+        record, data = self.items[planned.input_hash]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        return record
+
+    def publish(self, record: ArtifactRecord, zip_path: Path) -> None:
+        self.items[record.input_hash] = (record, zip_path.read_bytes())
+
+
+def test_a_build_cache_is_asked_first_and_gets_what_was_built(project: Project) -> None:
+    cache = DictCache()
+    first = build(project, cache=cache)
+    assert len(cache.items) == 3  # two layers and the function
+    B.clean(project)
+    never = FakeInstaller(fail=fail_on("", AssertionError("installed although cached")))
+    again = build(project, cache=cache, tools=fake_tools(never))
+    assert set(again.built) == set(first.records)
+    for path, record in again.records.items():
+        assert record.sha256 == first.records[path].sha256
+        assert [step for step, _ in record.timings] == ["cache"]
+    assert {p.state for p in plan(project)} == {B.ArtifactState.FRESH}
+
+
+def test_a_cached_zip_that_is_not_the_one_recorded_is_rebuilt(project: Project) -> None:
+    cache = DictCache()
+    build(project, functions=False, cache=cache)
+    B.clean(project)
+    for digest, (record, data) in list(cache.items.items()):
+        cache.items[digest] = (record, data[:-1] + b"!")  # same size, other bytes
+    installer = FakeInstaller()
+    again = build(project, functions=False, cache=cache, tools=fake_tools(installer))
+    assert installer.calls == ["six", "pytz"]
+    assert all(step != "cache" for r in again.records.values() for step, _ in r.timings)
