@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerkit.build.cache import ArtifactCache, fetch_checked
@@ -162,6 +162,73 @@ def _needs(project: Project, todo: Sequence[Planned]) -> dict[str, frozenset[str
     return needs
 
 
+@dataclass
+class _Run:
+    """One build in progress: what it shares and what it has recorded so far.
+
+    :meth:`start` and :meth:`finish` run in the calling thread, so only that thread ever writes
+    the manifest; what :meth:`start` returns runs in a worker thread.
+    """
+
+    project: Project
+    target: Target
+    plan: Plan
+    tools: Tools
+    tracker: Tracker
+    cache: ArtifactCache | None
+    force: bool
+    records: dict[str, ArtifactRecord]
+    built: list[str] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def out(self) -> Path:
+        """The output folder."""
+        return output_dir(self.project, self.target)
+
+    def todo(self) -> dict[str, Planned]:
+        """What to build, by path, in plan order; tells progress about the rest."""
+        todo = {}
+        for item in self.plan.artifacts:
+            if self.force or item.state != ArtifactState.FRESH:
+                steps = len(steps_for(item.kind))
+                self.tracker.emit(BuildEvent(item.label, "queued", "", EventKind.QUEUED, 0, steps))
+                todo[item.path] = item
+            else:
+                self.tracker.emit(BuildEvent(item.label, "fresh", "up to date", EventKind.FRESH))
+        return todo
+
+    def start(self, item: Planned) -> Callable[[], ArtifactRecord]:
+        """Forget the artifact's old record and stage its job."""
+        self.records.pop(item.path, None)  # never describe a zip that is being replaced
+        write_manifest(self.out, self.target.key, self.records)
+        _, lock, part = self.plan
+        stage = _stage(self.out, item)
+        records = dict(self.records)
+        job = Job(item, self.project, self.target, lock, part, self.out, stage, self.tools, records)
+        fetch = not self.force
+        return lambda: _run_in_stage(job, self.tracker, self.cancel, self.cache, fetch=fetch)
+
+    def finish(self, item: Planned, record: ArtifactRecord) -> None:
+        """Record a built artifact in the manifest."""
+        self.records[item.path] = record
+        write_manifest(self.out, self.target.key, self.records)
+        self.built.append(item.path)
+        size = f"{mb(record.unzipped_bytes)} MB unzipped, {mb(record.zipped_bytes)} MB zipped"
+        steps = len(record.timings)
+        self.tracker.emit(
+            BuildEvent(
+                item.label,
+                "done",
+                f"{size}, {record.build_seconds:.1f}s",
+                EventKind.BUILT,
+                steps,
+                steps,
+                record.build_seconds,
+            )
+        )
+
+
 def build(
     project: Project,
     target: Target | None = None,
@@ -183,71 +250,40 @@ def build(
     ``jobs`` artifacts build at once (default: one per core). ``progress`` gets every
     :class:`BuildEvent`, one at a time, from the thread building the artifact. A ``cache`` is
     asked for each artifact before it is built (except with ``force``) and gets each one built.
+    A Ctrl-C is a :class:`BuildInterrupted` saying what was being built.
     """
     target = target or project.deploy_target
     if layers is not None:
         layers = _wanted_layers(project, target, layers, dependents)
     check_target(project, target)
     tools = tools or real_tools(target, project.root)
-    out = output_dir(project, target)
     tracker = Tracker(progress)
     with build_lock(project.root / DIST):
         sweep(project.root / DIST)
-        planned, lock, part = plan(
+        planned = plan(
             project, target, layers=layers, functions=functions, tool_versions=tools.versions()
         )
-        records = read_manifest_or_nothing(out)
-        todo = [p for p in planned if force or p.state != ArtifactState.FRESH]
-        for item in planned:
-            if item not in todo:
-                tracker.emit(BuildEvent(item.label, "fresh", "up to date", EventKind.FRESH))
-        for item in todo:
-            steps = len(steps_for(item.kind))
-            tracker.emit(BuildEvent(item.label, "queued", "", EventKind.QUEUED, 0, steps))
-        built: list[str] = []
-        cancel = threading.Event()
-
-        by_path = {p.path: p for p in todo}
-
-        def start(path: str) -> Callable[[], ArtifactRecord]:
-            item = by_path[path]
-            records.pop(item.path, None)  # never describe a zip that is being replaced
-            write_manifest(out, target.key, records)
-            job = Job(
-                item, project, target, lock, part, out, _stage(out, item), tools, dict(records)
-            )
-            return lambda: _run_in_stage(job, tracker, cancel, cache, fetch=not force)
-
-        def finish(path: str, record: ArtifactRecord) -> None:
-            item = by_path[path]
-            records[item.path] = record
-            write_manifest(out, target.key, records)
-            built.append(item.path)
-            tracker.emit(
-                BuildEvent(
-                    item.label,
-                    "done",
-                    f"{mb(record.unzipped_bytes)} MB unzipped, "
-                    f"{mb(record.zipped_bytes)} MB zipped, {record.build_seconds:.1f}s",
-                    EventKind.BUILT,
-                    len(record.timings),
-                    len(record.timings),
-                    record.build_seconds,
-                )
-            )
-
+        out = output_dir(project, target)
+        run = _Run(
+            project, target, planned, tools, tracker, cache, force, read_manifest_or_nothing(out)
+        )
+        todo = run.todo()
         try:
             run_jobs(
-                list(by_path), _needs(project, todo), start, finish, cancel, jobs or default_jobs()
+                list(todo),
+                _needs(project, list(todo.values())),
+                lambda path: run.start(todo[path]),
+                lambda path, record: run.finish(todo[path], record),
+                run.cancel,
+                jobs or default_jobs(),
             )
         except KeyboardInterrupt as exc:
-            if isinstance(exc, BuildInterrupted):
-                raise
-            raise tracker.interrupted() from None
-        _drop_unknown(out, records, project)
-        write_manifest(out, target.key, records)
-    order = [p.path for p in planned]
-    return BuildResult(out, target, tuple(sorted(built, key=order.index)), records, part)
+            raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
+        _drop_unknown(out, run.records, project)
+        write_manifest(out, target.key, run.records)
+    order = [p.path for p in planned.artifacts]
+    built = tuple(sorted(run.built, key=order.index))
+    return BuildResult(out, target, built, run.records, planned.partition)
 
 
 def _stage(out: Path, item: Planned) -> Path:
