@@ -209,9 +209,9 @@ class ImportCheck:
     PURPOSE: ClassVar[str] = "import every top-level module with only the required layers beside"
 
     def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
-        """Import the modules (the bytecode step already did in ``imported`` mode)."""
-        modules = so_far["modules"]
-        if so_far["bytecode"]["mode"] == "imported":
+        """Import the modules, unless the bytecode step just did (``imported`` mode)."""
+        modules, compiled = so_far["modules"], so_far["bytecode"]
+        if compiled["mode"] == "imported" and compiled["compiled_files"]:  # it probed them
             return StepOutcome(f"{len(modules)} top-level modules import (bytecode step's probe)")
         imported_files(job.site, job.tools.python, modules, search_path=job.search_path)
         return StepOutcome(f"{len(modules)} top-level modules import")

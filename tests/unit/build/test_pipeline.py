@@ -393,3 +393,15 @@ def test_a_cached_zip_that_is_not_the_one_recorded_is_rebuilt(project: Project) 
     again = build(project, functions=False, cache=cache, tools=fake_tools(installer))
     assert installer.calls == ["six", "pytz"]
     assert all(step != "cache" for r in again.records.values() for step, _ in r.timings)
+
+
+def test_each_layer_is_import_checked_once(project: Project) -> None:
+    toml = project.root / "layers" / "base" / "layer.toml"
+    toml.write_text('bytecode = "imported"\n' + toml.read_text())
+    python = FakePython()
+    result = build(load_project(project.root), functions=False, tools=fake_tools(python=python))
+    modes = {p: r.bytecode["mode"] for p, r in result.records.items()}
+    assert modes == {"layers/base.zip": "imported", "layers/top.zip": "all"}
+    # base: the bytecode step's probe is its import check; top: the import-check step's probe
+    assert python.probes == 2
+    assert result.records["layers/base.zip"].bytecode["compiled_files"] == 2
