@@ -30,6 +30,7 @@ from layerkit.build.manifest import (
     MANIFEST,
     ArtifactKind,
     ArtifactRecord,
+    DamagedManifestError,
     artifact_path,
     read_manifest,
     read_manifest_or_nothing,
@@ -385,9 +386,12 @@ def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
         if not out.exists():
             continue
         with build_lock(base):
-            records = dict(read_manifest(out))
-            path = artifact_path("layer", layer)
-            if records.pop(path, None) is not None:
+            path = artifact_path(ArtifactKind.LAYER, layer)
+            try:
+                records: dict[str, ArtifactRecord] | None = read_manifest(out)
+            except DamagedManifestError:
+                records = None  # the next build rewrites it; the zip still goes
+            if records is not None and records.pop(path, None) is not None:
                 write_manifest(out, target.key, records)
             if (out / path).exists():
                 (out / path).unlink()

@@ -44,10 +44,12 @@ class EventKind(str, Enum):
 class BuildEvent:
     """A progress event of one artifact.
 
-    ``step`` is the step's NAME (``install``, ``slim``, ...), or ``fresh`` / ``queued`` /
-    ``done`` for the artifact as a whole. ``done`` of ``total`` steps are finished; ``elapsed``
-    is the seconds since the artifact's build started (for a FINISHED event ``seconds`` is the
-    step's own time).
+    ``step`` is the step's NAME (``install``, ``slim``, ``bytecode``, ``import-check``,
+    ``zip``; ``copy``, ``imports`` for a function; ``cache`` when a build cache is asked), or
+    ``fresh`` / ``queued`` / ``done`` for the artifact as a whole. ``done`` of ``total`` steps
+    are finished. ``elapsed`` is the seconds since the artifact's build started (for BUILT: the
+    seconds its steps took); ``seconds`` is a FINISHED step's own time. Events of different
+    artifacts interleave when they build side by side.
     """
 
     artifact: str  # "layer core-data-science" / "function predictions"

@@ -405,3 +405,10 @@ def test_each_layer_is_import_checked_once(project: Project) -> None:
     # base: the bytecode step's probe is its import check; top: the import-check step's probe
     assert python.probes == 2
     assert result.records["layers/base.zip"].bytecode["compiled_files"] == 2
+
+
+def test_cleaning_a_layer_works_over_a_damaged_manifest(project: Project) -> None:
+    result = build(project, functions=False)
+    (result.out_dir / "manifest.json").write_text("null")
+    assert B.clean(project, "top") == (result.out_dir / "layers" / "top.zip",)
+    assert (result.out_dir / "manifest.json").read_text() == "null"  # the next build rewrites it
