@@ -23,10 +23,11 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from layerkit.build.tools import Stripper, SystemStrip
+from layerkit.build.tools import Stripper, SystemStrip, default_workers
 from layerkit.errors import BuildError, SpecError
 from layerkit.project.spec import SlimConfig
 from layerkit.runtime.target import Target
@@ -375,6 +376,27 @@ def _examples(paths: Sequence[str], count: int = 3) -> tuple[str, ...]:
     return tuple(sorted(seen.values(), key=lambda p: (len(p), p))[:count])
 
 
+def _strip_copy(tool: Stripper, full: Path, size: int) -> int | None:
+    """Strip a copy of ``full`` and rename it over ``full`` when smaller; return the new size.
+
+    0 when the tool refused the file, None when stripping saved nothing (``full`` untouched).
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        shutil.copy2(full, tmp)
+        if not tool.strip(tmp):
+            return 0
+        new_size = tmp.stat().st_size
+        if new_size >= size:
+            return None
+        os.replace(tmp, full)
+        return new_size
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def strip_pass(
     root: Path, tree: Tree, keep: Sequence[str], *, stripper: Stripper | None = None
 ) -> tuple[PassResult, Tree]:
@@ -382,40 +404,34 @@ def strip_pass(
 
     ``--strip-unneeded`` keeps the dynamic symbol table an extension module is loaded through
     (``PyInit_*``) and drops the static symbol table and debug sections. Each file is copied,
-    the copy stripped and renamed over the original (files may be hard links into uv's cache).
-    A missing ``strip`` or a file it refuses is skipped and named in the pass's note.
+    the copy stripped and renamed over the original (files may be hard links into uv's cache);
+    one strip runs per core at a time, each on its own file. A missing ``strip`` or a file it
+    refuses is skipped and named in the pass's note.
     """
     tool = stripper or SystemStrip()
     if tool.version() is None:
         return PassResult("strip", 0, 0, (), note="skipped: `strip` (binutils) not found"), tree
-    saved, done, refused = 0, [], []
-    sizes = dict(tree.files)
+    candidates = []
     for path in plan_strip(tree):
         full = root / path
         if is_protected(path, keep) or full.is_symlink():
             continue
         with full.open("rb") as handle:
-            if handle.read(4) != _ELF_MAGIC:
-                continue
-        fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            shutil.copy2(full, tmp)
-            stripped = tool.strip(tmp)
-            new_size = tmp.stat().st_size
-            if not stripped or new_size >= sizes[path]:
-                if not stripped:
-                    refused.append(path)
-                tmp.unlink()
-                continue
-            os.replace(tmp, full)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        saved += sizes[path] - new_size
-        sizes[path] = new_size
-        done.append(path)
+            if handle.read(4) == _ELF_MAGIC:
+                candidates.append(path)
+    with ThreadPoolExecutor(default_workers()) as pool:
+        sizes_after = list(
+            pool.map(lambda p: _strip_copy(tool, root / p, tree.files[p]), candidates)
+        )
+    saved, done, refused = 0, [], []
+    sizes = dict(tree.files)
+    for path, new_size in zip(candidates, sizes_after, strict=True):
+        if new_size == 0:
+            refused.append(path)
+        elif new_size is not None:
+            saved += sizes[path] - new_size
+            sizes[path] = new_size
+            done.append(path)
     note = tool.description
     if refused:
         note += (
