@@ -11,6 +11,7 @@ import pytest
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
 from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
+from layerkit.build.plan import state_of
 from layerkit.build.runner import EventKind
 from layerkit.build.tools import Tools
 from layerkit.errors import BuildLockedError
@@ -412,3 +413,31 @@ def test_cleaning_a_layer_works_over_a_damaged_manifest(project: Project) -> Non
     (result.out_dir / "manifest.json").write_text("null")
     assert B.clean(project, "top") == (result.out_dir / "layers" / "top.zip",)
     assert (result.out_dir / "manifest.json").read_text() == "null"  # the next build rewrites it
+
+
+def test_an_interrupt_beside_another_build_keeps_only_whole_artifacts(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project({"base": ([], "six\n"), "top": ([], "pytz\n")})
+    project = load_project(root)
+    locked(project)
+    both = threading.Barrier(2, timeout=20)
+
+    def ctrl_c_in_top(name: str) -> None:
+        both.wait()  # base is installing too
+        if name == "pytz":
+            raise KeyboardInterrupt
+
+    tools = fake_tools(FakeInstaller(fail=ctrl_c_in_top))
+    with pytest.raises(
+        B.BuildInterrupted, match=r"interrupted while building .*layer top \(install, step 1/5\)"
+    ):
+        build(project, functions=False, jobs=2, tools=tools)
+    out = B.output_dir(project, T)
+    kept = read_manifest(out)
+    assert set(kept) <= {"layers/base.zip"}  # base stopped at its next step, or finished whole
+    assert sorted(p.name for p in (out / "layers").glob("*")) == [
+        Path(path).name for path in sorted(kept)
+    ]
+    assert all(state_of(out, r, r.input_hash) == B.ArtifactState.FRESH for r in kept.values())
+    assert list((out / B.WORK).iterdir()) == []
