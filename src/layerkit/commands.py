@@ -23,6 +23,7 @@ from layerkit.build.manifest import ArtifactRecord, read_manifest
 from layerkit.build.pipeline import (
     BuildEvent,
     BuildResult,
+    EventKind,
     Progress,
     check_target,
     output_dir,
@@ -91,8 +92,16 @@ def format_event(event: BuildEvent) -> str:
 
 
 def text_feedback(write: Callable[[str], None]) -> Feedback:
-    """Feedback that writes every event and note as a line through ``write``."""
-    return Feedback(progress=lambda event: write(format_event(event)), note=write)
+    """Feedback that writes every event and note as a line through ``write``.
+
+    A step's start (and an artifact being queued) is not a line: the step's end says what it did.
+    """
+
+    def progress(event: BuildEvent) -> None:
+        if event.kind not in (EventKind.STARTED, EventKind.QUEUED):
+            write(format_event(event))
+
+    return Feedback(progress=progress, note=write)
 
 
 class _Output:
