@@ -87,8 +87,12 @@ QUIET = Feedback()
 
 
 def format_event(event: BuildEvent) -> str:
-    """One progress event as a line of text: ``[layer core-data-science] slim: -12.3 MB``."""
-    return f"[{event.artifact}] {event.step}: {event.detail}"
+    """One progress event as a line of text: ``[layer core-data-science] slim: -12.3 MB``.
+
+    A built artifact's line ends with the seconds its steps took.
+    """
+    took = f" ({event.elapsed:.1f}s)" if event.kind == EventKind.BUILT else ""
+    return f"[{event.artifact}] {event.step}: {event.detail}{took}"
 
 
 def text_feedback(write: Callable[[str], None]) -> Feedback:

@@ -227,7 +227,7 @@ class _Run:
             BuildEvent(
                 item.label,
                 "done",
-                f"{size}, {record.build_seconds:.1f}s",
+                size,  # the seconds are the event's elapsed
                 EventKind.BUILT,
                 steps,
                 steps,
