@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from layerkit import training
+import model_training as training
 from layerkit.build import pipeline as B
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.sandbox import InvokeResult, invoke, prepare
