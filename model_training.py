@@ -13,6 +13,7 @@ in the function (``functions/predictions/scripts/train.py``, not shipped) and wr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -280,4 +281,10 @@ def build_with_model(
             if progress is not None:
                 progress(BuildEvent("model predictions", "train", f"{target.key} -> {folder}"))
             train_for_target(project, target, layers.out_dir)
-    return build(project, target, **options)
+    # then only the functions (``layers=[]``): the layers are built, even with ``force``
+    functions = build(project, target, layers=[], **options)
+    return dataclasses.replace(
+        functions,
+        built=layers.built + functions.built,
+        cached=layers.cached + functions.cached,
+    )

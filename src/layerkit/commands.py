@@ -23,6 +23,7 @@ from layerkit.build.manifest import ArtifactRecord, read_manifest
 from layerkit.build.pipeline import (
     BuildEvent,
     BuildResult,
+    EventKind,
     Progress,
     check_target,
     output_dir,
@@ -94,14 +95,27 @@ QUIET = Feedback()
 
 
 def format_event(event: BuildEvent) -> str:
-    """One progress event as a line of text: ``[layer core-data-science] slim: -12.3 MB``."""
-    return f"[{event.artifact}] {event.step}: {event.detail}"
+    """One progress event as a line of text: ``[layer core-data-science] slim: -12.3 MB``.
+
+    A built artifact's line ends with the seconds its steps took.
+    """
+    took = f" ({event.elapsed:.1f}s)" if event.kind == EventKind.BUILT else ""
+    return f"[{event.artifact}] {event.step}: {event.detail}{took}"
 
 
 def text_feedback(write: Callable[[str], None]) -> Feedback:
-    """Feedback that writes every event, note and deploy step as a line through ``write``."""
+    """Feedback that writes every event, note and deploy step as a line through ``write``.
+
+    A step's start (and an artifact being queued) is not a line: the step's end says what it did;
+    likewise a deploy step is a line when it starts (or fails), not again when it is done.
+    """
+
+    def progress(event: BuildEvent) -> None:
+        if event.kind not in (EventKind.STARTED, EventKind.QUEUED):
+            write(format_event(event))
+
     return Feedback(
-        progress=lambda event: write(format_event(event)),
+        progress=progress,
         note=write,
         step=lambda event: None if event.phase is StepPhase.DONE else write(event.line()),
     )

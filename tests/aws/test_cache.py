@@ -18,8 +18,10 @@ from moto import mock_aws
 from layerkit.build import cache as C
 from layerkit.build import pipeline as B
 from layerkit.build.manifest import read_manifest
+from layerkit.build.tools import Tools
 from layerkit.project.spec import load_project
-from tests.unit.build.test_pipeline import fake_install, locked
+from tests.unit.build.fakes import FakeInstaller, fail_on, fake_tools
+from tests.unit.build.test_pipeline import locked
 
 from .conftest import REGION
 
@@ -39,10 +41,9 @@ def s3(aws_env: None):
 
 
 @pytest.fixture
-def first(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+def first(make_project: Callable[..., Path]) -> Path:
     root = make_project()
     locked(load_project(root))
-    monkeypatch.setattr(B, "install_packages", fake_install([]))
     return root
 
 
@@ -55,12 +56,14 @@ def clone(root: Path, dest: Path) -> Path:
 def build(root: Path, s3, **kwargs):
     events: list[B.BuildEvent] = []
     store = C.open_store(URL, s3_client=s3)
+    kwargs.setdefault("tools", fake_tools())
     result = B.build(load_project(root), cache=store, progress=events.append, **kwargs)
     return result, events
 
 
-def no_install(*args: object) -> None:
-    raise AssertionError("a cache hit must not install anything")
+def no_install() -> Tools:
+    """Tools whose installer fails: a cache hit must not install anything."""
+    return fake_tools(FakeInstaller(fail=fail_on("", AssertionError("a cache hit installed"))))
 
 
 def keys(s3) -> set[str]:
@@ -68,9 +71,7 @@ def keys(s3) -> set[str]:
     return {o["Key"] for o in listed}
 
 
-def test_a_miss_builds_and_uploads_then_a_fresh_clone_downloads_identical_zips(
-    first, s3, tmp_path, monkeypatch
-):
+def test_a_miss_builds_and_uploads_then_a_fresh_clone_downloads_identical_zips(first, s3, tmp_path):
     built, events = build(first, s3)
     assert built.built == ARTIFACTS
     assert built.cached == ()
@@ -79,9 +80,8 @@ def test_a_miss_builds_and_uploads_then_a_fresh_clone_downloads_identical_zips(
     entries = {k for k in keys(s3) if k.startswith("layerkit/python3.9-x86_64/")}
     assert len(entries) == 2 * len(ARTIFACTS)  # a zip and a record each
 
-    monkeypatch.setattr(B, "install_packages", no_install)
     again = clone(first, tmp_path / "clone")
-    hit, events = build(again, s3)
+    hit, events = build(again, s3, tools=no_install())
     assert hit.built == ()
     assert hit.cached == ARTIFACTS
     assert dict(hit.records) == dict(built.records)
@@ -90,12 +90,11 @@ def test_a_miss_builds_and_uploads_then_a_fresh_clone_downloads_identical_zips(
         assert (hit.out_dir / path).read_bytes() == (built.out_dir / path).read_bytes()
     assert not {e.step for e in events} & {"install", "zip", "warning"}
     # and the downloaded build is simply current
-    assert {p.state for p in B.plan(load_project(again), hit.target)[0]} == {"fresh"}
+    current = B.plan(load_project(again), hit.target, tool_versions=fake_tools().versions())
+    assert {p.state for p in current.artifacts} == {"fresh"}
 
 
-def test_a_corrupt_entry_is_ignored_with_a_warning_rebuilt_and_replaced(
-    first, s3, tmp_path, monkeypatch
-):
+def test_a_corrupt_entry_is_ignored_with_a_warning_rebuilt_and_replaced(first, s3, tmp_path):
     built, _ = build(first, s3, functions=False)
     (key,) = [k for k in keys(s3) if k.endswith(".zip") and "/layers/top/" in k]
     good = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -141,7 +140,13 @@ def test_a_forced_build_does_not_read_the_cache_but_fills_it(first, s3, tmp_path
 def test_an_unreachable_bucket_warns_and_builds(first, s3):
     store = C.open_store("s3://no-such-bucket/x", s3_client=s3)
     events: list[B.BuildEvent] = []
-    result = B.build(load_project(first), cache=store, functions=False, progress=events.append)
+    result = B.build(
+        load_project(first),
+        cache=store,
+        functions=False,
+        progress=events.append,
+        tools=fake_tools(),
+    )
     assert result.built == ("layers/base.zip", "layers/top.zip")
     warnings = [e.detail for e in events if e.step == "warning"]
     assert warnings

@@ -221,3 +221,26 @@ def test_compatible_ranges_are_not_reported_as_conflicts(make_project: Callable[
         L.resolve(project, T)
     assert "pytz:" in str(info.value)
     assert "six:" not in str(info.value)
+
+
+def test_wheel_data_stays_out_of_a_layer_unless_kept(make_project: Callable[..., Path]) -> None:
+    """fonttools' wheel carries a man page as data (``.data/data/share/man/man1/ttx.1``)."""
+    root = make_project({"base": ([], "fonttools==4.55.0\n"), "top": (["base"], "")})
+    project = load_project(root)
+    L.write_lock(project, L.resolve(project, T))
+    result = B.build(project, T, layers=["base"], dependents=False, functions=False)
+    record = result.records["layers/base.zip"]
+    with zipfile.ZipFile(result.out_dir / record.path) as zf:
+        names = zf.namelist()
+    assert "python/fontTools/ttx.py" in names
+    assert not [n for n in names if n.startswith("python/share/")]
+    assert record.modules == ("fontTools",)
+    passes = {p["name"]: p for p in record.slim}
+    assert passes["wheel-data"]["examples"] == ["share/man/man1/ttx.1"]
+
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text(toml.read_text() + '[slim]\nkeep = ["share/man/*"]\n')
+    kept = B.build(load_project(root), T, layers=["base"], dependents=False, functions=False)
+    with zipfile.ZipFile(kept.out_dir / "layers/base.zip") as zf:
+        assert "python/share/man/man1/ttx.1" in zf.namelist()
+    assert kept.records["layers/base.zip"].modules == ("fontTools",)  # data is never a module

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from layerkit.build import slim
 from layerkit.build.bytecode import compile_tree, top_level_modules
-from layerkit.build.slim import SlimConfig, slim_tree
+from layerkit.build.slim import SlimConfig, Tree, slim_tree
 from layerkit.build.uv import run_uv, target_args
 from layerkit.errors import InterpreterNotFoundError
 from layerkit.runtime.target import Target, find_interpreter
@@ -74,3 +77,50 @@ def test_pruned_botocore_keeps_listed_services_only(aws_tree: Path, python39: Pa
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[0].startswith("s3 1.")
     assert ok.stdout.splitlines()[-1] == "ec2 unknown"
+
+
+def _extension_module() -> Path:
+    """A real CPython 3.9 extension module to strip (the target interpreter's own _json)."""
+    try:
+        interpreter = find_interpreter(TARGET)
+    except InterpreterNotFoundError:
+        pytest.skip("python3.9 is not installed")
+    out = subprocess.run(
+        [str(interpreter), "-c", "import _json; print(_json.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not out.endswith(".so"):
+        pytest.skip("this python3.9 has _json built in")
+    return Path(out)
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="binutils strip is not installed")
+def test_strip_rewrites_a_copy_and_the_module_still_loads(tmp_path: Path) -> None:
+    source = _extension_module()
+    root = tmp_path / "python"
+    root.mkdir()
+    outside = tmp_path / "uv-cache-copy.so"
+    shutil.copy2(source, outside)
+    inside = root / source.name
+    os.link(outside, inside)  # like uv's hard links into its cache
+    before = outside.read_bytes()
+    result, tree = slim.strip_pass(root, Tree.scan(root), ())
+    assert outside.read_bytes() == before  # the cache's file is untouched
+    assert tree.files[source.name] == inside.stat().st_size
+    assert result.removed_bytes == len(before) - inside.stat().st_size
+    assert result.removed_bytes >= 0
+    proc = subprocess.run(
+        [
+            str(find_interpreter(TARGET)),
+            "-I",
+            "-B",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(root)!r}); import _json; print(_json.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == str(inside)

@@ -20,7 +20,15 @@ from layerkit.runtime.target import Target
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
-COPIED = ("layers", "functions", "locks", "template.yaml", "tasks.py", "pyproject.toml")
+COPIED = (
+    "layers",
+    "functions",
+    "locks",
+    "template.yaml",
+    "tasks.py",
+    "pyproject.toml",
+    "model_training.py",
+)
 
 
 def inv(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

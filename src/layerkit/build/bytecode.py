@@ -8,25 +8,23 @@ source, the fastest load, and safe because a layer is immutable once built (a fi
 the build is a different layer with a different hash). ``checked-hash`` is available for trees
 that are edited after compiling.
 
-The compilation itself runs in the target interpreter (python3.9 bytecode differs from 3.12's)
-through a small driver over :func:`py_compile.compile`, the function ``compileall`` calls per
-file. The driver gets an explicit, sorted file list (so ``imported`` mode compiles exactly what a
-cold start loads), reports per-file failures as data instead of console text, sets the
-traceback path to where the tree lives at run time (``/opt/python/...``, not the build folder)
-and runs with ``PYTHONHASHSEED=0`` (set constants are marshalled in hash order): the same tree
-gives the same bytes on every build.
+The compilation itself runs in the target interpreter (python3.9 bytecode differs from 3.12's),
+reached through the :class:`~layerkit.build.tools.TargetPython` protocol. It gets an explicit,
+sorted file list (so ``imported`` mode compiles exactly what a cold start loads), reports
+per-file failures as data instead of console text, sets the traceback path to where the tree
+lives at run time (``/opt/python/...``, not the build folder) and hashes sets reproducibly: the
+same tree gives the same bytes on every build, however many compiler processes share the work.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.slim import is_module_file
+from layerkit.build.tools import TargetPython, as_target_python, default_workers
 from layerkit.errors import BuildError
 from layerkit.project.spec import BYTECODE_MODES
 
@@ -34,47 +32,6 @@ MODES = BYTECODE_MODES
 INVALIDATION_MODES = ("unchecked-hash", "checked-hash")
 #: Top-level names in a ``--target`` folder that are never importable modules.
 _NOT_MODULES = frozenset({"__pycache__", "bin", "..", "."})
-
-_COMPILE_DRIVER = r"""
-import json, os, py_compile, sys
-from importlib.util import cache_from_source
-job = json.load(sys.stdin)
-mode = py_compile.PycInvalidationMode[job["invalidation"].upper().replace("-", "_")]
-done, failed = [], []
-for rel in job["files"]:
-    src = os.path.join(job["root"], rel)
-    cfile = src + "c" if job["legacy"] else cache_from_source(src)
-    dfile = job["dest"].rstrip("/") + "/" + rel
-    try:
-        py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=mode)
-    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeError) as exc:
-        failed.append([rel, (str(exc).strip().splitlines() or [repr(exc)])[-1][:300]])
-    else:
-        done.append(rel)
-with open(job["out"], "w") as handle:
-    json.dump({"compiled": done, "failed": failed}, handle)
-"""
-
-_PROBE_DRIVER = r"""
-import importlib, json, os, runpy, sys, traceback
-job = json.load(sys.stdin)
-sys.path[:0] = job["path"]
-failures = []
-for name in job["modules"]:
-    try:
-        importlib.import_module(name)
-    except BaseException:
-        failures.append([name, traceback.format_exc()[-1500:]])
-for script in job["scripts"]:
-    try:
-        runpy.run_path(script, run_name="__layerkit_probe__")
-    except BaseException:
-        failures.append([script, traceback.format_exc()[-1500:]])
-files = sorted({m.__file__ for m in list(sys.modules.values())
-                if isinstance(getattr(m, "__file__", None), str)})
-with open(job["out"], "w") as handle:
-    json.dump({"files": files, "failures": failures}, handle)
-"""
 
 
 @dataclass(frozen=True)
@@ -112,87 +69,9 @@ def _tree_bytes(root: Path) -> int:
     return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(root) for f in files)
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    """Return an environment without the caller's PYTHON* settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(extra)
-    return env
-
-
-def _run_driver(
-    interpreter: Path, args: Sequence[str], code: str, job: dict[str, object], what: str
-) -> dict[str, object]:
-    """Run ``code`` in ``interpreter`` with ``job`` on stdin; return the JSON it writes."""
-    with tempfile.TemporaryDirectory(prefix="layerkit-bytecode-") as tmp:
-        out = Path(tmp) / "out.json"
-        proc = subprocess.run(
-            [str(interpreter), *args, "-c", code],
-            input=json.dumps({**job, "out": str(out)}),
-            capture_output=True,
-            text=True,
-            cwd=tmp,
-            env=_clean_env(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1"),
-            check=False,
-        )
-        if proc.returncode != 0 or not out.is_file():
-            raise BuildError(
-                f"{what} failed in {interpreter} (exit {proc.returncode}): "
-                f"{proc.stderr.strip()[-1500:] or 'no error output'}. Check that this "
-                "interpreter runs (`{interpreter} -c pass`) and that the tree is a complete layer."
-            )
-        return json.loads(out.read_text(encoding="utf-8"))
-
-
-def _compile(
-    root: Path,
-    interpreter: Path,
-    files: Sequence[str],
-    *,
-    legacy: bool,
-    invalidation: str,
-    dest_dir: str,
-    workers: int,
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Compile ``files`` (relative to ``root``) in ``workers`` target processes."""
-    chunks = [list(files[i :: max(1, workers)]) for i in range(max(1, workers))]
-    chunks = [c for c in chunks if c]
-    compiled: list[str] = []
-    failed: list[tuple[str, str]] = []
-    if not chunks:
-        return compiled, failed
-    jobs = [
-        {
-            "root": str(root),
-            "files": chunk,
-            "legacy": legacy,
-            "invalidation": invalidation,
-            "dest": dest_dir,
-        }
-        for chunk in chunks
-    ]
-    if len(jobs) == 1:
-        results = [_run_driver(interpreter, ["-S", "-s"], _COMPILE_DRIVER, jobs[0], "compiling")]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(jobs)) as pool:
-            results = list(
-                pool.map(
-                    lambda job: _run_driver(
-                        interpreter, ["-S", "-s"], _COMPILE_DRIVER, job, "compiling"
-                    ),
-                    jobs,
-                )
-            )
-    for result in results:
-        compiled.extend(result["compiled"])  # type: ignore[arg-type]
-        failed.extend((rel, err) for rel, err in result["failed"])  # type: ignore[union-attr]
-    return sorted(compiled), sorted(failed)
-
-
 def imported_files(
     root: Path,
-    interpreter: Path,
+    python: TargetPython | Path,
     entry_modules: Sequence[str],
     *,
     search_path: Sequence[Path] = (),
@@ -200,29 +79,23 @@ def imported_files(
 ) -> tuple[str, ...]:
     """Import ``entry_modules`` (then run ``scripts``) in a fresh target interpreter.
 
-    The interpreter runs isolated (``-I -S -B``) with ``sys.path = [root, *search_path, stdlib]``
-    and returns the ``.py`` files under ``root`` that were loaded, relative and sorted. Any
-    import that fails is a BuildError: compiling "what a cold start loads" is meaningless if the
-    cold start itself fails.
+    The interpreter runs isolated with ``sys.path = [root, *search_path, stdlib]`` and returns
+    the ``.py`` files under ``root`` that were loaded, relative and sorted. Any import that
+    fails is a BuildError: compiling "what a cold start loads" is meaningless if the cold start
+    itself fails.
     """
-    job = {
-        "path": [str(root), *(str(p) for p in search_path)],
-        "modules": list(entry_modules),
-        "scripts": [str(s) for s in scripts],
-    }
-    result = _run_driver(interpreter, ["-I", "-S", "-B"], _PROBE_DRIVER, job, "importing")
-    failures = result["failures"]
-    if failures:
-        name, trace = failures[0]  # type: ignore[index]
+    outcome = as_target_python(python).probe([root, *search_path], entry_modules, scripts)
+    if outcome.failures:
+        name, trace = outcome.failures[0]
         raise BuildError(
             f"finding the modules a cold start loads: importing {name!r} from {root} failed "
-            f"({len(failures)} failure(s) in all):\n{trace}\nEvery entry module must import with "
-            "only this layer and the layers it requires on the path; fix the layer (or its "
-            '[slim] keep patterns) or choose bytecode = "all".'
+            f"({len(outcome.failures)} failure(s) in all):\n{trace}\nEvery entry module must "
+            "import with only this layer and the layers it requires on the path; fix the layer "
+            '(or its [slim] keep patterns) or choose bytecode = "all".'
         )
     resolved = root.resolve()
     found = set()
-    for name in result["files"]:  # type: ignore[union-attr]
+    for name in outcome.files:
         path = Path(name).resolve()
         if path.suffix == ".py" and path.is_relative_to(resolved):
             found.add(path.relative_to(resolved).as_posix())
@@ -231,29 +104,31 @@ def imported_files(
 
 def compile_tree(
     root: Path,
-    interpreter: Path,
+    python: TargetPython | Path,
     mode: str,
     *,
     search_path: Sequence[Path] = (),
     entry_modules: Sequence[str] = (),
     scripts: Sequence[Path] = (),
-    workers: int = 2,
+    workers: int | None = None,
     invalidation: str = "unchecked-hash",
     dest_dir: str = "/opt/python",
     imported: Sequence[str] | None = None,
 ) -> BytecodeResult:
-    """Compile the ``.py`` files under ``root`` with the target ``interpreter``.
+    """Compile the ``.py`` files under ``root`` with the target interpreter ``python``.
 
-    ``interpreter`` is the absolute path :func:`layerkit.runtime.target.find_interpreter` returns.
-    Modes: ``all`` (every module), ``imported`` (only the modules loaded by importing
-    ``entry_modules`` and running ``scripts``; see :func:`imported_files`), ``none``, and
-    ``sourceless`` (``x.pyc`` next to and in place of ``x.py``: smallest, but tracebacks lose
-    source lines). Pycs go to ``__pycache__`` except in sourceless mode. ``dest_dir`` is where
-    the tree is found at run time (``/opt/python`` for a layer, ``/var/task`` for a function),
-    used as the file name in code objects. Files the target cannot compile (syntax of another
-    Python version) are left as source and listed in ``failed``. ``imported`` gives the
-    ``imported`` mode its file list instead of running ``interpreter`` to find it (a target the
-    host cannot run: :func:`layerkit.build.targets.static_imported_files`).
+    ``python`` is a :class:`~layerkit.build.tools.TargetPython` or the absolute path
+    :func:`layerkit.runtime.target.find_interpreter` returns. Modes: ``all`` (every module),
+    ``imported`` (only the modules loaded by importing ``entry_modules`` and running
+    ``scripts``; see :func:`imported_files`), ``none``, and ``sourceless`` (``x.pyc`` next to
+    and in place of ``x.py``: smallest, but tracebacks lose source lines). Pycs go to
+    ``__pycache__`` except in sourceless mode. ``dest_dir`` is where the tree is found at run
+    time (``/opt/python`` for a layer, ``/var/task`` for a function), used as the file name in
+    code objects. Files the target cannot compile (syntax of another Python version) are left
+    as source and listed in ``failed``. ``workers`` compiler processes run at once (default:
+    one per core); the bytes do not depend on it. ``imported`` gives the ``imported`` mode its
+    file list instead of running ``python`` to find it (a target the host cannot run:
+    :func:`layerkit.build.targets.static_imported_files`).
     """
     if mode not in MODES:
         raise BuildError(f"bytecode mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
@@ -264,6 +139,7 @@ def compile_tree(
         )
     if mode == "none" or not python_sources(root):  # nothing to compile (an empty layer)
         return BytecodeResult(mode, 0, 0, 0, invalidation)
+    target_python = as_target_python(python)
     before = _tree_bytes(root)
     if mode == "imported" and imported is not None:
         files: Sequence[str] = tuple(imported)
@@ -274,29 +150,28 @@ def compile_tree(
                 "top-level modules or its functions' handlers); none were given."
             )
         files = imported_files(
-            root, interpreter, entry_modules, search_path=search_path, scripts=scripts
+            root, target_python, entry_modules, search_path=search_path, scripts=scripts
         )
     else:
         files = python_sources(root)
-    compiled, failed = _compile(
+    outcome = target_python.compile(
         root,
-        interpreter,
         files,
         legacy=mode == "sourceless",
         invalidation=invalidation,
         dest_dir=dest_dir,
-        workers=workers,
+        workers=workers or default_workers(),
     )
     removed = 0
     if mode == "sourceless":
-        removed = _drop_sources(root, compiled)
+        removed = _drop_sources(root, outcome.compiled)
     return BytecodeResult(
         mode=mode,
-        compiled_files=len(compiled),
+        compiled_files=len(outcome.compiled),
         added_bytes=_tree_bytes(root) - before,
         removed_sources=removed,
         invalidation=invalidation,
-        failed=tuple(failed),
+        failed=outcome.failed,
     )
 
 
@@ -334,6 +209,16 @@ def _record_top_levels(record: str) -> set[str]:
     return names
 
 
+def _holds_module(folder: Path) -> bool:
+    """Whether ``folder`` is a package: a module file somewhere below it (namespace ones too).
+
+    A folder of wheel data (``share/man/...``) is not, whatever a RECORD says.
+    """
+    if (folder / "__init__.py").is_file():
+        return True
+    return any(is_module_file(name) for _, _, files in os.walk(folder) for name in files)
+
+
 def top_level_modules(root: Path) -> tuple[str, ...]:
     """Importable top-level modules of every distribution installed in ``root``, sorted.
 
@@ -363,7 +248,7 @@ def top_level_modules(root: Path) -> tuple[str, ...]:
         ):
             continue
         if (
-            (root / name).is_dir()
+            _holds_module(root / name)
             or (root / f"{name}.py").is_file()
             or (root / f"{name}.pyc").is_file()
             or any(root.glob(f"{name}.*.so"))

@@ -16,17 +16,19 @@ pass.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import fnmatch
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.tools import Stripper, SystemStrip, default_workers
 from layerkit.errors import BuildError, SpecError
 from layerkit.project.spec import SlimConfig
 from layerkit.runtime.target import Target
@@ -146,13 +148,73 @@ def _in_dir_named(path: str, names: frozenset[str]) -> str | None:
 
 
 def plan_uv_lock(tree: Tree) -> tuple[str, ...]:
-    """Plan removing the empty ``.lock`` uv leaves in a ``--target`` folder (pitfall 8)."""
+    """Plan removing the empty ``.lock`` file uv leaves in a ``--target`` folder."""
     return tuple(p for p in tree.files if p == ".lock" and tree.files[p] == 0)
 
 
 def plan_bin(tree: Tree) -> tuple[str, ...]:
-    """Plan removing ``bin/``: scripts pointing at the build machine's Python (pitfall 6)."""
+    """Plan removing ``bin/``: scripts pointing at the build machine's Python."""
     return tuple(p for p in tree.files if p.startswith("bin/"))
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What the installed distributions' metadata says about the top of a tree."""
+
+    recorded_dirs: frozenset[str] = frozenset()  # top-level folders their RECORD files list
+    top_levels: frozenset[str] = frozenset()  # what their top_level.txt files call importable
+
+    @classmethod
+    def read(cls, root: Path) -> Installed:
+        """Read every ``*.dist-info/RECORD`` and ``top_level.txt`` directly under ``root``."""
+        dirs: set[str] = set()
+        tops: set[str] = set()
+        for info in sorted(root.glob("*.dist-info")):
+            record = info / "RECORD"
+            if record.is_file():
+                with record.open(encoding="utf-8", newline="") as handle:
+                    for row in csv.reader(handle):
+                        path = row[0] if row else ""
+                        if "/" in path and not path.startswith(("../", "/")):
+                            dirs.add(path.split("/", 1)[0])
+            top = info / "top_level.txt"
+            if top.is_file():
+                tops.update(
+                    line.strip().split("/")[0]
+                    for line in top.read_text(encoding="utf-8").splitlines()
+                )
+        return cls(frozenset(dirs), frozenset(tops) - {""})
+
+
+def is_module_file(name: str) -> bool:
+    """Whether a file name is something Python imports: source, bytecode, an extension."""
+    return name.endswith((".py", ".pyc", ".so")) or ".so." in name
+
+
+def plan_wheel_data(tree: Tree, installed: Installed) -> tuple[str, ...]:
+    """Files a wheel installs as data (``.data/data``, ``.data/headers``), not as code.
+
+    An installer puts a wheel's data files at the top of a ``--target`` folder (fonttools'
+    ``share/man/man1/ttx.1``). Such a folder is listed by a RECORD, is not a top-level name
+    of its distribution (top_level.txt) and holds no module at any depth, so nothing imports
+    it. Its scripts (``.data/scripts``) land in ``bin/``, which the bin pass removes.
+    """
+    candidates = {
+        d
+        for d in installed.recorded_dirs - installed.top_levels
+        if not d.endswith((".dist-info", ".libs")) and d not in {"__pycache__", "bin"}
+    }
+    by_dir: dict[str, list[str]] = {}
+    for path in tree.files:
+        top = path.split("/", 1)[0]
+        if top in candidates and "/" in path:
+            by_dir.setdefault(top, []).append(path)
+    return tuple(
+        path
+        for folder in sorted(by_dir)
+        if not any(is_module_file(PurePosixPath(p).name) for p in by_dir[folder])
+        for path in by_dir[folder]
+    )
 
 
 def plan_bytecode(tree: Tree, target: Target) -> tuple[str, ...]:
@@ -189,7 +251,7 @@ def plan_named_dirs(
 
 
 def plan_docs(tree: Tree) -> tuple[str, ...]:
-    """Files under ``docs``/``doc`` folders that are not Python packages (pitfall 1).
+    """Files under ``docs``/``doc`` folders that are not Python packages.
 
     ``botocore/docs`` and ``boto3/docs`` hold ``__init__.py`` and are imported: they stay.
     """
@@ -316,55 +378,63 @@ def _examples(paths: Sequence[str], count: int = 3) -> tuple[str, ...]:
     return tuple(sorted(seen.values(), key=lambda p: (len(p), p))[:count])
 
 
+def _strip_copy(tool: Stripper, full: Path, size: int) -> int | None:
+    """Strip a copy of ``full`` and rename it over ``full`` when smaller; return the new size.
+
+    0 when the tool refused the file, None when stripping saved nothing (``full`` untouched).
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        shutil.copy2(full, tmp)
+        if not tool.strip(tmp):
+            return 0
+        new_size = tmp.stat().st_size
+        if new_size >= size:
+            return None
+        os.replace(tmp, full)
+        return new_size
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def strip_pass(
-    root: Path,
-    tree: Tree,
-    keep: Sequence[str],
-    *,
-    strip_tool: str | None = None,
-    strip_args: Sequence[str] = ("--strip-unneeded",),
+    root: Path, tree: Tree, keep: Sequence[str], *, stripper: Stripper | None = None
 ) -> tuple[PassResult, Tree]:
-    """Strip symbols from extension modules with the system ``strip``.
+    """Strip symbols from extension modules (the system ``strip`` unless ``stripper`` is given).
 
     ``--strip-unneeded`` keeps the dynamic symbol table an extension module is loaded through
     (``PyInit_*``) and drops the static symbol table and debug sections. Each file is copied,
-    the copy stripped and renamed over the original (files may be hard links into uv's cache).
-    A missing ``strip`` or a file it refuses is skipped and named in the pass's note.
+    the copy stripped and renamed over the original (files may be hard links into uv's cache);
+    one strip runs per core at a time, each on its own file. A missing ``strip`` or a file it
+    refuses is skipped and named in the pass's note.
     """
-    tool = strip_tool or shutil.which("strip")
-    if tool is None:
+    tool = stripper or SystemStrip()
+    if tool.version() is None:
         return PassResult("strip", 0, 0, (), note="skipped: `strip` (binutils) not found"), tree
-    saved, done, refused = 0, [], []
-    sizes = dict(tree.files)
+    candidates = []
     for path in plan_strip(tree):
         full = root / path
         if is_protected(path, keep) or full.is_symlink():
             continue
         with full.open("rb") as handle:
-            if handle.read(4) != _ELF_MAGIC:
-                continue
-        fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            shutil.copy2(full, tmp)
-            proc = subprocess.run(
-                [tool, *strip_args, str(tmp)], capture_output=True, text=True, check=False
-            )
-            new_size = tmp.stat().st_size
-            if proc.returncode != 0 or new_size >= sizes[path]:
-                if proc.returncode != 0:
-                    refused.append(path)
-                tmp.unlink()
-                continue
-            os.replace(tmp, full)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        saved += sizes[path] - new_size
-        sizes[path] = new_size
-        done.append(path)
-    note = f"strip {' '.join(strip_args)}"
+            if handle.read(4) == _ELF_MAGIC:
+                candidates.append(path)
+    with ThreadPoolExecutor(default_workers()) as pool:
+        sizes_after = list(
+            pool.map(lambda p: _strip_copy(tool, root / p, tree.files[p]), candidates)
+        )
+    saved, done, refused = 0, [], []
+    sizes = dict(tree.files)
+    for path, new_size in zip(candidates, sizes_after, strict=True):
+        if new_size == 0:
+            refused.append(path)
+        elif new_size is not None:
+            saved += sizes[path] - new_size
+            sizes[path] = new_size
+            done.append(path)
+    note = tool.description
     if refused:
         note += (
             f"; strip refused {len(refused)} file(s), left as they were: {', '.join(refused[:3])}"
@@ -378,11 +448,17 @@ def strip_pass(
 Planner = Callable[[Tree], Sequence[str]]
 
 
-def removal_passes(config: SlimConfig, target: Target) -> tuple[tuple[str, Planner], ...]:
-    """List the removal passes for ``config`` in order, as ``(name, planner)`` pairs."""
+def removal_passes(
+    config: SlimConfig, target: Target, installed: Installed = Installed()
+) -> tuple[tuple[str, Planner], ...]:
+    """List the removal passes for ``config`` in order, as ``(name, planner)`` pairs.
+
+    ``installed`` is what the distributions' metadata says (for the wheel-data pass).
+    """
     return (
         ("uv-lock", plan_uv_lock),
         ("bin", plan_bin),
+        ("wheel-data", lambda t: plan_wheel_data(t, installed)),
         ("stale-bytecode", lambda t: plan_bytecode(t, target)),
         ("tests", lambda t: plan_named_dirs(t, TEST_DIRS, frozenset({"conftest.py"}))),
         ("examples", lambda t: plan_named_dirs(t, EXAMPLE_DIRS)),
@@ -401,20 +477,23 @@ def removal_passes(config: SlimConfig, target: Target) -> tuple[tuple[str, Plann
     )
 
 
-def slim_tree(root: Path, config: SlimConfig, target: Target) -> SlimResult:
+def slim_tree(
+    root: Path, config: SlimConfig, target: Target, *, stripper: Stripper | None = None
+) -> SlimResult:
     """Slim the staged tree at ``root`` (a layer's ``python/`` folder) in place.
 
     Runs every removal pass in order, then strips extension modules when ``config.strip``.
     Files matched by ``config.keep``, dist-info metadata and licence files are never removed.
+    ``stripper`` is the strip tool (the system's ``strip`` by default).
     """
     if not root.is_dir():
         raise BuildError(f"cannot slim {root}: it is not a folder (was the layer installed?).")
     tree = Tree.scan(root)
     results: list[PassResult] = []
-    for name, planner in removal_passes(config, target):
+    for name, planner in removal_passes(config, target, Installed.read(root)):
         result, tree = _apply_removals(root, tree, name, planner(tree), config.keep)
         results.append(result)
     if config.strip:
-        result, tree = strip_pass(root, tree, config.keep)
+        result, tree = strip_pass(root, tree, config.keep, stripper=stripper)
         results.append(result)
     return SlimResult(tuple(results))

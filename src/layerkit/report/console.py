@@ -31,6 +31,9 @@ from rich.text import Text
 from layerkit.report.text import WIDTH, report_tables, table
 
 FINISHED = frozenset({"done", "fresh", "failed", "skipped"})  # steps that end an artifact
+#: Kinds of build events that announce work (a step starting, an artifact queued): shown in
+#: the live view, never as a plain line (the step's end is its line).
+ANNOUNCING = frozenset({"started", "queued"})
 COLLAPSIBLE = frozenset({"fresh", "skipped"})  # the same words for every artifact: one line
 
 
@@ -53,6 +56,9 @@ class ProgressEvent(Protocol):
     ``layerkit.build.pipeline.BuildEvent`` has these and ``detail``; an event may also carry
     ``done`` and ``total`` (artifacts finished and planned) and ``elapsed`` (seconds the
     artifact has taken); the renderer uses them when present and counts or times itself if not.
+    A build event has a ``kind`` (:class:`layerkit.build.runner.EventKind`) instead: its
+    ``done``/``total`` count the artifact's steps, so the renderer counts artifacts itself and
+    takes ``elapsed`` only from the event that ends the artifact (kind ``built``).
     """
 
     @property
@@ -163,14 +169,20 @@ class Terminal:
         if row is None or row.finished:
             row = self._rows[event.artifact] = _Row(event.artifact, event.step, detail, now)
         row.step, row.detail = event.step, detail
-        elapsed = getattr(event, "elapsed", None)
+        kind = getattr(event, "kind", None)
+        if kind is None:
+            elapsed = getattr(event, "elapsed", None)
+            done, total = getattr(event, "done", None), getattr(event, "total", None)
+        else:  # a build event: steps of one artifact, not the build's counts
+            built = str(kind) == "built"
+            elapsed = getattr(event, "elapsed", None) if built else None
+            done = total = None
         if elapsed is not None:
             row.elapsed = float(elapsed)
         if event.step in FINISHED:
             row.finished = True
             if row.elapsed is None and event.step not in COLLAPSIBLE:  # fresh took no time
                 row.elapsed = now - row.started
-        done, total = getattr(event, "done", None), getattr(event, "total", None)
         if done is not None:
             self._done = int(done)
         if total is not None:
@@ -178,6 +190,8 @@ class Terminal:
         if self._live is not None:
             self._live.refresh()
             return
+        if kind is not None and str(kind) in ANNOUNCING:
+            return  # a plain line per step is written when the step ends
         key = (event.artifact, event.step, detail)
         if key in self._seen and event.step in FINISHED:
             return  # the same artifact reported fresh again (validation builds layer by layer)

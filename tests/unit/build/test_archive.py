@@ -85,3 +85,40 @@ def test_non_utf8_file_names_are_refused(tmp_path: Path) -> None:
     (root / "python" / os.fsdecode(b"caf\xe9.txt")).write_text("x")
     with pytest.raises(BuildError, match="not valid UTF-8"):
         write_zip(root, tmp_path / "a.zip")
+
+
+def zipfile_reference(root: Path, dest: Path) -> bytes:
+    """The archive as ``zipfile`` writes it, entry by entry: what layerkit wrote before."""
+    from layerkit.build.archive import CHUNK, collect_files, zip_date_time
+
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, path in collect_files(root):
+            perm = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            info = zipfile.ZipInfo(name, date_time=zip_date_time())
+            info.external_attr = (stat.S_IFREG | perm) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            with path.open("rb") as src, zf.open(info, "w") as out:
+                while chunk := src.read(CHUNK):
+                    out.write(chunk)
+    return dest.read_bytes()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_parallel_compression_writes_exactly_what_zipfile_writes(
+    tmp_path: Path, workers: int
+) -> None:
+    root = tree(tmp_path / "a", 5)
+    big = bytes(range(256)) * 9000 + os.urandom(700_000)  # > 1 MiB: several pieces
+    (root / "python" / "pkg" / "big.so").write_bytes(big)
+    (root / "python" / "pkg" / "empty.py").write_bytes(b"")
+    (root / "python" / "pkg" / "café.txt").write_text("non-ascii name\n")
+    for i in range(40):
+        (root / "python" / "many" / f"m{i:02}.py").parent.mkdir(exist_ok=True)
+        (root / "python" / "many" / f"m{i:02}.py").write_text(f"X = {i}\n" * i)
+    info = write_zip(root, tmp_path / "a.zip", workers=workers)
+    assert info.path.read_bytes() == zipfile_reference(root, tmp_path / "ref.zip")
+    assert info.unzipped_bytes == sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    with zipfile.ZipFile(info.path) as zf:
+        assert zf.testzip() is None
+        assert zf.read("python/pkg/big.so") == big

@@ -1,35 +1,37 @@
-"""The build pipeline with the network cut out: installs are faked, everything else is real."""
+"""The build pipeline with fake tools (no uv, no target interpreter); everything else is real."""
+
+from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
-from layerkit.build.manifest import read_manifest
+from layerkit.build.cache import FolderStore
+from layerkit.build.manifest import read_manifest, step_timings
+from layerkit.build.plan import state_of
+from layerkit.build.runner import EventKind
+from layerkit.build.tools import Tools
 from layerkit.errors import BuildLockedError
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.target import Target
+from tests.unit.build.fakes import FakeInstaller, FakePython, fail_on, fake_tools
 
 T = Target("python3.9")
+TOOLS = fake_tools()
 
 
-def fake_install(calls: list[str]) -> Callable[[Sequence[L.LockedPackage], Path, Target], None]:
-    def install(packages: Sequence[L.LockedPackage], dest: Path, target: Target) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        for p in packages:
-            calls.append(p.name)
-            (dest / p.name).mkdir(parents=True, exist_ok=True)
-            (dest / p.name / "__init__.py").write_text("from .core import version\n")
-            (dest / p.name / "core.py").write_text(f"version = {p.version!r}\n")
-            info = dest / f"{p.name}-{p.version}.dist-info"
-            info.mkdir()
-            (info / "METADATA").write_text(f"Name: {p.name}\nVersion: {p.version}\n")
-            (info / "top_level.txt").write_text(f"{p.name}\n")
+def build(project: Project, *args: object, tools: Tools = TOOLS, **kwargs: object) -> B.BuildResult:
+    """B.build with the fake tools."""
+    return B.build(project, *args, tools=tools, **kwargs)  # type: ignore[arg-type]
 
-    return install
+
+def plan(project: Project, target: Target = T, **kwargs: object) -> tuple[B.Planned, ...]:
+    """The planned artifacts, hashed with the fake tools' versions."""
+    return B.plan(project, target, tool_versions=TOOLS.versions(), **kwargs)[0]  # type: ignore[arg-type]
 
 
 def locked(project: Project) -> L.Lock:
@@ -44,55 +46,55 @@ def locked(project: Project) -> L.Lock:
 
 
 @pytest.fixture
-def project(make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Project:
+def project(make_project: Callable[..., Path]) -> Project:
     p = load_project(make_project())
     locked(p)
-    monkeypatch.setattr(B, "install_packages", fake_install([]))
     return p
 
 
-def test_second_build_does_nothing(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = B.build(project, functions=False)
+def test_second_build_does_nothing(project: Project) -> None:
+    first = build(project, functions=False)
     assert first.built == ("layers/base.zip", "layers/top.zip")
-    calls: list[str] = []
-    monkeypatch.setattr(B, "install_packages", fake_install(calls))
+    installer, python = FakeInstaller(), FakePython()
     events: list[B.BuildEvent] = []
-    second = B.build(project, functions=False, progress=events.append)
+    second = build(
+        project, functions=False, progress=events.append, tools=fake_tools(installer, python)
+    )
     assert second.built == ()
-    assert calls == []
+    assert installer.calls == []
+    assert (python.compiled, python.probes) == ([], 0)
     assert {e.step for e in events} == {"fresh"}
     assert second.records == first.records
 
 
 def test_changed_layer_rebuilds_it_and_its_dependents_only(
-    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    make_project: Callable[..., Path],
 ) -> None:
     root = make_project({"base": ([], "six\n"), "top": (["base"], "pytz\n"), "solo": ([], "")})
-    monkeypatch.setattr(B, "install_packages", fake_install([]))
     locked(load_project(root))
-    B.build(load_project(root), functions=False)
+    build(load_project(root), functions=False)
     toml = root / "layers" / "base" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
-    assert B.build(load_project(root), functions=False).built == (
+    assert build(load_project(root), functions=False).built == (
         "layers/base.zip",
         "layers/top.zip",
     )
     toml = root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"30 MB"'))
-    assert B.build(load_project(root), functions=False).built == ("layers/top.zip",)
+    assert build(load_project(root), functions=False).built == ("layers/top.zip",)
 
 
 def test_altered_or_missing_zip_is_rebuilt(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     (result.out_dir / "layers" / "top.zip").write_bytes(b"not the zip we built")
     (result.out_dir / "layers" / "base.zip").unlink()
-    states = {p.path: p.state for p in B.plan(project, T, functions=False)[0]}
+    states = {p.path: p.state for p in plan(project, functions=False)}
     assert states == {"layers/base.zip": "missing", "layers/top.zip": "stale"}
-    assert B.build(project, functions=False).built == ("layers/base.zip", "layers/top.zip")
+    assert build(project, functions=False).built == ("layers/base.zip", "layers/top.zip")
 
 
 def test_manifest_records_what_was_built(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     record = read_manifest(result.out_dir)["layers/top.zip"]
     assert record.distributions == {"pytz": "1.0"}
     assert record.layers == ("base",)
@@ -101,24 +103,20 @@ def test_manifest_records_what_was_built(project: Project) -> None:
     assert (result.out_dir / record.path).stat().st_size == record.zipped_bytes
 
 
-def test_interrupted_build_leaves_no_fresh_looking_artifact(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    B.build(project, functions=False)
+def test_interrupted_build_leaves_no_fresh_looking_artifact(project: Project) -> None:
+    build(project, functions=False)
     toml = project.root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"11 MB"'))
     changed = load_project(project.root)
-
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(B, "write_zip", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        B.build(changed, functions=False)
+    # Ctrl-C while the target interpreter compiles top's tree: in the middle of a step
+    python = FakePython(fail=fail_on("layer-top-", KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted while building layer top \(bytecode"):
+        build(changed, functions=False, tools=fake_tools(python=python))
     out = B.output_dir(changed, T)
     assert "layers/top.zip" not in read_manifest(out)  # never fresh-looking
     assert list((out / B.WORK).iterdir()) == []  # staging removed
-    states = {p.path: p.state for p in B.plan(changed, T, functions=False)[0]}
+    assert not list(out.rglob("*.tmp"))
+    states = {p.path: p.state for p in plan(changed, functions=False)}
     assert states["layers/top.zip"] == "stale" or states["layers/top.zip"] == "missing"
     assert states["layers/base.zip"] == "fresh"
 
@@ -138,15 +136,15 @@ def test_second_concurrent_build_is_refused_with_a_message(project: Project) -> 
     try:
         assert holding.wait(10)
         with pytest.raises(BuildLockedError, match=r"another layerkit build is running .*pid \d+"):
-            B.build(project, functions=False)
+            build(project, functions=False)
     finally:
         release.set()
         thread.join()
-    assert B.build(project, functions=False).built  # the lock is free again
+    assert build(project, functions=False).built  # the lock is free again
 
 
 def test_clean_one_layer_then_all(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     removed = B.clean(project, "top")
     assert removed == (result.out_dir / "layers" / "top.zip",)
     assert set(read_manifest(result.out_dir)) == {"layers/base.zip"}
@@ -169,7 +167,7 @@ def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
     toml = project.root / "layers" / "top" / "layer.toml"
     toml.write_text(toml.read_text() + '[slim]\nremove = ["pytz/core.py"]\n')
     with pytest.raises(BuildError, match=r"importing 'pytz' .* failed"):
-        B.build(load_project(project.root), functions=False)
+        build(load_project(project.root), functions=False)
     out = B.output_dir(project, T)
     assert not (out / "layers" / "top.zip").exists()
     assert "layers/top.zip" not in read_manifest(out)
@@ -179,40 +177,40 @@ def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
 def test_one_layer_builds_what_it_requires_and_optionally_what_requires_it(
     project: Project,
 ) -> None:
-    assert B.build(project, layers=["top"], functions=False).built == (
+    assert build(project, layers=["top"], functions=False).built == (
         "layers/base.zip",
         "layers/top.zip",
     )
     B.clean(project)
-    assert B.build(project, layers=["base"], functions=False, dependents=False).built == (
+    assert build(project, layers=["base"], functions=False, dependents=False).built == (
         "layers/base.zip",
     )
-    assert B.build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
+    assert build(project, layers=["base"], functions=False).built == ("layers/top.zip",)
 
 
 def test_function_packages_rebuild_for_their_own_changes_not_a_layers(project: Project) -> None:
-    first = B.build(project)
+    first = build(project)
     assert "functions/fn.zip" in first.built
     toml = project.root / "layers" / "base" / "layer.toml"
     toml.write_text(toml.read_text().replace('"10 MB"', '"20 MB"'))
-    assert B.build(load_project(project.root)).built == ("layers/base.zip", "layers/top.zip")
+    assert build(load_project(project.root)).built == ("layers/base.zip", "layers/top.zip")
     app = project.root / "functions" / "fn" / "app.py"
     app.write_text(app.read_text() + "# changed\n")
-    assert B.build(load_project(project.root)).built == ("functions/fn.zip",)
+    assert build(load_project(project.root)).built == ("functions/fn.zip",)
 
 
 def test_function_importing_an_unattached_layers_module_fails_naming_it(project: Project) -> None:
     from layerkit.errors import CheckError
 
-    B.build(project, functions=False)
+    build(project, functions=False)
     (project.root / "functions" / "fn" / "app.py").write_text("import pytz\nimport nothere\n")
     with pytest.raises(CheckError, match=r"app.py:2: `nothere`"):
-        B.build(load_project(project.root))
+        build(load_project(project.root))
     assert not (B.output_dir(project, T) / "functions" / "fn.zip").exists()
 
 
 def test_clean_waits_for_no_build_of_any_target(project: Project) -> None:
-    B.build(project, functions=False)
+    build(project, functions=False)
     with B.build_lock(project.root / B.DIST), pytest.raises(BuildLockedError):
         B.clean(project)
     assert (B.output_dir(project, T) / "layers" / "base.zip").exists()
@@ -222,14 +220,14 @@ def test_an_unknown_target_is_refused_before_any_work(project: Project) -> None:
     from layerkit.errors import SpecError
 
     with pytest.raises(SpecError, match=r"no layer is built for python3.13-x86_64"):
-        B.build(project, Target("python3.13"))
+        build(project, Target("python3.13"))
 
 
 def test_a_manifest_from_another_version_counts_as_nothing_built(project: Project) -> None:
-    result = B.build(project, functions=False)
+    result = build(project, functions=False)
     path = result.out_dir / "manifest.json"
     path.write_text(path.read_text().replace('"input_hash"', '"input_digest"'))
-    assert {p.state for p in B.plan(project, T, functions=False)[0]} == {"missing"}
+    assert {p.state for p in plan(project, functions=False)} == {"missing"}
 
 
 def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
@@ -237,7 +235,7 @@ def test_leftovers_of_a_killed_build_are_swept(project: Project) -> None:
     (out / B.WORK / "layer-base-x").mkdir(parents=True)
     (out / "layers").mkdir(parents=True, exist_ok=True)
     (out / "layers" / ".base.zip.123.tmp").write_bytes(b"half")
-    B.build(project, functions=False)
+    build(project, functions=False)
     assert list((out / B.WORK).iterdir()) == []
     assert not (out / "layers" / ".base.zip.123.tmp").exists()
 
@@ -254,4 +252,182 @@ def test_a_function_on_a_runtime_its_layer_is_not_built_for(
         SpecError,
         match=r"Fn runs on python3.12-x86_64 and attaches base, but layers/base/layer.toml does not build it",
     ):
-        B.plan(project, Target("python3.12"))
+        plan(project, Target("python3.12"))
+
+
+def test_leftovers_of_any_target_are_swept_under_the_build_lock(project: Project) -> None:
+    base = project.root / B.DIST
+    other = base / "python3.12-x86_64"
+    (other / B.WORK / "layer-base-x" / "tree").mkdir(parents=True)
+    (other / ".manifest.json.4242.tmp").write_text("{")
+    (base / ".manifest.json.4243.tmp").write_text("{")
+    (other / "layers").mkdir()
+    (other / "layers" / ".base.zip.4242.tmp").write_bytes(b"half")
+    build(project, functions=False)
+    assert not (other / B.WORK).exists()
+    assert not list(base.rglob("*.tmp"))
+    assert B.sweep(base) == (base / B.WORK,)  # only the (empty) staging root of the last build
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["", "{", "null", "[]", '{"artifacts": {"layers/base.zip": {"kind": "layer"}}}'],
+    ids=["empty", "truncated", "null", "a list", "no name"],
+)
+def test_a_build_over_a_damaged_manifest_rebuilds_and_rewrites_it(
+    project: Project, damage: str
+) -> None:
+    first = build(project, functions=False)
+    (first.out_dir / "manifest.json").write_text(damage)
+    assert {p.state for p in plan(project, functions=False)} == {B.ArtifactState.MISSING}
+    again = build(project, functions=False)
+    assert again.built == ("layers/base.zip", "layers/top.zip")
+    assert read_manifest(again.out_dir) == again.records
+    assert {r.sha256 for r in again.records.values()} == {r.sha256 for r in first.records.values()}
+
+
+def test_each_step_is_timed_and_reported_in_order(project: Project) -> None:
+    events: list[B.BuildEvent] = []
+    result = build(
+        project, layers=["base"], dependents=False, functions=False, progress=events.append
+    )
+    record = read_manifest(result.out_dir)["layers/base.zip"]
+    steps = ["install", "slim", "bytecode", "import-check", "zip"]
+    assert [step for step, _ in record.timings] == steps
+    assert all(seconds >= 0 for _, seconds in record.timings)
+    assert list(step_timings(read_manifest(result.out_dir))["layers/base.zip"]) == steps
+    kinds = [(e.kind, e.step, e.done, e.total) for e in events if e.artifact == "layer base"]
+    assert kinds[0] == (EventKind.QUEUED, "queued", 0, 5)
+    assert kinds[1:-1] == [
+        (kind, step, i + (kind == EventKind.FINISHED), 5)
+        for i, step in enumerate(steps)
+        for kind in (EventKind.STARTED, EventKind.FINISHED)
+    ]
+    assert kinds[-1] == (EventKind.BUILT, "done", 5, 5)
+    assert events[-1].elapsed == record.build_seconds
+
+
+def test_layers_that_do_not_require_each_other_build_at_the_same_time(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project({"base": ([], "six\n"), "top": ([], "pytz\n")})
+    project = load_project(root)
+    locked(project)
+    both_installing = threading.Barrier(2, timeout=20)  # broken if the installs are serial
+
+    def meet(name: str) -> None:
+        both_installing.wait()
+
+    result = build(project, functions=False, jobs=2, tools=fake_tools(FakeInstaller(fail=meet)))
+    assert result.built == ("layers/base.zip", "layers/top.zip")
+
+
+def test_a_layer_starts_only_when_the_layers_it_requires_are_built(project: Project) -> None:
+    out = B.output_dir(project, T)
+    seen: dict[str, bool] = {}
+
+    def note(name: str) -> None:
+        seen[name] = "layers/base.zip" in read_manifest(out)
+
+    build(project, functions=False, jobs=4, tools=fake_tools(FakeInstaller(fail=note)))
+    assert seen == {"six": False, "pytz": True}
+
+
+def test_a_failing_layer_stops_the_others_and_keeps_what_finished(
+    make_project: Callable[..., Path],
+) -> None:
+    from layerkit.errors import InstallError
+
+    root = make_project({"base": ([], "six\n"), "top": (["base"], "pytz\n"), "solo": ([], "")})
+    project = load_project(root)
+    locked(project)
+    installer = FakeInstaller(fail=fail_on("six", InstallError("six: no such wheel")))
+    with pytest.raises(InstallError, match="six: no such wheel"):
+        build(project, functions=False, jobs=2, tools=fake_tools(installer))
+    out = B.output_dir(project, T)
+    kept = set(read_manifest(out))
+    assert kept <= {"layers/solo.zip"}  # top never started; solo, beside base, may have finished
+    assert "pytz" not in installer.calls
+    assert list((out / B.WORK).iterdir()) == []
+    again = build(project, functions=False)
+    assert set(again.built) == {"layers/base.zip", "layers/top.zip", "layers/solo.zip"} - kept
+
+
+def test_a_build_cache_is_asked_first_and_gets_what_was_built(
+    project: Project, tmp_path: Path
+) -> None:
+    cache = FolderStore(tmp_path / "cache")
+    first = build(project, cache=cache)
+    assert len(list(cache.root.rglob("*.json"))) == 3  # two layers and the function
+    B.clean(project)
+    never = FakeInstaller(fail=fail_on("", AssertionError("installed although cached")))
+    again = build(project, cache=cache, tools=fake_tools(never))
+    assert set(again.cached) == set(first.records)
+    assert again.built == ()
+    for path, record in again.records.items():
+        assert record.sha256 == first.records[path].sha256
+        assert [step for step, _ in record.timings] == ["cache"]
+    assert {p.state for p in plan(project)} == {B.ArtifactState.FRESH}
+
+
+def test_a_cached_zip_that_is_not_the_one_recorded_is_rebuilt(
+    project: Project, tmp_path: Path
+) -> None:
+    cache = FolderStore(tmp_path / "cache")
+    build(project, functions=False, cache=cache)
+    B.clean(project)
+    for entry in cache.root.rglob("*.zip"):
+        data = entry.read_bytes()
+        entry.write_bytes(data[:-1] + b"!")  # same size, other bytes
+    installer = FakeInstaller()
+    again = build(project, functions=False, cache=cache, tools=fake_tools(installer))
+    assert installer.calls == ["six", "pytz"]
+    assert again.cached == ()
+    assert all(step != "cache" for r in again.records.values() for step, _ in r.timings)
+
+
+def test_each_layer_is_import_checked_once(project: Project) -> None:
+    toml = project.root / "layers" / "base" / "layer.toml"
+    toml.write_text('bytecode = "imported"\n' + toml.read_text())
+    python = FakePython()
+    result = build(load_project(project.root), functions=False, tools=fake_tools(python=python))
+    modes = {p: r.bytecode["mode"] for p, r in result.records.items()}
+    assert modes == {"layers/base.zip": "imported", "layers/top.zip": "all"}
+    # base: the bytecode step's probe is its import check; top: the import-check step's probe
+    assert python.probes == 2
+    assert result.records["layers/base.zip"].bytecode["compiled_files"] == 2
+
+
+def test_cleaning_a_layer_works_over_a_damaged_manifest(project: Project) -> None:
+    result = build(project, functions=False)
+    (result.out_dir / "manifest.json").write_text("null")
+    assert B.clean(project, "top") == (result.out_dir / "layers" / "top.zip",)
+    assert (result.out_dir / "manifest.json").read_text() == "null"  # the next build rewrites it
+
+
+def test_an_interrupt_beside_another_build_keeps_only_whole_artifacts(
+    make_project: Callable[..., Path],
+) -> None:
+    root = make_project({"base": ([], "six\n"), "top": ([], "pytz\n")})
+    project = load_project(root)
+    locked(project)
+    both = threading.Barrier(2, timeout=20)
+
+    def ctrl_c_in_top(name: str) -> None:
+        both.wait()  # base is installing too
+        if name == "pytz":
+            raise KeyboardInterrupt
+
+    tools = fake_tools(FakeInstaller(fail=ctrl_c_in_top))
+    with pytest.raises(
+        B.BuildInterrupted, match=r"interrupted while building .*layer top \(install, step 1/5\)"
+    ):
+        build(project, functions=False, jobs=2, tools=tools)
+    out = B.output_dir(project, T)
+    kept = read_manifest(out)
+    assert set(kept) <= {"layers/base.zip"}  # base stopped at its next step, or finished whole
+    assert sorted(p.name for p in (out / "layers").glob("*")) == [
+        Path(path).name for path in sorted(kept)
+    ]
+    assert all(state_of(out, r, r.input_hash) == B.ArtifactState.FRESH for r in kept.values())
+    assert list((out / B.WORK).iterdir()) == []

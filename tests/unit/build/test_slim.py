@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from layerkit.build import slim
 from layerkit.build.slim import SlimConfig, Tree, slim_tree
-from layerkit.errors import InterpreterNotFoundError, SpecError
-from layerkit.runtime.target import Target, find_interpreter
+from layerkit.build.tools import SystemStrip
+from layerkit.errors import SpecError
+from layerkit.runtime.target import Target
+from tests.unit.build.fakes import FakeStrip
 
 PY39 = Target("python3.9")
 
@@ -181,73 +181,49 @@ def test_slim_tree_refuses_a_missing_folder(tmp_path: Path) -> None:
         slim_tree(tmp_path / "nope", SlimConfig(), PY39)
 
 
-def test_strip_without_the_tool_is_skipped_with_a_note(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_strip_without_the_tool_is_skipped_with_a_note(tmp_path: Path) -> None:
     root = make_tree(tmp_path, {"pkg/_ext.cpython-39-x86_64-linux-gnu.so": b"\x7fELF" + b"\0" * 60})
-    monkeypatch.setattr(slim.shutil, "which", lambda name: None)
-    result, _ = slim.strip_pass(root, Tree.scan(root), ())
+    result, _ = slim.strip_pass(root, Tree.scan(root), (), stripper=FakeStrip(installed=False))
     assert result.removed_files == 0
     assert "not found" in result.note
 
 
-def _extension_module() -> Path:
-    """A real CPython 3.9 extension module to strip (the target interpreter's own _json)."""
-    try:
-        interpreter = find_interpreter(PY39)
-    except InterpreterNotFoundError:
-        pytest.skip("python3.9 is not installed")
-    out = subprocess.run(
-        [str(interpreter), "-c", "import _json; print(_json.__file__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if not out.endswith(".so"):
-        pytest.skip("this python3.9 has _json built in")
-    return Path(out)
+def test_the_system_strip_is_absent_when_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert SystemStrip().version() is None
+    assert SystemStrip().strip(tmp_path / "x.so") is False
 
 
-@pytest.mark.skipif(shutil.which("strip") is None, reason="binutils strip is not installed")
-def test_strip_rewrites_a_copy_and_the_module_still_loads(tmp_path: Path) -> None:
-    source = _extension_module()
+def test_strip_rewrites_a_copy_never_the_installed_file(tmp_path: Path) -> None:
     root = tmp_path / "python"
     root.mkdir()
     outside = tmp_path / "uv-cache-copy.so"
-    shutil.copy2(source, outside)
-    inside = root / source.name
+    outside.write_bytes(b"\x7fELF" + b"\1" * 100)
+    inside = root / "_ext.cpython-39-x86_64-linux-gnu.so"
     os.link(outside, inside)  # like uv's hard links into its cache
-    before = outside.read_bytes()
-    result, tree = slim.strip_pass(root, Tree.scan(root), ())
-    assert outside.read_bytes() == before  # the cache's file is untouched
-    assert tree.files[source.name] == inside.stat().st_size
-    assert result.removed_bytes == len(before) - inside.stat().st_size
-    assert result.removed_bytes >= 0
-    proc = subprocess.run(
-        [
-            str(find_interpreter(PY39)),
-            "-I",
-            "-B",
-            "-c",
-            f"import sys; sys.path.insert(0, {str(root)!r}); import _json; print(_json.__file__)",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout.strip() == str(inside)
+    result, tree = slim.strip_pass(root, Tree.scan(root), (), stripper=FakeStrip(shrink=40))
+    assert outside.read_bytes() == b"\x7fELF" + b"\1" * 100  # the cache's file is untouched
+    assert inside.stat().st_size == 64
+    assert tree.files[inside.name] == 64
+    assert (result.removed_files, result.removed_bytes) == (1, 40)
+    assert result.note == "fake-strip"
+    assert not list(root.glob(".strip-*"))
 
 
 def test_strip_keeps_files_matched_by_keep(tmp_path: Path) -> None:
     root = make_tree(tmp_path, {"pkg/_ext.so": b"\x7fELF" + b"\0" * 60})
-    result, _ = slim.strip_pass(root, Tree.scan(root), ("pkg/_ext.so",), strip_tool="/bin/false")
+    result, _ = slim.strip_pass(
+        root, Tree.scan(root), ("pkg/_ext.so",), stripper=SystemStrip("/bin/false")
+    )
     assert result.removed_files == 0
     assert "refused" not in result.note
 
 
 def test_strip_refusal_leaves_the_file_and_says_so(tmp_path: Path) -> None:
     root = make_tree(tmp_path, {"pkg/_ext.so": b"\x7fELF" + b"\0" * 60})
-    result, _ = slim.strip_pass(root, Tree.scan(root), (), strip_tool="/bin/false")
+    result, _ = slim.strip_pass(root, Tree.scan(root), (), stripper=SystemStrip("/bin/false"))
     assert (root / "pkg/_ext.so").read_bytes() == b"\x7fELF" + b"\0" * 60
     assert "refused 1 file" in result.note
     assert not list((root / "pkg").glob(".strip-*"))
@@ -256,3 +232,60 @@ def test_strip_refusal_leaves_the_file_and_says_so(tmp_path: Path) -> None:
 def test_scan_is_sorted_and_relative(tmp_path: Path) -> None:
     make_tree(tmp_path, {"b/x.py": "1", "a.py": "22"})
     assert Tree.scan(tmp_path).files == {"a.py": 2, "b/x.py": 1}
+
+
+FONT_TREE: dict[str, str | bytes] = {
+    "fontTools/__init__.py": "version = '4.55.0'\n",
+    "fontTools/ttx.py": "def main(): pass\n",
+    "share/man/man1/ttx.1": ".TH TTX 1\n",
+    "include/site/python3.9/fonttools/fonts.h": "int x;\n",
+    "etc/fonttools/defaults.json": "{}\n",
+    "etc/fonttools/LICENSE": "MIT\n",
+    "google/protobuf/message.py": "X = 1\n",  # a namespace package: code, not data
+    "fonttools-4.55.0.dist-info/METADATA": "Name: fonttools\n",
+    "fonttools-4.55.0.dist-info/top_level.txt": "fontTools\n",
+    "fonttools-4.55.0.dist-info/RECORD": (
+        "fontTools/__init__.py,sha256=x,1\nfontTools/ttx.py,sha256=x,1\n"
+        "share/man/man1/ttx.1,sha256=x,1\ninclude/site/python3.9/fonttools/fonts.h,sha256=x,1\n"
+        "etc/fonttools/defaults.json,sha256=x,1\netc/fonttools/LICENSE,sha256=x,1\n"
+        "../../bin/ttx,sha256=x,1\nfonttools-4.55.0.dist-info/RECORD,,\n"
+    ),
+    "protobuf-5.0.dist-info/RECORD": "google/protobuf/message.py,,\n",
+}
+
+
+def test_wheel_data_is_planned_out_but_code_and_namespace_packages_stay(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "python", FONT_TREE)
+    installed = slim.Installed.read(root)
+    assert installed.top_levels == {"fontTools"}
+    assert installed.recorded_dirs == {
+        "fontTools", "share", "include", "etc", "fonttools-4.55.0.dist-info", "google",
+    }  # fmt: skip
+    planned = slim.plan_wheel_data(Tree.scan(root), installed)
+    assert sorted(planned) == [
+        "etc/fonttools/LICENSE",
+        "etc/fonttools/defaults.json",
+        "include/site/python3.9/fonttools/fonts.h",
+        "share/man/man1/ttx.1",
+    ]
+
+
+def test_slim_removes_wheel_data_unless_a_keep_pattern_asks_for_it(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "python", FONT_TREE)
+    result = slim_tree(root, SlimConfig(keep=("share/man/*",), strip=False), PY39)
+    passes = {p.name: p for p in result.passes}
+    assert passes["wheel-data"].removed_files == 2  # the header and defaults.json
+    assert (root / "share/man/man1/ttx.1").is_file()  # kept: a keep pattern asked for it
+    assert (root / "etc/fonttools/LICENSE").is_file()  # licences are never removed
+    assert not (root / "include").exists()
+    assert not (root / "etc/fonttools/defaults.json").exists()
+    assert (root / "google/protobuf/message.py").is_file()
+    assert [p.name for p in result.passes][:3] == ["uv-lock", "bin", "wheel-data"]
+
+
+def test_wheel_data_never_counts_as_a_top_level_module(tmp_path: Path) -> None:
+    from layerkit.build.bytecode import top_level_modules
+
+    root = make_tree(tmp_path / "python", FONT_TREE)
+    (root / "fonttools-4.55.0.dist-info/top_level.txt").unlink()  # names come from RECORD
+    assert top_level_modules(root) == ("fontTools", "google")

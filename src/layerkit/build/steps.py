@@ -1,0 +1,375 @@
+"""The steps of one artifact's build, in order, each returning its part of the manifest record.
+
+A layer: install → slim → bytecode → import check → zip. A function package: install (its own
+requirements) → copy → imports → bytecode → zip. Each step is a small object with a ``NAME``
+(what progress and the timings show) and a ``PURPOSE``; its :meth:`run` works in the job's
+staging folder through the job's tools and returns a :class:`StepOutcome`: a one-line detail for
+progress and the manifest fields it found out. :mod:`layerkit.build.runner` runs them.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from layerkit.build.archive import write_zip
+from layerkit.build.bytecode import BytecodeResult, compile_tree, imported_files, top_level_modules
+from layerkit.build.lock import Lock, LockedPackage, Partition
+from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path
+from layerkit.build.plan import Planned, function_files, overlay
+from layerkit.build.slim import slim_tree
+from layerkit.build.targets import static_imported_files
+from layerkit.build.tools import Tools
+from layerkit.check.imports import (
+    check_function_imports,
+    package_modules,
+    provider_maps,
+    raise_for_problems,
+    read_sources,
+)
+from layerkit.errors import BuildError
+from layerkit.project.spec import Function, Layer, Project
+from layerkit.report.data import distribution_sizes
+from layerkit.runtime.sandbox import extract_zip
+from layerkit.runtime.target import Target
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step did: a line for progress, and its fields of the manifest record."""
+
+    detail: str
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One artifact being built: what it is, where it is staged, and what the build shares.
+
+    ``stage`` is a fresh folder: the zipped tree goes to ``stage/tree`` (a layer's under
+    ``tree/python``), the layers it requires are unpacked under ``stage/required``.
+    ``records`` are the manifest's records when the job started (a function reads its layers').
+    """
+
+    planned: Planned
+    project: Project
+    target: Target
+    lock: Lock
+    partition: Partition
+    out: Path
+    stage: Path
+    tools: Tools
+    records: Mapping[str, ArtifactRecord] = field(default_factory=dict)
+
+    @property
+    def tree(self) -> Path:
+        """The folder whose content is zipped."""
+        return self.stage / "tree"
+
+    @property
+    def site(self) -> Path:
+        """Where distributions are installed: ``python/`` of a layer, the package's root."""
+        return self.tree / "python" if self.planned.kind == ArtifactKind.LAYER else self.tree
+
+    @property
+    def layer(self) -> Layer:
+        """The layer being built."""
+        return self.project.layer(self.planned.name)
+
+    @property
+    def function(self) -> Function:
+        """The function being packaged."""
+        return self.project.function(self.planned.name)
+
+    @functools.cached_property
+    def packages(self) -> tuple[LockedPackage, ...]:
+        """The locked distributions this artifact carries."""
+        names = (
+            self.partition.layers[self.planned.name]
+            if self.planned.kind == ArtifactKind.LAYER
+            else self.partition.functions[self.planned.name]
+        )
+        return tuple(self.lock.package(n) for n in names)
+
+    @functools.cached_property
+    def function_files(self) -> tuple[Path, ...]:
+        """The function's own files that go into its package (read once per build)."""
+        return function_files(self.function)
+
+    @functools.cached_property
+    def search_path(self) -> tuple[Path, ...]:
+        """The layers this one requires, unpacked in the order Lambda stacks them."""
+        found = []
+        for name in self.project.required_closure(self.planned.name):
+            below = self.stage / "required" / name
+            extract_zip(self.out / artifact_path(ArtifactKind.LAYER, name), below)
+            found.append(below / "python")
+        return tuple(found)
+
+
+class Step(Protocol):
+    """One step of an artifact's build."""
+
+    NAME: ClassVar[str]
+    PURPOSE: ClassVar[str]
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Do the step; ``so_far`` holds the record fields of the steps before it."""
+        ...
+
+
+# ---------------------------------------------------------------- a layer's steps
+
+
+class Install:
+    """Install the artifact's share of the lock."""
+
+    NAME: ClassVar[str] = "install"
+    PURPOSE: ClassVar[str] = "install its locked distributions for the target (uv, no deps)"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Install, or only create the folder when there is nothing to install."""
+        job.site.mkdir(parents=True, exist_ok=True)
+        if job.packages:
+            job.tools.installer.install(job.packages, job.site, job.target)
+        which = "function-only " if job.planned.kind == ArtifactKind.FUNCTION else ""
+        return StepOutcome(
+            f"{len(job.packages)} {which}distributions",
+            {"distributions": {p.name: p.version for p in job.packages}},
+        )
+
+
+class Slim:
+    """Remove what the layer never needs at run time."""
+
+    NAME: ClassVar[str] = "slim"
+    PURPOSE: ClassVar[str] = "remove tests, docs, wheel data, stale bytecode; strip extensions"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Slim the tree; record every pass and the top-level modules that remain."""
+        slimmed = slim_tree(job.site, job.layer.slim, job.target, stripper=job.tools.stripper)
+        passes = tuple(
+            {
+                "name": p.name,
+                "removed_files": p.removed_files,
+                "removed_bytes": p.removed_bytes,
+                "examples": list(p.examples),
+            }
+            for p in slimmed.passes
+        )
+        return StepOutcome(
+            f"removed {slimmed.removed_files} files, {slimmed.removed_bytes / 1e6:.1f} MB "
+            f"in {len(slimmed.passes)} passes",
+            {"slim": passes, "modules": top_level_modules(job.site)},
+        )
+
+
+def _bytecode_record(compiled: BytecodeResult) -> dict[str, Any]:
+    return {
+        "mode": compiled.mode,
+        "compiled_files": compiled.compiled_files,
+        "added_bytes": compiled.added_bytes,
+        "invalidation": compiled.invalidation,
+        "failed": [list(f) for f in compiled.failed],
+    }
+
+
+class Bytecode:
+    """Compile with the target interpreter, in the layer's bytecode mode."""
+
+    NAME: ClassVar[str] = "bytecode"
+    PURPOSE: ClassVar[str] = "compile hash-based pycs with the target interpreter"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Compile; in ``imported`` mode, what importing every module and the smoke test loads.
+
+        On a host that cannot run the target's code, what a cold start loads is found by
+        static analysis instead (:func:`layerkit.build.targets.static_imported_files`).
+        """
+        layer, python, modules = job.layer, job.tools.python, so_far["modules"]
+        # what a cold start loads is more than the top-level imports: run the smoke test too
+        scripts = (layer.smoke_test,) if layer.smoke_test else ()
+        static = None
+        if not job.tools.runs_code and layer.bytecode == "imported":
+            static = static_imported_files(job.site, modules, scripts)
+        compiled = compile_tree(
+            job.site,
+            python,
+            layer.bytecode,
+            search_path=() if static is not None else job.search_path,
+            entry_modules=modules,
+            scripts=scripts,
+            imported=static,
+        )
+        record = _bytecode_record(compiled)
+        if static is not None:
+            record["found_by"] = "static analysis"
+        return StepOutcome(
+            f"{compiled.mode}: {compiled.compiled_files} modules with {python.name} "
+            f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
+            {"bytecode": record},
+        )
+
+
+class ImportCheck:
+    """Every top-level module imports in a fresh target interpreter, before anything is zipped."""
+
+    NAME: ClassVar[str] = "import-check"
+    PURPOSE: ClassVar[str] = "import every top-level module with only the required layers beside"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Import the modules, unless the bytecode step just did (``imported`` mode).
+
+        Never on a host that cannot run the target's code: nothing foreign is run, and so no
+        advice is drawn from a run.
+        """
+        modules, compiled = so_far["modules"], so_far["bytecode"]
+        host = job.tools.host
+        if host is not None and not host.runs_code:
+            return StepOutcome(f"not run ({host.execution.value}: {host.host_machine} host)")
+        if compiled["mode"] == "imported" and compiled["compiled_files"]:  # it probed them
+            return StepOutcome(f"{len(modules)} top-level modules import (bytecode step's probe)")
+        imported_files(job.site, job.tools.python, modules, search_path=job.search_path)
+        return StepOutcome(f"{len(modules)} top-level modules import")
+
+
+class Zip:
+    """Write the deterministic zip into place and describe it."""
+
+    NAME: ClassVar[str] = "zip"
+    PURPOSE: ClassVar[str] = "write the reproducible zip and rename it into place"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Zip ``job.tree`` to the artifact's path."""
+        sizes = (
+            {"distribution_bytes": distribution_sizes(job.site)}
+            if job.planned.kind == ArtifactKind.LAYER
+            else {}
+        )
+        dest = job.out / job.planned.path
+        info = write_zip(job.tree, dest)
+        return StepOutcome(
+            job.planned.path,
+            {
+                **sizes,
+                "sha256": info.sha256,
+                "zipped_bytes": info.zipped_bytes,
+                "unzipped_bytes": info.unzipped_bytes,
+                "files": info.files,
+                "mtime_ns": dest.stat().st_mtime_ns,
+            },
+        )
+
+
+# ---------------------------------------------------------------- a function's steps
+
+
+class Copy:
+    """Copy the function's own files (code, data) into the package."""
+
+    NAME: ClassVar[str] = "copy"
+    PURPOSE: ClassVar[str] = "copy the function's code and data (never tests, events, secrets)"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Copy the files :func:`~layerkit.build.plan.function_files` picks, then the target's.
+
+        A target other than the template's adds its own data for the function (its model
+        overlay, :mod:`layerkit.build.targets`).
+        """
+        fn, files = job.function, job.function_files
+        for rel in files:
+            dest = job.tree / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(fn.path / rel, dest)
+        own = overlay(job.project, job.target, fn.name)
+        for rel_text, source in own:
+            (job.tree / rel_text).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, job.tree / rel_text)
+        extra = f" and {len(own)} of {job.target.key}'s own ({', '.join(r for r, _ in own)})"
+        return StepOutcome(f"{len(files)} files" + (extra if own else ""))
+
+
+class Imports:
+    """The static import check of the function's code against its layers and the runtime."""
+
+    NAME: ClassVar[str] = "imports"
+    PURPOSE: ClassVar[str] = "check that every import resolves on the function's runtime"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Fail when the function imports what neither it, its layers nor the runtime has."""
+        fn, target = job.function, job.target
+        layer_modules = {
+            rec.name: rec.modules for rec in job.records.values() if rec.kind == ArtifactKind.LAYER
+        }
+        missing = [name for name in fn.layers if name not in layer_modules]
+        if missing:
+            raise BuildError(
+                f"function {fn.name} attaches {', '.join(missing)}, "
+                f"{'which is' if len(missing) == 1 else 'which are'} not built for {target.key} "
+                "yet; run `inv build.all` (it builds the layers before the functions)."
+            )
+        files = job.function_files
+        provided, elsewhere = provider_maps(
+            fn.layers, layer_modules, top_level_modules(job.tree) if job.packages else ()
+        )
+        raise_for_problems(
+            fn.name,
+            check_function_imports(
+                read_sources(fn.path, files),
+                package_modules(files),
+                provided,
+                elsewhere,
+                job.tools.python.stdlib_modules(),
+                feature_version=target.python_version,
+            ),
+        )
+        return StepOutcome("static check against its layers")
+
+
+class FunctionBytecode:
+    """Compile every module of the package with the target interpreter."""
+
+    NAME: ClassVar[str] = "bytecode"
+    PURPOSE: ClassVar[str] = "compile hash-based pycs of every module (/var/task)"
+
+    def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
+        """Compile the package for ``/var/task``."""
+        compiled = compile_tree(job.tree, job.tools.python, "all", dest_dir="/var/task")
+        return StepOutcome(f"{compiled.compiled_files} modules")
+
+
+LAYER_STEPS: tuple[Step, ...] = (Install(), Slim(), Bytecode(), ImportCheck(), Zip())
+FUNCTION_STEPS: tuple[Step, ...] = (Install(), Copy(), Imports(), FunctionBytecode(), Zip())
+
+
+def steps_for(kind: ArtifactKind) -> tuple[Step, ...]:
+    """The steps that build an artifact of ``kind``, in order."""
+    return LAYER_STEPS if kind == ArtifactKind.LAYER else FUNCTION_STEPS
+
+
+def base_record(job: Job) -> dict[str, Any]:
+    """The record fields known before any step runs."""
+    planned = job.planned
+    fields: dict[str, Any] = {
+        "kind": planned.kind,
+        "name": planned.name,
+        "target": job.target.key,
+        "path": planned.path,
+        "input_hash": planned.input_hash,
+        "execution": job.tools.execution.value,
+    }
+    if planned.kind == ArtifactKind.LAYER:
+        fields["budget"] = job.layer.budget
+        fields["layers"] = job.project.required_closure(planned.name)
+    else:
+        fields["layers"] = job.function.layers
+    return fields
+
+
+def step_names(kind: ArtifactKind) -> Sequence[str]:
+    """The NAMEs of ``kind``'s steps (the keys of its timings)."""
+    return tuple(step.NAME for step in steps_for(kind))
