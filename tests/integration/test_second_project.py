@@ -9,6 +9,7 @@ stages file) with the command-line entry point, and the installed console script
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,7 +128,9 @@ def test_a_second_project_locks_builds_validates_and_deploys_with_layerkit_alone
     assert layerkit(project, "invoke", "HelloWorldFunction", "--event", str(event)) == 0
     out = capsys.readouterr().out
     assert '\\"six\\": \\"1.17.0\\"' in out
-    assert "REPORT Init Duration:" in out
+    # Lambda's REPORT line: RequestId, Duration, Billed Duration, Memory Size, Max Memory Used, Init
+    assert re.search(r"REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms", out)
+    assert re.search(r"\tInit Duration: [\d.]+ ms", out)
 
     assert layerkit(project, "deploy") == 0  # the built-in local stage: no stages file
     out = capsys.readouterr().out
