@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         runtime=None, arch=None, force=False, cache=None
     )  # `layerkit build`: build all
 
-    _runtime(_verb(sub, "status", _status, "what is built, fresh or stale, and its sizes", p))
+    status = _verb(sub, "status", _status, "what is built, fresh or stale, and its sizes", p)
+    _runtime(status)
+    status.add_argument("--timings", action="store_true", help="also the seconds of each step")
 
     validate = _verb(sub, "validate", _validate_all, "check sizes, the template and layers", p)
     checks = validate.add_subparsers(title="what", metavar="WHAT")
@@ -200,7 +202,7 @@ def _build_functions(a: argparse.Namespace, fb: commands.Feedback) -> commands.B
 
 
 def _status(a: argparse.Namespace, fb: commands.Feedback) -> commands.StatusOutput:
-    return commands.status(a.project_dir, runtime=a.runtime, arch=a.arch)
+    return commands.status(a.project_dir, runtime=a.runtime, arch=a.arch, timings=a.timings)
 
 
 def _validate_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.ValidateOutput:

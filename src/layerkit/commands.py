@@ -19,7 +19,7 @@ from typing import Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
 from layerkit.build.lock import lock_all, partition
-from layerkit.build.manifest import ArtifactRecord, read_manifest
+from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
 from layerkit.build.pipeline import (
     BuildEvent,
     BuildResult,
@@ -356,9 +356,10 @@ class StatusOutput(_Output):
     target: Target
     rows: tuple[tuple[str, str, ArtifactRecord | None], ...]  # path, state, record
     note: str | None = None  # why freshness is unknown
+    timings: bool = False  # also the seconds each build step of each artifact took
 
     def render(self) -> str:
-        """The output folder, a table of states and sizes, and the note if any."""
+        """The output folder, a table of states and sizes (and step timings), the note if any."""
         rows = [
             [
                 path,
@@ -369,15 +370,31 @@ class StatusOutput(_Output):
             for path, state, rec in self.rows
         ]
         table = format_table(["artifact", "state", "unzipped MB", "zipped MB"], rows)
-        return f"{self.out_dir} ({self.target.key})\n{table}" + (
-            f"\n{self.note}" if self.note else ""
-        )
+        text = f"{self.out_dir} ({self.target.key})\n{table}"
+        if self.timings:
+            text += "\n" + self._timings_table()
+        return text + (f"\n{self.note}" if self.note else "")
+
+    def _timings_table(self) -> str:
+        """Seconds per build step, one row per artifact (as its last build recorded them)."""
+        records = {path: rec for path, _, rec in self.rows if rec is not None}
+        per_artifact = step_timings(records)
+        steps = list(dict.fromkeys(step for t in per_artifact.values() for step in t))
+        rows = [
+            [path, *(f"{t[s]:.1f}" if s in t else "-" for s in steps), f"{sum(t.values()):.1f}"]
+            for path, t in per_artifact.items()
+        ]
+        return format_table(["artifact (s)", *steps, "total"], rows)
 
 
 def status(
-    project: ProjectLike, *, runtime: str | None = None, arch: str | None = None
+    project: ProjectLike,
+    *,
+    runtime: str | None = None,
+    arch: str | None = None,
+    timings: bool = False,
 ) -> StatusOutput:
-    """Show what is built, whether it is fresh or stale, and its sizes.
+    """Show what is built, whether it is fresh or stale, and its sizes (``timings``: per step).
 
     Without a current lock, freshness cannot be known; what the manifest lists is still shown
     (state ``unknown``), with the reason.
@@ -389,8 +406,9 @@ def status(
         planned = plan(project, target)[0]
     except LockError as exc:  # what is on disk is still worth showing
         rows = tuple((path, "unknown", rec) for path, rec in sorted(read_manifest(out).items()))
-        return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}")
-    return StatusOutput(out, target, tuple((p.path, p.state, p.record) for p in planned))
+        return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}", timings)
+    rows = tuple((p.path, p.state, p.record) for p in planned)
+    return StatusOutput(out, target, rows, timings=timings)
 
 
 # ---------------------------------------------------------------- checks shared by validate/deploy

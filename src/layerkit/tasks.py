@@ -165,10 +165,15 @@ def lock(c: Context, upgrade: bool = False) -> Any:
     return commands.lock(project_dir(c), upgrade=upgrade, feedback=FEEDBACK)
 
 
-@layerkit_task(name="status", help={"runtime": _RUNTIME, "arch": _ARCH})
-def status(c: Context, runtime: str | None = None, arch: str | None = None) -> Any:
+@layerkit_task(
+    name="status",
+    help={"runtime": _RUNTIME, "arch": _ARCH, "timings": "also the seconds of each build step"},
+)
+def status(
+    c: Context, runtime: str | None = None, arch: str | None = None, timings: bool = False
+) -> Any:
     """Show what is built, whether it is fresh or stale, and its sizes."""
-    return commands.status(project_dir(c), runtime=runtime, arch=arch)
+    return commands.status(project_dir(c), runtime=runtime, arch=arch, timings=timings)
 
 
 @layerkit_task(name="clean", help={"layer": "remove only this layer's zips (every target)"})

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from layerkit.build.manifest import ArtifactRecord
+from layerkit.commands import StatusOutput
+from layerkit.runtime.target import Target
+
+
+def record(path: str, timings: tuple[tuple[str, float], ...]) -> ArtifactRecord:
+    kind, _, name = path.partition("/")
+    return ArtifactRecord(
+        kind.rstrip("s"), name, "python3.9-x86_64", path, "0", 1, 2, 1, "h", timings=timings
+    )
+
+
+def test_status_timings_show_each_step_of_each_artifact_and_the_total():
+    rows = (
+        ("layers/core.zip", "fresh", record("layers/core.zip", (("install", 1.25), ("zip", 2.0)))),
+        ("functions/fn.zip", "fresh", record("functions/fn.zip", (("copy", 0.5),))),
+        ("layers/new.zip", "missing", None),
+    )
+    out = StatusOutput(Path("dist"), Target("python3.9", "x86_64"), rows, timings=True)
+    lines = out.render().splitlines()
+    header = next(line for line in lines if line.startswith("artifact (s)"))
+    columns = header.split()[2:]  # after "artifact (s)"
+    assert sorted(columns) == ["copy", "install", "total", "zip"]
+    assert columns[-1] == "total"
+    timings_table = lines[lines.index(header) :]
+
+    def cells(path: str) -> dict[str, str]:
+        row = next(line for line in timings_table if line.startswith(path)).split()[1:]
+        return dict(zip(columns, row, strict=True))
+
+    assert cells("layers/core.zip") == {"install": "1.2", "zip": "2.0", "copy": "-", "total": "3.2"}
+    assert cells("functions/fn.zip") == {"install": "-", "zip": "-", "copy": "0.5", "total": "0.5"}
+    assert not any(line.startswith("layers/new.zip") for line in timings_table)  # never built
+
+
+def test_status_without_timings_shows_no_timings_table():
+    rows = (("layers/core.zip", "fresh", record("layers/core.zip", (("zip", 2.0),))),)
+    text = StatusOutput(Path("dist"), Target("python3.9", "x86_64"), rows).render()
+    assert "artifact (s)" not in text
