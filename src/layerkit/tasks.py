@@ -67,6 +67,16 @@ class LayerkitTask(Task[Any]):
     value of ``-h`` or ``--help`` prints the task's help instead of running it.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """A task whose option help survives being parsed more than once."""
+        super().__init__(*args, **kwargs)
+        self.saved_help = dict(self.help)
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        """The task's arguments with their help, every time (invoke pops ``help`` as it reads)."""
+        self.help = dict(self.saved_help)
+        return super().get_arguments(ignore_unknown_help)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task's command and print its output (or the help, or the error)."""
         asked = {kwargs.get(n) for n in self.positional} | {

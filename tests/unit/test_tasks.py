@@ -64,6 +64,9 @@ def test_help_works_after_every_task(
     assert out.startswith(f"Usage: inv[oke] [--core-opts] {name} ")
     assert inspect.getdoc(repo_ns()[name]).splitlines()[0] in out
     assert "Options:" in out
+    task = repo_ns()[name]
+    for option, text in task.saved_help.items():  # each option's help, parsed before or not
+        assert " ".join(text.split()[:3]) in " ".join(out.split()), (name, option)
 
 
 def test_help_after_a_positional_task_does_not_run_it(
