@@ -3,7 +3,7 @@
 The same three layers: a SAM template with one `AWS::Serverless::LayerVersion` per layer, its
 ContentUri a folder holding a copy of `layers/<name>/requirements.txt`, `BuildMethod: python3.9`,
 no containers (SAM's python_pip workflow with the python3.9 on PATH). layerkit builds a copy of
-this project (layers, functions, locks, template, tasks.py) with `python -m invoke build.all
+this project (layers, functions, locks, template, tasks.py, model_training.py) with `python -m invoke build.all
 --force` in a fresh process.
 
 Four timings, each the wall clock of one command:
@@ -98,7 +98,7 @@ def workspace(
     lk_dir = base / "layerkit"
     for name in COPIED:
         shutil.copytree(ROOT / name, lk_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("template.yaml", "tasks.py", "pyproject.toml"):
+    for name in ("template.yaml", "tasks.py", "model_training.py", "pyproject.toml", ".cfnlintrc"):
         shutil.copy2(ROOT / name, lk_dir / name)
     return {"base": base, "sam": sam_dir, "layerkit": lk_dir}
 
