@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.deploy.clients import Clients, clients_for
@@ -22,16 +23,28 @@ def _ignore(line: str) -> None:
     """Say nothing."""
 
 
-@contextmanager
-def stage_clients(
-    root: Path, stage: Stage, note: Callable[[str], None] = _ignore
-) -> Iterator[Clients]:
-    """Clients for ``stage`` of the project at ``root`` while the ``with`` block lasts.
+@dataclass(frozen=True)
+class StageSession:
+    """A stage and clients for it; for the local stage, while its embedded server runs."""
 
-    ``note`` is told where the local stage runs and what it replayed.
+    stage: Stage
+    clients: Clients
+    notes: tuple[str, ...] = ()  # what opening it found and did (the local stage's stale lock)
+    endpoint: str | None = None  # the local stage's server
+    replayed: int = 0  # requests the local stage replayed from its saved state
+
+
+@contextmanager
+def open_session(
+    root: Path, stage: Stage, *, state_dir: Path | None = None
+) -> Iterator[StageSession]:
+    """``stage`` of the project at ``root``, open for the ``with`` block.
+
+    A local stage runs its embedded moto server meanwhile, its state in ``state_dir`` (default
+    ``<root>/.layerkit/local-stage``); a real stage gets clients from the standard AWS chain.
     """
     if not stage.local:
-        yield clients_for(stage)
+        yield StageSession(stage, clients_for(stage))
         return
     if importlib.util.find_spec("moto") is None:
         raise DeployError(
@@ -39,11 +52,26 @@ def stage_clients(
             "installed: install it with `python -m pip install 'layerkit[local]'` (moto[server]) "
             "and run the command again."
         )
-    with local_stage(stage, root / STATE_DIR) as local:
-        note(
-            f"local stage: moto on {local.endpoint}, state in {STATE_DIR} "
-            f"({local.replayed} requests replayed; delete the folder to start afresh)"
-        )
-        for line in local.notes:  # what opening it found: a lock a killed run left, ...
+    folder = state_dir if state_dir is not None else root / STATE_DIR
+    with local_stage(stage, folder) as local:
+        yield StageSession(stage, local.clients, local.notes, local.endpoint, local.replayed)
+
+
+@contextmanager
+def stage_clients(
+    root: Path, stage: Stage, note: Callable[[str], None] = _ignore
+) -> Iterator[Clients]:
+    """Clients for ``stage`` of the project at ``root`` while the ``with`` block lasts.
+
+    ``note`` is told where the local stage runs, what it replayed, and what opening it found (a
+    lock a killed run left, ...).
+    """
+    with open_session(root, stage) as session:
+        if stage.local:
+            note(
+                f"local stage: moto on {session.endpoint}, state in {STATE_DIR} "
+                f"({session.replayed} requests replayed; delete the folder to start afresh)"
+            )
+        for line in session.notes:
             note(line)
-        yield local.clients
+        yield session.clients

@@ -27,6 +27,7 @@ from typing import Any
 
 from layerkit.build.archive import sha256_file
 from layerkit.deploy.clients import AWS_ERRORS, Clients, explain_aws_error
+from layerkit.deploy.connect import StageSession, open_session
 from layerkit.deploy.executor import (
     ApplyResult,
     AwsExecutor,
@@ -267,34 +268,14 @@ def deploy(
 # --------------------------------------------------------------------------- stages
 
 
-@dataclass(frozen=True)
-class StageSession:
-    """A stage and clients for it; for the local stage, while its embedded server runs."""
-
-    stage: Stage
-    clients: Clients
-    notes: tuple[str, ...] = ()  # what opening it found and did (the local stage's stale lock)
-    endpoint: str | None = None  # the local stage's server
-    replayed: int = 0  # requests the local stage replayed from its saved state
-
-
 @contextmanager
 def open_stage(root: Path, name: str, *, state_dir: Path | None = None) -> Iterator[StageSession]:
     """Open stage ``name`` of ``<root>/stages.toml`` for the ``with`` block.
 
-    A local stage runs its embedded moto server meanwhile, its state in ``state_dir`` (default
-    ``<root>/.layerkit/local-stage``); a real stage gets clients from the standard AWS chain.
+    The one way a stage is opened is :func:`layerkit.deploy.connect.open_session`.
     """
-    from layerkit.deploy.clients import clients_for
-    from layerkit.deploy.localstage import STATE_DIR, local_stage
-
-    stage = get_stage(root, name)
-    if not stage.local:
-        yield StageSession(stage, clients_for(stage))
-        return
-    folder = state_dir if state_dir is not None else root / STATE_DIR
-    with local_stage(stage, folder) as local:
-        yield StageSession(stage, local.clients, local.notes, local.endpoint, local.replayed)
+    with open_session(root, get_stage(root, name), state_dir=state_dir) as session:
+        yield session
 
 
 def unlock(clients: Clients, stage: Stage) -> LockInfo | None:
