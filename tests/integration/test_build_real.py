@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from layerkit.build import lock as L
 from layerkit.build import pipeline as B
 from layerkit.build.archive import sha256_file
+from layerkit.build.install import install_packages
 from layerkit.errors import LockError, SpecError, WheelTagError
 from layerkit.project.spec import load_project
 from layerkit.runtime.target import Target
@@ -133,9 +134,13 @@ def test_manifest_describes_each_zip(built: B.BuildResult) -> None:
 
 def test_two_clean_builds_are_byte_identical(built: B.BuildResult, tmp_path: Path) -> None:
     project = load_project(copy_repo(tmp_path / "again"))
-    again = B.build(project, T, layers=["aws-utilities", "core-data-science"], functions=False)
+    layers = ["aws-utilities", "core-data-science"]
+    again = B.build(project, T, layers=layers, functions=False)
+    # rebuilt from the step cache the first build filled: every pyc, strip and deflate a hit
+    warm = B.build(project, T, layers=layers, functions=False, force=True)
     for path in ("layers/aws-utilities.zip", "layers/core-data-science.zip"):
         assert again.records[path].sha256 == built.records[path].sha256, path
+        assert warm.records[path].sha256 == built.records[path].sha256, path
 
 
 def test_build_with_stale_lock_says_run_inv_lock(
@@ -244,3 +249,41 @@ def test_wheel_data_stays_out_of_a_layer_unless_kept(make_project: Callable[...,
     with zipfile.ZipFile(kept.out_dir / "layers/base.zip") as zf:
         assert "python/share/man/man1/ttx.1" in zf.namelist()
     assert kept.records["layers/base.zip"].modules == ("fontTools",)  # data is never a module
+
+
+def test_a_build_leaves_uvs_cache_as_it_was(
+    make_project: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed files are hard links into uv's cache: strip, sourceless bytecode and the RECORD
+    edit must replace them, never write through them."""
+    import os
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))
+    root = make_project({"base": ([], "markupsafe==3.0.2\nPyYAML==6.0.2\n"), "top": (["base"], "")})
+    toml = root / "layers" / "base" / "layer.toml"
+    toml.write_text('bytecode = "sourceless"\n' + toml.read_text())
+    project = load_project(root)
+    L.write_lock(project, L.resolve(project, T))
+
+    def snapshot() -> dict[str, tuple[str, int]]:
+        """Every unpacked wheel file in uv's cache (its index metadata may be refreshed)."""
+        return {
+            p.relative_to(tmp_path).as_posix(): (sha256_file(p), p.stat().st_mode)
+            for archive in (tmp_path / "uv").glob("archive-v*")
+            for p in archive.rglob("*")
+            if p.is_file() and not p.is_symlink()
+        }
+
+    lock = L.read_lock(project, T)
+    install_packages(lock.packages, tmp_path / "scratch", T)  # fills uv's cache, edits nothing
+    assert (tmp_path / "scratch" / "yaml" / "loader.py").stat().st_nlink > 1  # linked, not copied
+    shutil.rmtree(tmp_path / "scratch")
+    before = snapshot()
+    assert len(before) > 20
+    result = B.build(project, T, layers=["base"], dependents=False, functions=False)
+    record = result.records["layers/base.zip"]
+    assert record.bytecode["mode"] == "sourceless"
+    assert record.bytecode["compiled_files"] > 10  # sources were replaced by their pycs
+    assert {p["name"]: p["removed_files"] for p in record.slim}["strip"] >= 1
+    assert snapshot() == before
+    assert os.listdir(result.out_dir / B.WORK) == []

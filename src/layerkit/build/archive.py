@@ -24,10 +24,14 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from zipfile import ZIP64_LIMIT, ZIP_FILECOUNT_LIMIT, ZipInfo
 
+from layerkit.build.memo import Memo, NoMemo, memo_key
 from layerkit.errors import BuildError
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can store
 CHUNK = 1 << 20
+LEVEL = zlib.Z_DEFAULT_COMPRESSION
+#: Files this large or larger are deflated once and kept in the step cache.
+MEMO_MIN = 16 * 1024
 _UTF8_NAME = 0x800  # general purpose flag: the file name is UTF-8
 
 
@@ -107,22 +111,30 @@ def _zip_info(name: str, path: Path, date_time: tuple[int, int, int, int, int, i
     return info
 
 
-def _deflate(path: Path) -> tuple[bytes, int, int]:
+def _deflate(path: Path, memo: Memo) -> tuple[bytes, int, int]:
     """``path`` compressed exactly as :mod:`zipfile` does it: (data, crc32, size).
 
     Raw deflate at the default level, fed in the same 1 MiB pieces :func:`write_zip` used to
     write through ``ZipFile.open``, so the bytes are the same. zlib releases the GIL, so
-    several files compress at once on several cores.
+    several files compress at once on several cores. A file of ``MEMO_MIN`` bytes or more is
+    looked up in the step cache by its sha256 (and zlib's version and level) first.
     """
-    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-    parts, crc, size = [], 0, 0
-    with path.open("rb") as src:
-        while chunk := src.read(CHUNK):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-            parts.append(compressor.compress(chunk))
+    content = path.read_bytes()
+    crc, size = zlib.crc32(content), len(content)
+    key = None
+    if size >= MEMO_MIN:
+        digest = hashlib.sha256(content).digest()
+        key = memo_key("deflate", zlib.ZLIB_RUNTIME_VERSION, str(LEVEL), str(CHUNK), digest)
+        if (cached := memo.get(key)) is not None:
+            return cached, crc, size
+    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+    view = memoryview(content)
+    parts = [compressor.compress(view[i : i + CHUNK]) for i in range(0, size, CHUNK)]
     parts.append(compressor.flush())
-    return b"".join(parts), crc, size
+    data = b"".join(parts)
+    if key is not None:
+        memo.put(key, data)
+    return data, crc, size
 
 
 def _central_entry(info: ZipInfo) -> bytes:
@@ -160,12 +172,12 @@ def _central_entry(info: ZipInfo) -> bytes:
 
 
 def _deflated_in_order(
-    paths: Sequence[Path], pool: ThreadPoolExecutor, ahead: int
+    paths: Sequence[Path], pool: ThreadPoolExecutor, ahead: int, memo: Memo
 ) -> Iterator[tuple[bytes, int, int]]:
     """Each path deflated, in order, at most ``ahead`` files compressed ahead of the writer."""
     pending: deque[Future[tuple[bytes, int, int]]] = deque()
     for path in paths:
-        pending.append(pool.submit(_deflate, path))
+        pending.append(pool.submit(_deflate, path, memo))
         if len(pending) >= ahead:
             yield pending.popleft().result()
     while pending:
@@ -177,6 +189,7 @@ def _write_entries(
     out: BinaryIO,
     date_time: tuple[int, int, int, int, int, int],
     workers: int,
+    memo: Memo,
 ) -> int:
     """Write every entry, its local header and data, then the central directory; unzipped bytes.
 
@@ -186,7 +199,7 @@ def _write_entries(
     entries = []
     unzipped = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        deflated = _deflated_in_order([p for _, p in files], pool, 4 * max(1, workers))
+        deflated = _deflated_in_order([p for _, p in files], pool, 4 * max(1, workers), memo)
         for (name, path), (data, crc, size) in zip(files, deflated, strict=True):
             if size > ZIP64_LIMIT or len(data) > ZIP64_LIMIT:
                 raise BuildError(
@@ -214,11 +227,17 @@ def _write_entries(
 
 
 def write_zip(
-    root: Path, dest: Path, *, epoch: int | None = None, workers: int | None = None
+    root: Path,
+    dest: Path,
+    *,
+    epoch: int | None = None,
+    workers: int | None = None,
+    memo: Memo | None = None,
 ) -> ArchiveInfo:
     """Zip the tree below ``root`` into ``dest`` deterministically and atomically.
 
-    ``workers`` threads compress at once (default: one per core); the bytes do not depend on it.
+    ``workers`` threads compress at once (default: one per core); ``memo`` is the step cache
+    large files are deflated through (:mod:`layerkit.build.memo`). Neither changes a byte.
     """
     date_time = zip_date_time(epoch)
     files = collect_files(root)
@@ -234,7 +253,9 @@ def write_zip(
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as out:
-            unzipped = _write_entries(files, out, date_time, workers or os.cpu_count() or 1)
+            unzipped = _write_entries(
+                files, out, date_time, workers or os.cpu_count() or 1, memo or NoMemo()
+            )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -18,13 +18,15 @@ same tree gives the same bytes on every build, however many compiler processes s
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.memo import Memo, NoMemo, memo_key
 from layerkit.build.slim import is_module_file
-from layerkit.build.tools import TargetPython, as_target_python, default_workers
+from layerkit.build.tools import CompileOutcome, TargetPython, as_target_python, default_workers
 from layerkit.errors import BuildError
 from layerkit.project.spec import BYTECODE_MODES
 
@@ -114,6 +116,7 @@ def compile_tree(
     invalidation: str = "unchecked-hash",
     dest_dir: str = "/opt/python",
     imported: Sequence[str] | None = None,
+    memo: Memo | None = None,
 ) -> BytecodeResult:
     """Compile the ``.py`` files under ``root`` with the target interpreter ``python``.
 
@@ -128,7 +131,9 @@ def compile_tree(
     as source and listed in ``failed``. ``workers`` compiler processes run at once (default:
     one per core); the bytes do not depend on it. ``imported`` gives the ``imported`` mode its
     file list instead of running ``python`` to find it (a target the host cannot run:
-    :func:`layerkit.build.targets.static_imported_files`).
+    :func:`layerkit.build.targets.static_imported_files`). With a step cache (``memo``), a
+    module compiled before (same source, run-time path, compiler and modes) is written from
+    it and only the others go to the interpreter: :func:`compile_memoized`.
     """
     if mode not in MODES:
         raise BuildError(f"bytecode mode {mode!r} is unknown; choose one of {', '.join(MODES)}.")
@@ -154,13 +159,15 @@ def compile_tree(
         )
     else:
         files = python_sources(root)
-    outcome = target_python.compile(
+    outcome = compile_memoized(
+        target_python,
         root,
         files,
         legacy=mode == "sourceless",
         invalidation=invalidation,
         dest_dir=dest_dir,
         workers=workers or default_workers(),
+        memo=memo or NoMemo(),
     )
     removed = 0
     if mode == "sourceless":
@@ -173,6 +180,68 @@ def compile_tree(
         invalidation=invalidation,
         failed=outcome.failed,
     )
+
+
+def pyc_path(root: Path, rel: str, *, legacy: bool, cache_tag: str) -> Path:
+    """Where the pyc of ``root/rel`` goes: beside it (``legacy``) or in ``__pycache__``."""
+    source = root / rel
+    if legacy:
+        return source.with_name(source.name + "c")
+    return source.parent / "__pycache__" / f"{source.stem}.{cache_tag}.pyc"
+
+
+def compile_memoized(
+    python: TargetPython,
+    root: Path,
+    files: Sequence[str],
+    *,
+    legacy: bool,
+    invalidation: str,
+    dest_dir: str,
+    workers: int,
+    memo: Memo,
+) -> CompileOutcome:
+    """``python.compile`` through the step cache: only modules not compiled before are compiled.
+
+    A module's key is its source's sha256, the path its code objects name (``dest_dir/rel``),
+    the compiler's identity (full version and magic number), the invalidation mode and where
+    the pyc goes; a hit is written where the compiler would have written it, with the same
+    bytes. What the interpreter compiles is kept; files it could not compile are not.
+    """
+    if isinstance(memo, NoMemo) or not files:
+        return python.compile(
+            root, files, legacy=legacy, invalidation=invalidation, dest_dir=dest_dir,
+            workers=workers,
+        )  # fmt: skip
+    compiler = python.compiler()
+    place = "legacy" if legacy else compiler.cache_tag
+    keys: dict[str, str] = {}
+    hits: list[str] = []
+    todo: list[str] = []
+    for rel in files:
+        digest = hashlib.sha256((root / rel).read_bytes()).digest()
+        key = memo_key(
+            "pyc", compiler.identity, invalidation, place, f"{dest_dir.rstrip('/')}/{rel}", digest
+        )
+        keys[rel] = key
+        cached = memo.get(key)
+        if cached is None:
+            todo.append(rel)
+            continue
+        out = pyc_path(root, rel, legacy=legacy, cache_tag=compiler.cache_tag)
+        out.parent.mkdir(exist_ok=True)
+        out.write_bytes(cached)
+        hits.append(rel)
+    outcome = CompileOutcome(())
+    if todo:
+        outcome = python.compile(
+            root, todo, legacy=legacy, invalidation=invalidation, dest_dir=dest_dir,
+            workers=workers,
+        )  # fmt: skip
+        for rel in outcome.compiled:
+            out = pyc_path(root, rel, legacy=legacy, cache_tag=compiler.cache_tag)
+            memo.put(keys[rel], out.read_bytes())
+    return CompileOutcome(tuple(sorted([*hits, *outcome.compiled])), outcome.failed)
 
 
 def _drop_sources(root: Path, compiled: Iterable[str]) -> int:

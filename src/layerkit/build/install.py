@@ -2,14 +2,17 @@
 
 Each distribution is installed exactly as locked (``--require-hashes``), without dependencies
 (the partition decided those), for the target platform and interpreter, without bytecode (the
-bytecode step compiles with the target interpreter later) and as real copies, never hard links
-into uv's cache (uv hard-links installed files from its cache by default, so editing one in
-place would edit the cache), so later steps may edit files freely.
+bytecode step compiles with the target interpreter later) and linked, not copied, from uv's
+cache: hard links into uv's cache (uv copies instead when the cache is on another file system).
+No byte is copied and a layer installs in a fraction of a second, so no later step may write
+into an installed file: every change replaces the file instead (a new file renamed over the
+link, as strip and this module's RECORD edit do; sources are unlinked, pycs are new files).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -61,7 +64,7 @@ def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Targ
                 "--no-deps",
                 "--require-hashes",
                 "--link-mode",
-                "copy",
+                "hardlink",
                 "--no-compile",
                 *target_args(target),
                 "-r",
@@ -75,10 +78,24 @@ def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Targ
             f"installing {names} for {target.key} failed; uv said:\n{proc.stderr.strip()}\n"
             "If a hash does not match, the lock is out of date with PyPI: run `inv lock`."
         )
+    tidy_target(dest)
+
+
+def tidy_target(dest: Path) -> None:
+    """Remove uv's ``.lock`` and ``bin/`` from a ``--target`` folder, and ``bin/`` from RECORDs.
+
+    A RECORD is replaced, never written through: it may be a hard link into uv's cache.
+    """
     (dest / ".lock").unlink(missing_ok=True)
     shutil.rmtree(dest / "bin", ignore_errors=True)
     for record in dest.glob("*.dist-info/RECORD"):
-        record.write_text(drop_script_entries(record.read_text(encoding="utf-8")), encoding="utf-8")
+        text = record.read_text(encoding="utf-8")
+        kept = drop_script_entries(text)
+        if kept == text:
+            continue
+        tmp = record.with_name("RECORD.layerkit-tmp")
+        tmp.write_text(kept, encoding="utf-8")
+        os.replace(tmp, record)
 
 
 def drop_script_entries(record: str) -> str:

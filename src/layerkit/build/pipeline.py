@@ -293,6 +293,8 @@ def build(
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
+        if todo:
+            tools.memo.trim()
     # a layer above Lambda's unzipped limit fails its build whatever its budget
     raise_for_layer_limits(run.records[p.path] for p in planned.artifacts if p.path in run.records)
     order = [p.path for p in planned.artifacts]

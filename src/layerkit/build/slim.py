@@ -20,6 +20,7 @@ import csv
 import difflib
 import fnmatch
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -28,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.archive import sha256_file
+from layerkit.build.memo import Memo, NoMemo, memo_key
 from layerkit.build.tools import Stripper, SystemStrip, default_workers
 from layerkit.errors import BuildError, SpecError
 from layerkit.project.spec import SlimConfig
@@ -87,12 +90,14 @@ class Tree:
     def scan(cls, root: Path) -> Tree:
         """Read the tree under ``root`` (symlinks are listed, never followed)."""
         found: dict[str, int] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
+        top = os.fspath(root)
+        for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
-            base = Path(dirpath)
-            for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
-                path = base / name
-                found[path.relative_to(root).as_posix()] = path.lstat().st_size
+            rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
+            prefix = "" if rel == "." else rel + "/"
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames + links:
+                found[prefix + name] = os.lstat(os.path.join(dirpath, name)).st_size
         return cls(found)
 
     def without(self, removed: Iterable[str]) -> Tree:
@@ -104,9 +109,9 @@ class Tree:
     def packages(self) -> frozenset[str]:
         """Folders that are regular Python packages (hold an ``__init__`` module)."""
         return frozenset(
-            str(PurePosixPath(p).parent)
+            posixpath.dirname(p) or "."
             for p in self.files
-            if PurePosixPath(p).stem == "__init__" and p.endswith((".py", ".pyc"))
+            if p.endswith(("/__init__.py", "/__init__.pyc")) or p in ("__init__.py", "__init__.pyc")
         )
 
 
@@ -120,14 +125,14 @@ def matches(path: str, patterns: Iterable[str]) -> bool:
     pats = tuple(patterns)
     if not pats:
         return False
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")
     candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in pats)
 
 
 def is_protected(path: str, keep: Sequence[str] = ()) -> bool:
     """Files no pass may remove: dist-info metadata, licence files and ``keep`` matches."""
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")
     if any(part.endswith(".dist-info") for part in parts[:-1]):
         return True
     if _LICENCE_RE.match(parts[-1]):
@@ -137,7 +142,7 @@ def is_protected(path: str, keep: Sequence[str] = ()) -> bool:
 
 def _in_dir_named(path: str, names: frozenset[str]) -> str | None:
     """Return the first folder of ``path`` whose name is in ``names``, or None."""
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")
     for i, part in enumerate(parts[:-1]):
         if part in names:
             return "/".join(parts[: i + 1])
@@ -227,14 +232,14 @@ def plan_bytecode(tree: Tree, target: Target) -> tuple[str, ...]:
     tag = "cpython-{}{}".format(*target.python_version)
     out = []
     for path in tree.files:
-        pure = PurePosixPath(path)
-        if pure.suffix == ".pyo":
+        folder, _, name = path.rpartition("/")
+        if path.endswith(".pyo"):
             out.append(path)
-        elif pure.parent.name == "__pycache__":
-            match = _PYC_TAG_RE.match(pure.name)
+        elif folder == "__pycache__" or folder.endswith("/__pycache__"):
+            match = _PYC_TAG_RE.match(name)
             if match is None or match.group("tag") != tag:
                 out.append(path)
-        elif pure.suffix == ".pyc" and str(pure.with_suffix(".py")) in tree.files:
+        elif path.endswith(".pyc") and path[:-1] in tree.files:
             out.append(path)
     return tuple(out)
 
@@ -246,7 +251,7 @@ def plan_named_dirs(
     return tuple(
         p
         for p in tree.files
-        if _in_dir_named(p, names) is not None or PurePosixPath(p).name in files
+        if _in_dir_named(p, names) is not None or p.rpartition("/")[2] in files
     )
 
 
@@ -258,10 +263,9 @@ def plan_docs(tree: Tree) -> tuple[str, ...]:
     packages = tree.packages
     out = []
     for path in tree.files:
-        parts = PurePosixPath(path).parts
+        parts = path.split("/")
         for i, part in enumerate(parts[:-1]):
-            folder = "/".join(parts[: i + 1])
-            if part in DOC_DIRS and folder not in packages:
+            if part in DOC_DIRS and "/".join(parts[: i + 1]) not in packages:
                 out.append(path)
                 break
     return tuple(out)
@@ -269,7 +273,14 @@ def plan_docs(tree: Tree) -> tuple[str, ...]:
 
 def plan_suffixes(tree: Tree, suffixes: frozenset[str]) -> tuple[str, ...]:
     """Files whose suffix is one of ``suffixes`` (``.pyi`` stubs, C/Cython sources)."""
-    return tuple(p for p in tree.files if PurePosixPath(p).suffix in suffixes)
+    return tuple(p for p in tree.files if _suffix(p) in suffixes)
+
+
+def _suffix(path: str) -> str:
+    """The suffix of a POSIX path's last part, as :attr:`PurePosixPath.suffix` gives it."""
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
 def _data_entries(tree: Tree, prefix: str) -> dict[str, list[str]]:
@@ -344,12 +355,15 @@ def plan_strip(tree: Tree) -> tuple[str, ...]:
 
 def _prune_empty_dirs(root: Path, removed: Iterable[str]) -> None:
     """Remove folders left empty by a pass (never ``root`` itself)."""
-    parents = {(root / p).parent for p in removed}
-    for folder in sorted(parents, key=lambda d: len(d.parts), reverse=True):
+    top = os.fspath(root)
+    parents = {posixpath.dirname(p) for p in removed}
+    for folder in sorted(parents, key=lambda d: d.count("/"), reverse=True):
         current = folder
-        while current != root and current.is_dir() and not any(current.iterdir()):
-            current.rmdir()
-            current = current.parent
+        while (
+            current and os.path.isdir(full := os.path.join(top, current)) and not os.listdir(full)
+        ):
+            os.rmdir(full)
+            current = posixpath.dirname(current)
 
 
 def _apply_removals(
@@ -358,7 +372,7 @@ def _apply_removals(
     """Delete the planned files except protected ones; return the result and the new snapshot."""
     doomed = sorted({p for p in planned if p in tree.files and not is_protected(p, keep)})
     for path in doomed:
-        (root / path).unlink()
+        os.unlink(os.path.join(root, path))
     _prune_empty_dirs(root, doomed)
     result = PassResult(
         name=name,
@@ -378,21 +392,34 @@ def _examples(paths: Sequence[str], count: int = 3) -> tuple[str, ...]:
     return tuple(sorted(seen.values(), key=lambda p: (len(p), p))[:count])
 
 
-def _strip_copy(tool: Stripper, full: Path, size: int) -> int | None:
+def _strip_copy(tool: Stripper, full: Path, size: int, memo: Memo) -> int | None:
     """Strip a copy of ``full`` and rename it over ``full`` when smaller; return the new size.
 
     0 when the tool refused the file, None when stripping saved nothing (``full`` untouched).
+    The result is looked up in the step cache first, by the file's sha256 and the tool's
+    version; what strip did (or that it saved nothing) is kept there.
     """
+    key = memo_key("strip", tool.description, tool.version() or "", sha256_file(full))
+    cached = memo.get(key)
+    if cached is not None and not cached:
+        return None
     fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        shutil.copy2(full, tmp)
-        if not tool.strip(tmp):
-            return 0
+        if cached is not None:
+            tmp.write_bytes(cached)
+            shutil.copymode(full, tmp)
+        else:
+            shutil.copy2(full, tmp)
+            if not tool.strip(tmp):
+                return 0
         new_size = tmp.stat().st_size
         if new_size >= size:
+            memo.put(key, b"")
             return None
+        if cached is None:
+            memo.put(key, tmp.read_bytes())
         os.replace(tmp, full)
         return new_size
     finally:
@@ -400,7 +427,12 @@ def _strip_copy(tool: Stripper, full: Path, size: int) -> int | None:
 
 
 def strip_pass(
-    root: Path, tree: Tree, keep: Sequence[str], *, stripper: Stripper | None = None
+    root: Path,
+    tree: Tree,
+    keep: Sequence[str],
+    *,
+    stripper: Stripper | None = None,
+    memo: Memo | None = None,
 ) -> tuple[PassResult, Tree]:
     """Strip symbols from extension modules (the system ``strip`` unless ``stripper`` is given).
 
@@ -408,9 +440,9 @@ def strip_pass(
     (``PyInit_*``) and drops the static symbol table and debug sections. Each file is copied,
     the copy stripped and renamed over the original (files may be hard links into uv's cache);
     one strip runs per core at a time, each on its own file. A missing ``strip`` or a file it
-    refuses is skipped and named in the pass's note.
+    refuses is skipped and named in the pass's note. ``memo`` is the step cache.
     """
-    tool = stripper or SystemStrip()
+    tool, cache = stripper or SystemStrip(), memo or NoMemo()
     if tool.version() is None:
         return PassResult("strip", 0, 0, (), note="skipped: `strip` (binutils) not found"), tree
     candidates = []
@@ -423,7 +455,7 @@ def strip_pass(
                 candidates.append(path)
     with ThreadPoolExecutor(default_workers()) as pool:
         sizes_after = list(
-            pool.map(lambda p: _strip_copy(tool, root / p, tree.files[p]), candidates)
+            pool.map(lambda p: _strip_copy(tool, root / p, tree.files[p], cache), candidates)
         )
     saved, done, refused = 0, [], []
     sizes = dict(tree.files)
@@ -478,13 +510,19 @@ def removal_passes(
 
 
 def slim_tree(
-    root: Path, config: SlimConfig, target: Target, *, stripper: Stripper | None = None
+    root: Path,
+    config: SlimConfig,
+    target: Target,
+    *,
+    stripper: Stripper | None = None,
+    memo: Memo | None = None,
 ) -> SlimResult:
     """Slim the staged tree at ``root`` (a layer's ``python/`` folder) in place.
 
     Runs every removal pass in order, then strips extension modules when ``config.strip``.
     Files matched by ``config.keep``, dist-info metadata and licence files are never removed.
-    ``stripper`` is the strip tool (the system's ``strip`` by default).
+    ``stripper`` is the strip tool (the system's ``strip`` by default); ``memo`` the step
+    cache strip results are kept in.
     """
     if not root.is_dir():
         raise BuildError(f"cannot slim {root}: it is not a folder (was the layer installed?).")
@@ -494,6 +532,6 @@ def slim_tree(
         result, tree = _apply_removals(root, tree, name, planner(tree), config.keep)
         results.append(result)
     if config.strip:
-        result, tree = strip_pass(root, tree, config.keep, stripper=stripper)
+        result, tree = strip_pass(root, tree, config.keep, stripper=stripper, memo=memo)
         results.append(result)
     return SlimResult(tuple(results))

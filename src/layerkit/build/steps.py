@@ -151,7 +151,9 @@ class Slim:
 
     def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
         """Slim the tree; record every pass and the top-level modules that remain."""
-        slimmed = slim_tree(job.site, job.layer.slim, job.target, stripper=job.tools.stripper)
+        slimmed = slim_tree(
+            job.site, job.layer.slim, job.target, stripper=job.tools.stripper, memo=job.tools.memo
+        )
         passes = tuple(
             {
                 "name": p.name,
@@ -204,6 +206,7 @@ class Bytecode:
             entry_modules=modules,
             scripts=scripts,
             imported=static,
+            memo=job.tools.memo,
         )
         record = _bytecode_record(compiled)
         if static is not None:
@@ -251,7 +254,7 @@ class Zip:
             else {}
         )
         dest = job.out / job.planned.path
-        info = write_zip(job.tree, dest)
+        info = write_zip(job.tree, dest, memo=job.tools.memo)
         return StepOutcome(
             job.planned.path,
             {
@@ -281,14 +284,12 @@ class Copy:
         overlay, :mod:`layerkit.build.targets`).
         """
         fn, files = job.function, job.function_files
-        for rel in files:
-            dest = job.tree / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(fn.path / rel, dest)
         own = overlay(job.project, job.target, fn.name)
-        for rel_text, source in own:
-            (job.tree / rel_text).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, job.tree / rel_text)
+        for dest, source in [*((job.tree / r, fn.path / r) for r in files),
+                             *((job.tree / r, s) for r, s in own)]:  # fmt: skip
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.unlink(missing_ok=True)  # an installed file is a link into uv's cache
+            shutil.copy2(source, dest)
         extra = f" and {len(own)} of {job.target.key}'s own ({', '.join(r for r, _ in own)})"
         return StepOutcome(f"{len(files)} files" + (extra if own else ""))
 
@@ -338,7 +339,9 @@ class FunctionBytecode:
 
     def run(self, job: Job, so_far: Mapping[str, Any]) -> StepOutcome:
         """Compile the package for ``/var/task``."""
-        compiled = compile_tree(job.tree, job.tools.python, "all", dest_dir="/var/task")
+        compiled = compile_tree(
+            job.tree, job.tools.python, "all", dest_dir="/var/task", memo=job.tools.memo
+        )
         return StepOutcome(f"{compiled.compiled_files} modules")
 
 

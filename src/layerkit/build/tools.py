@@ -26,13 +26,15 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from layerkit.build.lock import LockedPackage
+from layerkit.build.memo import Memo, NoMemo, step_cache
 from layerkit.errors import BuildError
 from layerkit.runtime.host import Execution, HostSupport, host_support
+from layerkit.runtime.layercache import default_cache_dir
 from layerkit.runtime.target import Target, find_interpreter
 
 
@@ -42,6 +44,19 @@ class CompileOutcome:
 
     compiled: tuple[str, ...]
     failed: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """What shapes a pyc besides its source: the pyc names and the interpreter's compiler.
+
+    ``cache_tag`` names the pycs in ``__pycache__`` (``cpython-39``); ``identity`` is the
+    interpreter's full version and bytecode magic number, part of every step-cache key of a
+    compiled module.
+    """
+
+    cache_tag: str
+    identity: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,10 @@ class TargetPython(Protocol):
         """
         ...
 
+    def compiler(self) -> Compiler:
+        """The interpreter's cache tag and compiler identity."""
+        ...
+
     def probe(
         self, path: Sequence[Path], modules: Sequence[str], scripts: Sequence[Path]
     ) -> ProbeOutcome:
@@ -131,6 +150,7 @@ class Tools:
     python: TargetPython
     stripper: Stripper
     host: HostSupport | None = None
+    memo: Memo = field(default_factory=NoMemo)  # the step cache (layerkit.build.memo)
 
     @property
     def execution(self) -> Execution:
@@ -229,6 +249,14 @@ with open(job["out"], "w") as handle:
     json.dump({"compiled": done, "failed": failed}, handle)
 """
 
+_COMPILER_DRIVER = r"""
+import importlib.util, json, sys
+job = json.load(sys.stdin)
+with open(job["out"], "w") as handle:
+    json.dump({"tag": sys.implementation.cache_tag, "version": sys.version,
+               "magic": importlib.util.MAGIC_NUMBER.hex()}, handle)
+"""
+
 _PROBE_DRIVER = r"""
 import importlib, json, os, runpy, sys, traceback
 job = json.load(sys.stdin)
@@ -274,6 +302,8 @@ class TargetInterpreter:
         self._path = path if isinstance(path, Path) else None
         self._find = None if isinstance(path, Path) else path
         self._lock = threading.Lock()
+        self._compiler_lock = threading.Lock()
+        self._compiler: Compiler | None = None
 
     @classmethod
     def for_target(cls, target: Target, cwd: Path | None = None) -> TargetInterpreter:
@@ -356,6 +386,14 @@ class TargetInterpreter:
         failed = sorted((rel, err) for result in results for rel, err in result["failed"])
         return CompileOutcome(tuple(compiled), tuple(failed))
 
+    def compiler(self) -> Compiler:
+        """The cache tag, full version and magic number, asked of the interpreter once."""
+        with self._compiler_lock:
+            if self._compiler is None:
+                out = self._run(["-S", "-s"], _COMPILER_DRIVER, {}, "asking its version")
+                self._compiler = Compiler(out["tag"], f"{out['version']} magic {out['magic']}")
+            return self._compiler
+
     def probe(
         self, path: Sequence[Path], modules: Sequence[str], scripts: Sequence[Path]
     ) -> ProbeOutcome:
@@ -394,4 +432,4 @@ def real_tools(target: Target, cwd: Path | None = None) -> Tools:
         if support.execution is Execution.EMULATED and support.interpreter is not None
         else TargetInterpreter.for_target(target, cwd)
     )
-    return Tools(UvInstaller(), python, SystemStrip(), support)
+    return Tools(UvInstaller(), python, SystemStrip(), support, step_cache(default_cache_dir(cwd)))

@@ -17,10 +17,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 from layerkit.build.lock import LockedPackage
-from layerkit.build.tools import CompileOutcome, ProbeOutcome, Tools
+from layerkit.build.memo import Memo, NoMemo, StepCache
+from layerkit.build.tools import CompileOutcome, Compiler, ProbeOutcome, Tools
 from layerkit.runtime.target import Target
 
 Fail = Callable[[str], None]
@@ -78,6 +80,10 @@ class FakePython:
     def tag(self) -> str:
         """The target's cache tag (``cpython-39``)."""
         return "cpython-{}{}".format(*self.target.python_version)
+
+    def compiler(self) -> Compiler:
+        """The target's cache tag; the host's version and magic number (it compiles them)."""
+        return Compiler(self.tag, f"fake {sys.version} magic {MAGIC_NUMBER.hex()}")
 
     def compile(
         self,
@@ -212,13 +218,43 @@ class FakeStrip:
         return True
 
 
+@dataclass
+class CountingMemo:
+    """A real step cache in a folder that counts its hits and misses."""
+
+    cache: StepCache
+    hits: int = 0
+    misses: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: str) -> bytes | None:
+        """Look up, counting."""
+        found = self.cache.get(key)
+        with self._lock:
+            self.hits += found is not None
+            self.misses += found is None
+        return found
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Keep."""
+        self.cache.put(key, payload)
+
+    def trim(self, limit: int = 1 << 40) -> int:
+        """Trim the cache."""
+        return self.cache.trim(limit)
+
+
 def fake_tools(
     installer: FakeInstaller | None = None,
     python: FakePython | None = None,
     stripper: FakeStrip | None = None,
+    memo: Memo | None = None,
 ) -> Tools:
-    """The three fakes as one :class:`Tools`."""
-    return Tools(installer or FakeInstaller(), python or FakePython(), stripper or FakeStrip())
+    """The three fakes as one :class:`Tools` (no step cache unless ``memo`` is given)."""
+    return Tools(
+        installer or FakeInstaller(), python or FakePython(), stripper or FakeStrip(),
+        memo=memo or NoMemo(),
+    )  # fmt: skip
 
 
 def fail_on(what: str, exc: BaseException) -> Fail:

@@ -122,3 +122,24 @@ def test_parallel_compression_writes_exactly_what_zipfile_writes(
     with zipfile.ZipFile(info.path) as zf:
         assert zf.testzip() is None
         assert zf.read("python/pkg/big.so") == big
+
+
+def test_the_step_cache_changes_no_byte_and_deflates_a_large_file_once(tmp_path: Path) -> None:
+    from layerkit.build.archive import MEMO_MIN
+    from layerkit.build.memo import StepCache
+    from tests.unit.build.fakes import CountingMemo
+
+    root = tree(tmp_path / "a", 5)
+    (root / "python" / "pkg" / "big.so").write_bytes(os.urandom(MEMO_MIN) * 3)
+    (root / "python" / "pkg" / "also.so").write_bytes(b"\x01" * MEMO_MIN)
+    plain = write_zip(root, tmp_path / "plain.zip")
+    memo = CountingMemo(StepCache(tmp_path / "steps"))
+    first = write_zip(root, tmp_path / "first.zip", memo=memo)
+    assert (memo.hits, memo.misses) == (0, 2)  # only the two large files are looked up
+    second = write_zip(root, tmp_path / "second.zip", memo=memo)
+    assert (memo.hits, memo.misses) == (2, 2)
+    assert plain.sha256 == first.sha256 == second.sha256
+    for entry in (tmp_path / "steps").rglob("*"):  # a damaged cache still gives the same zip
+        if entry.is_file():
+            entry.write_bytes(entry.read_bytes()[:-1])
+    assert write_zip(root, tmp_path / "third.zip", memo=memo).sha256 == plain.sha256

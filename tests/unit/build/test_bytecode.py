@@ -138,3 +138,49 @@ def test_wheel_data_folders_are_not_modules(tree: Path) -> None:
     record = "share/man/man1/ttx.1,,\nnspkg/sub/mod.py,,\nsolo.py,,\n"
     (tree / "solo-2.0.dist-info/RECORD").write_text(record)
     assert top_level_modules(tree) == ("app", "nspkg", "solo")
+
+
+@pytest.mark.parametrize("mode", ["all", "sourceless"])
+def test_the_step_cache_compiles_each_module_once_with_the_same_bytes(
+    tmp_path: Path, mode: str
+) -> None:
+    from layerkit.build.memo import StepCache
+    from tests.unit.build.fakes import CountingMemo
+
+    memo = CountingMemo(StepCache(tmp_path / "steps"))
+
+    def fresh(name: str) -> Path:
+        root = tmp_path / name / "python"
+        for rel, text in FILES.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        return root
+
+    plain_root, first_root, second_root = fresh("plain"), fresh("first"), fresh("second")
+    sources = len(python_sources(plain_root))  # 5; app/broken.py never compiles
+    plain = compile_tree(plain_root, FakePython(), mode)
+    first = compile_tree(first_root, FakePython(), mode, memo=memo)
+    python = FakePython()
+    second = compile_tree(second_root, python, mode, memo=memo)
+    assert python.compiled == [str(second_root)]  # only app/broken.py, which never compiles
+    assert memo.hits == first.compiled_files == second.compiled_files == plain.compiled_files
+    assert pycs(plain_root) == pycs(first_root) == pycs(second_root)
+    assert second.failed == plain.failed
+    assert second.removed_sources == plain.removed_sources
+
+    edited = fresh("edited")
+    (edited / "app/helper.py").write_text("VALUE = 'edited'\n")
+    compile_tree(edited, FakePython(), mode, memo=memo, dest_dir="/var/task")  # other path too
+    # first: every module; second: app/broken.py only; edited under /var/task: every key new
+    assert memo.misses == sources + 1 + sources
+
+
+def test_a_module_moved_elsewhere_is_compiled_again(tree: Path, tmp_path: Path) -> None:
+    from layerkit.build.memo import StepCache
+    from tests.unit.build.fakes import CountingMemo
+
+    memo = CountingMemo(StepCache(tmp_path / "steps"))
+    compile_tree(tree, FakePython(), "all", memo=memo, dest_dir="/opt/python")
+    hits = memo.hits
+    compile_tree(tree, FakePython(), "all", memo=memo, dest_dir="/var/task")
+    assert memo.hits == hits  # the code objects name another file: no hit

@@ -289,3 +289,28 @@ def test_wheel_data_never_counts_as_a_top_level_module(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "python", FONT_TREE)
     (root / "fonttools-4.55.0.dist-info/top_level.txt").unlink()  # names come from RECORD
     assert top_level_modules(root) == ("fontTools", "google")
+
+
+def test_the_step_cache_strips_each_extension_once(tmp_path: Path) -> None:
+    from layerkit.build.memo import StepCache
+    from tests.unit.build.fakes import CountingMemo
+
+    memo = CountingMemo(StepCache(tmp_path / "steps"))
+    ext = b"\x7fELF" + bytes(range(100))
+    for name in ("a", "b"):
+        root = make_tree(tmp_path / name, {"pkg/_ext.so": ext})
+        os.chmod(root / "pkg/_ext.so", 0o755)
+        result, _ = slim.strip_pass(
+            root, Tree.scan(root), (), stripper=FakeStrip(shrink=40), memo=memo
+        )
+        assert (result.removed_files, result.removed_bytes) == (1, 40)
+        assert (root / "pkg/_ext.so").read_bytes() == ext[:-40]
+        assert (root / "pkg/_ext.so").stat().st_mode & 0o777 == 0o755  # its mode kept
+    assert (memo.misses, memo.hits) == (1, 1)
+    other = b"\x7fELF" + bytes(50)
+    for name in ("c", "d"):  # "saved nothing" is remembered too
+        root = make_tree(tmp_path / name, {"pkg/_ext.so": other})
+        result, _ = slim.strip_pass(root, Tree.scan(root), (), stripper=FakeStrip(), memo=memo)
+        assert result.removed_files == 0
+        assert (root / "pkg/_ext.so").read_bytes() == other
+    assert (memo.misses, memo.hits) == (2, 2)
