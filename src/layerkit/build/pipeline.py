@@ -53,6 +53,7 @@ from layerkit.build.runner import (
     BuildEvent,
     BuildInterrupted,
     EventKind,
+    Finished,
     Progress,
     Tracker,
     default_jobs,
@@ -186,6 +187,11 @@ class _Run:
     built: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
+    needs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # see _needs
+    finished: Finished = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.finished = Finished(self.cancel)
 
     @property
     def out(self) -> Path:
@@ -211,7 +217,16 @@ class _Run:
         _, lock, part = self.plan
         stage = _stage(self.out, item)
         records = dict(self.records)
-        job = Job(item, self.project, self.target, lock, part, self.out, stage, self.tools, records)
+        building = self.needs.get(item.path, frozenset())  # required layers still being built
+
+        def await_required() -> Mapping[str, ArtifactRecord]:
+            self.finished.wait(building, item.label)
+            return dict(self.records)
+
+        job = Job(
+            item, self.project, self.target, lock, part, self.out, stage, self.tools, records,
+            await_required if building and item.kind == ArtifactKind.LAYER else None,
+        )  # fmt: skip
         fetch = not self.force
         return lambda: _run_in_stage(job, self.tracker, self.cancel, self.cache, fetch=fetch)
 
@@ -220,6 +235,7 @@ class _Run:
         record, from_cache = outcome
         self.records[item.path] = record
         write_manifest(self.out, self.target.key, self.records)
+        self.finished.mark(item.path)
         (self.cached if from_cache else self.built).append(item.path)
         size = f"{mb(record.unzipped_bytes)} MB unzipped, {mb(record.zipped_bytes)} MB zipped"
         steps = len(record.timings)
@@ -280,14 +296,16 @@ def build(
         notice = notice_once(target) if todo else None  # said once per process
         if notice:
             tracker.emit(BuildEvent(f"target {target.key}", "host", notice))
+        run.needs = _needs(project, list(todo.values()))
         try:
             run_jobs(
                 list(todo),
-                _needs(project, list(todo.values())),
+                run.needs,
                 lambda path: run.start(todo[path]),
                 lambda path, record: run.finish(todo[path], record),
                 run.cancel,
                 jobs or default_jobs(),
+                early=frozenset(p for p, item in todo.items() if item.kind == ArtifactKind.LAYER),
             )
         except KeyboardInterrupt as exc:
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None

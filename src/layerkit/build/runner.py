@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
@@ -146,6 +146,38 @@ Item = TypeVar("Item", bound=Hashable)
 Result = TypeVar("Result")
 
 
+class Finished:
+    """Which items are finished, for the ones that started before what they need had finished.
+
+    :meth:`mark` is called when an item's result is recorded; :meth:`wait` blocks a worker
+    until the items it names are marked, and raises :class:`Cancelled` as soon as the build is
+    cancelled (a failure elsewhere, an interrupt).
+    """
+
+    def __init__(self, cancel: threading.Event):
+        self._cancel = cancel
+        self._events: dict[Hashable, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, item: Hashable) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(item, threading.Event())
+
+    def mark(self, item: Hashable) -> None:
+        """``item`` is finished and its result recorded."""
+        self._event(item).set()
+
+    def wait(self, items: Iterable[Hashable], label: str) -> None:
+        """Block until every one of ``items`` is finished; Cancelled if the build stops first."""
+        for item in items:
+            event = self._event(item)
+            while not event.wait(0.05):
+                if self._cancel.is_set():
+                    raise Cancelled(label)
+        if self._cancel.is_set():
+            raise Cancelled(label)
+
+
 def default_jobs() -> int:
     """How many artifacts build at once: one per core."""
     return max(1, os.cpu_count() or 1)
@@ -158,23 +190,38 @@ def run_jobs(
     done: Callable[[Item, Result], None],
     cancel: threading.Event,
     jobs: int,
+    *,
+    early: frozenset[Item] = frozenset(),
 ) -> None:
     """Run every item, at most ``jobs`` at once, each after the items it ``needs``.
 
     ``work(item)`` is called in this thread when the item starts and returns what runs in a
-    worker thread; ``done(item, result)`` is called in this thread when it is finished. The
-    first failure sets ``cancel``, waits for the running items to stop and is raised.
+    worker thread; ``done(item, result)`` is called in this thread when it is finished. An
+    item in ``early`` starts as soon as what it needs has *started* and waits by itself before
+    the part of its work that reads them (:class:`Finished`); as every item it needs already
+    holds a worker, none of them can be waiting for its slot. The first failure sets
+    ``cancel``, waits for the running items to stop and is raised.
     """
     pending = list(items)
     running: dict[Future[Result], Item] = {}
     finished: set[Item] = set()
+
+    def startable(item: Item) -> bool:
+        needed = needs.get(item, frozenset())
+        if item in early:
+            return needed <= finished | set(running.values())
+        return needed <= finished
+
     with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="layerkit-build") as pool:
         try:
             while pending or running:
-                ready = [i for i in pending if needs.get(i, frozenset()) <= finished]
-                for item in ready[: max(1, jobs) - len(running)]:
-                    pending.remove(item)
-                    running[pool.submit(work(item))] = item
+                # one at a time: an early item may start once the one before it has
+                while (
+                    len(running) < max(1, jobs)
+                    and (ready := next((i for i in pending if startable(i)), None)) is not None
+                ):
+                    pending.remove(ready)
+                    running[pool.submit(work(ready))] = ready
                 if not running:
                     raise RuntimeError(f"build order has a cycle among {pending}")
                 completed, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -34,7 +34,7 @@ from layerkit.check.imports import (
 from layerkit.errors import BuildError
 from layerkit.project.spec import Function, Layer, Project
 from layerkit.report.data import distribution_sizes
-from layerkit.runtime.sandbox import extract_zip
+from layerkit.runtime.layercache import default_cache_dir, extracted
 from layerkit.runtime.target import Target
 
 
@@ -53,6 +53,9 @@ class Job:
     ``stage`` is a fresh folder: the zipped tree goes to ``stage/tree`` (a layer's under
     ``tree/python``), the layers it requires are unpacked under ``stage/required``.
     ``records`` are the manifest's records when the job started (a function reads its layers').
+    A layer that starts while layers it requires are still being built is given
+    ``await_required``: it blocks until they are built and returns the records then, and
+    :attr:`search_path` calls it first (the steps before it run beside those builds).
     """
 
     planned: Planned
@@ -64,6 +67,7 @@ class Job:
     stage: Path
     tools: Tools
     records: Mapping[str, ArtifactRecord] = field(default_factory=dict)
+    await_required: Callable[[], Mapping[str, ArtifactRecord]] | None = None
 
     @property
     def tree(self) -> Path:
@@ -100,14 +104,30 @@ class Job:
         """The function's own files that go into its package (read once per build)."""
         return function_files(self.function)
 
-    @functools.cached_property
+    @property
     def search_path(self) -> tuple[Path, ...]:
-        """The layers this one requires, unpacked in the order Lambda stacks them."""
+        """The layers this one requires, in the order Lambda stacks them.
+
+        Each is the read-only tree of its built zip in the local layer cache (unzipped once per
+        zip content, shared with sandbox runs: :func:`layerkit.runtime.layercache.extracted`).
+        Found once per job. Not a ``cached_property``: before Python 3.12 those share one lock
+        per class, so a job waiting here for a required layer would block that layer's own job.
+        """
+        found = self.__dict__.get("_search_path")
+        if found is None:
+            found = self._unpack_required()
+            self.__dict__["_search_path"] = found  # one thread per job: no lock needed
+        return found  # type: ignore[no-any-return]
+
+    def _unpack_required(self) -> tuple[Path, ...]:
+        records = self.await_required() if self.await_required else self.records
         found = []
+        cache = default_cache_dir(self.project.root)
         for name in self.project.required_closure(self.planned.name):
-            below = self.stage / "required" / name
-            extract_zip(self.out / artifact_path(ArtifactKind.LAYER, name), below)
-            found.append(below / "python")
+            path = artifact_path(ArtifactKind.LAYER, name)
+            record = records.get(path)
+            tree = extracted(self.out / path, cache, sha256=record.sha256 if record else None)
+            found.append(tree / "python")
         return tuple(found)
 
 
