@@ -330,6 +330,8 @@ def build_report(
                 "bytecode": dict(rec.get("bytecode") or {}),
                 # "static only": the host could not run the target's code (runtime/host.py)
                 "execution": rec.get("execution", "native"),
+                # [[step, seconds], ...] of the artifact's last build, steps in order
+                "timings": [[step, seconds] for step, seconds in rec.get("timings") or ()],
             }
             if rec.get("kind") == "layer":
                 found = (packages or {}).get((key, rec["name"]))

@@ -3,15 +3,17 @@
 Per built target: each function's code plus its layers against Lambda's 262,144,000-byte line,
 each layer stacked by distribution against its budget (the part over it hatched, with the
 reason layer.toml accepts it), every zip against the 52,428,800-byte direct-upload limit, and a
-treemap of layer -> distribution -> top-level package. Above them: the build's date, commit and
-lock hashes, the targets side by side, and what grew since the previous report.
+treemap of layer -> distribution -> top-level package, and how long each step of each
+artifact's last build took. Above them: the build's date, commit and lock hashes, the targets
+side by side, and what grew since the previous report.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from layerkit.report.data import CODE, DIRECT_UPLOAD_LIMIT, LAMBDA_UNZIPPED_LIMIT, MAX_LAYERS
@@ -115,18 +117,38 @@ LABEL_W, BAR_W, RIGHT = 220, 680, 100  # a chart is 1000 px wide
 ROW_H, BAR_H, TOP = 46, 22, 26
 
 
-def _axis(scale: float, unit: float, y_top: float, y_bottom: float) -> str:
-    """Gridlines and an MB scale under the bars."""
-    step = _nice_step(scale / 1e6) * 1e6
+@dataclass(frozen=True)
+class Measure:
+    """What a bar chart's values are: ``per_unit`` values make one axis unit, named ``unit``.
+
+    Each segment carries its exact value in the attribute ``data-<name>``.
+    """
+
+    unit: str
+    per_unit: float
+    text: Callable[[float], str]
+    name: str
+
+
+BYTES = Measure("MB", 1e6, lambda v: _mb(int(v)), "bytes")
+SECONDS = Measure("s", 1.0, lambda v: f"{v:.1f} s", "seconds")
+
+
+def _axis(
+    scale: float, unit: float, y_top: float, y_bottom: float, measure: Measure = BYTES
+) -> str:
+    """Gridlines and a scale (MB by default) under the bars."""
+    step = _nice_step(scale / measure.per_unit) * measure.per_unit
     out = []
     value = 0.0
-    while value <= scale + 1:
+    while value <= scale + step / 1e6:
         x = LABEL_W + value * unit
         out.append(el("line", x1=x, y1=y_top, x2=x, y2=y_bottom, stroke="#e0e0e0"))
-        out.append(el("text", esc(f"{value / 1e6:g}"), x=x, y=y_bottom + 14, text_anchor="middle"))
+        tick = f"{round(value / measure.per_unit, 6):g}"
+        out.append(el("text", esc(tick), x=x, y=y_bottom + 14, text_anchor="middle"))
         value += step
     unit_x = LABEL_W + BAR_W + 30  # clear of the last tick's number
-    out.append(el("text", "MB", x=unit_x, y=y_bottom + 14, fill="#555", class_="unit"))
+    out.append(el("text", measure.unit, x=unit_x, y=y_bottom + 14, fill="#555", class_="unit"))
     return "".join(out)
 
 
@@ -157,15 +179,20 @@ def fit(name: str, width: float) -> str:
 
 
 def _segments(
-    segments: Sequence[tuple[str, int]], colors: Mapping[str, str], y: float, unit: float
+    segments: Sequence[tuple[str, float]],
+    colors: Mapping[str, str],
+    y: float,
+    unit: float,
+    measure: Measure = BYTES,
 ) -> tuple[list[str], list[str], float]:
     """The bar's rectangles, its labels (drawn last, over any hatching) and where it ends."""
     out, labels, x = [], [], float(LABEL_W)
     for name, value in segments:
         w = max(value * unit, 0.0)
         fill = colors.get(name, "#bab0ac")
-        tip = f"{name}: {_mb(value)}"
-        out.append(box(tip, x, y, w, BAR_H, fill, stroke="#ffffff", class_="bar", data_bytes=value))
+        tip = f"{name}: {measure.text(value)}"
+        exact = {f"data_{measure.name}": value if isinstance(value, int) else f"{value:g}"}
+        out.append(box(tip, x, y, w, BAR_H, fill, stroke="#ffffff", class_="bar", **exact))
         if w > 60:  # a label only where it fits; black or white for contrast with the fill
             label = esc(fit(name, w - 2))
             labels.append(
@@ -182,8 +209,9 @@ def bar_chart(
     scale: float,
     line: tuple[int, str] | None = None,
     chart_id: str,
+    measure: Measure = BYTES,
 ) -> str:
-    """Horizontal stacked bars with an MB axis.
+    """Horizontal stacked bars with an axis in ``measure``'s unit (MB by default).
 
     Each row: ``label``, ``note`` (second line under the label), ``segments`` [(name, bytes)],
     optional ``marker`` (bytes, label: a per-row limit such as a layer's budget). ``line`` is one
@@ -193,7 +221,7 @@ def bar_chart(
     unit = BAR_W / max(scale, 1)
     height = TOP + ROW_H * len(rows) + 24
     out = [_hatch(f"{chart_id}-over")]
-    out.append(_axis(scale, unit, TOP - 4, TOP + ROW_H * len(rows)))
+    out.append(_axis(scale, unit, TOP - 4, TOP + ROW_H * len(rows), measure))
     for i, row in enumerate(rows):
         y = TOP + i * ROW_H + 4
         out.append(
@@ -209,7 +237,7 @@ def bar_chart(
         out.append(
             el("text", esc(row["note"]), x=LABEL_W - 10, y=y + 26, text_anchor="end", fill="#444")
         )
-        rects, labels, end = _segments(row["segments"], colors, y, unit)
+        rects, labels, end = _segments(row["segments"], colors, y, unit, measure)
         out += rects
         limit = row.get("marker") or ((line[0], "") if line else None)
         if limit and limit[0] and end > LABEL_W + limit[0] * unit:
@@ -667,6 +695,66 @@ def _slim_section(entry: Mapping[str, Any]) -> str:
     )
 
 
+def _step_colors(names: Iterable[str]) -> dict[str, str]:
+    """One colour per build step, the same on every page (steps in the order they run)."""
+    fixed = ("install", "copy", "slim", "imports", "bytecode", "import-check", "zip")
+    order = [*fixed, *sorted(set(names) - set(fixed))]
+    return {name: _PALETTE[(2 * i) % len(_PALETTE)] for i, name in enumerate(order)}
+
+
+def _timings_section(entry: Mapping[str, Any], key: str) -> str:
+    """Seconds per step of each artifact's last build: stacked bars and the table."""
+    rows = [x for x in [*entry["layers"], *entry["functions"]] if x.get("timings")]
+    if not rows:
+        return ""
+    steps: list[str] = []
+    for x in rows:
+        steps += [step for step, _ in x["timings"] if step not in steps]
+    colors = _step_colors(steps)
+    totals = [sum(sec for _, sec in x["timings"]) for x in rows]
+    chart_rows = [
+        {
+            "label": x["name"],
+            "note": f"{'layer' if 'budget' in x else 'function'} · {total:.1f} s",
+            "segments": [(step, sec) for step, sec in x["timings"]],
+        }
+        for x, total in zip(rows, totals, strict=True)
+    ]
+    table = []
+    for x, total in zip(rows, totals, strict=True):
+        by_step = dict(x["timings"])
+        table.append(
+            [
+                esc(x["name"]),
+                *(esc(f"{by_step[s]:.2f}") if s in by_step else "-" for s in steps),
+                el("b", esc(f"{total:.2f}")),
+            ]
+        )
+    legend = el(
+        "div",
+        *(el("span", el("i", "", style=f"background:{colors[s]}"), esc(s)) for s in steps),
+        class_="legend",
+    )
+    return (
+        el("h3", "Build time by step (seconds, each artifact's last build)")
+        + el(
+            "p",
+            "Wall-clock seconds of each step; independent layers build side by side, so the "
+            "build took less than the sum.",
+            class_="muted",
+        )
+        + legend
+        + bar_chart(
+            chart_rows,
+            colors,
+            scale=max(totals) or 1.0,
+            chart_id=f"{key}-timings",
+            measure=SECONDS,
+        )
+        + _table(("artifact", *steps, "total"), table, set(range(1, len(steps) + 2)))
+    )
+
+
 def _targets_section(report: Mapping[str, Any]) -> str:
     """Every built target side by side: one row per artifact, unzipped and zipped per target."""
     targets = report["targets"]
@@ -761,6 +849,7 @@ def render_html(report: Mapping[str, Any]) -> str:
             + _zip_section(entry, palette, key)
             + _treemap_section(entry, palette, key)
             + _slim_section(entry)
+            + _timings_section(entry, key)
         )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

@@ -31,6 +31,23 @@ def _verdict(over: bool, accepted: bool = False) -> str:
     return ("over, accepted" if accepted else "**OVER**") if over else "ok"
 
 
+def _timings_table(entry: Mapping[str, Any]) -> list[str]:
+    """Seconds per build step of each artifact's last build (nothing when none were recorded)."""
+    rows = [x for x in [*entry["layers"], *entry["functions"]] if x.get("timings")]
+    steps: list[str] = []
+    for x in rows:
+        steps += [step for step, _ in x["timings"] if step not in steps]
+    if not rows:
+        return []
+    body = []
+    for x in rows:
+        by_step = dict(x["timings"])
+        cells = [f"{by_step[s]:.1f}" if s in by_step else "-" for s in steps]
+        body.append((x["name"], *cells, f"{sum(by_step.values()):.1f}"))
+    table = _table(("artifact", *steps, "total"), body, set(range(1, len(steps) + 2)))
+    return ["", "Build time by step (seconds, each artifact's last build):", "", *table]
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """Sizes, headroom and what grew, as markdown (MB are 10^6 bytes)."""
     build = report.get("build") or {}
@@ -74,6 +91,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ),
             {1, 2, 3, 4},
         )
+        lines += _timings_table(entry)
     lines += ["", "### What grew", ""]
     previous = report.get("previous")
     changes = [c for c in report.get("changes", ()) if c["measure"] == "unzipped"]

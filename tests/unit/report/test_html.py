@@ -155,3 +155,38 @@ def test_what_changed_lists_growth_first() -> None:
     section = html[html.index("What changed") : html.index("python3.9-x86_64</h2>")]
     assert section.index("layer ml") < section.index("layer ml / ml-dist")
     assert ">+10.0<" in section
+
+
+def timed_manifest() -> dict[str, object]:
+    manifest = make_manifest()
+    steps = {
+        "layers/core.zip": [["install", 0.5], ["slim", 1.0], ["bytecode", 2.0], ["zip", 1.5]],
+        "layers/ml.zip": [["install", 0.25], ["zip", 3.0], ["import-check", 2.75]],
+        "functions/predictions.zip": [["copy", 0.125], ["imports", 0.5]],
+    }
+    for path, timings in steps.items():
+        manifest["artifacts"][path]["timings"] = timings  # type: ignore[index]
+    return manifest
+
+
+def test_step_timings_are_drawn_in_proportion_with_a_seconds_axis() -> None:
+    html = render_html(build_report(timed_manifest(), _Project()))  # type: ignore[arg-type]
+    svg = charts(html)["t0-timings"]
+    bars = [r for r in svg.iter(f"{SVG}rect") if r.get("class") == "bar"]
+    assert len(bars) == 4 + 3 + 2  # one segment per step of each artifact with timings
+    per_second = [float(r.get("width")) / float(r.get("data-seconds")) for r in bars]
+    assert max(per_second) / min(per_second) < 1.01  # in proportion (widths: 0.1 px steps)
+    texts = [t.text for t in svg.iter(f"{SVG}text")]
+    assert "s" in texts  # the axis is in seconds
+    assert "MB" not in texts
+    assert "layer · 6.0 s" in texts  # ml: 0.25 + 3.0 + 2.75
+    tips = [t.text for t in svg.iter(f"{SVG}title")]
+    assert "import-check: 2.8 s" in tips
+    # the table has every step as a column, "-" where an artifact has no such step
+    table = html[html.index("Build time by step") :]
+    assert "<th class=n>import-check</th>" in table or ">import-check<" in table
+    assert "<b>5.00</b>" in table  # core's total
+
+
+def test_no_timings_no_section() -> None:
+    assert "Build time by step" not in page()

@@ -37,3 +37,20 @@ def test_module_prints_the_summary_of_a_report_file(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "run `inv report` first" in err
+
+
+def test_step_timings_are_a_table_per_target() -> None:
+    from tests.unit.report.test_html import _Project, timed_manifest
+
+    text = render_markdown(build_report(timed_manifest(), _Project()))  # type: ignore[arg-type]
+    lines = text.splitlines()
+    start = lines.index("Build time by step (seconds, each artifact's last build):")
+    header = lines[start + 2]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "artifact", "install", "slim", "bytecode", "zip", "import-check", "copy", "imports",
+        "total",
+    ]  # fmt: skip
+    ml = next(line for line in lines[start:] if line.startswith("| ml "))
+    assert [c.strip() for c in ml.strip("|").split("|")] == [
+        "ml", "0.2", "-", "-", "3.0", "2.8", "-", "-", "6.0",
+    ]  # fmt: skip
