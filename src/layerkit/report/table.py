@@ -1,11 +1,16 @@
-"""Plain-text tables for the terminal (pure: rows in, text out)."""
+"""Plain ASCII tables (pure: rows in, text out) for what commands return as text.
+
+:func:`layerkit.report.text.table` is the rich one for the terminal; both align columns the
+same way (:func:`is_numeric`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 
-def _numeric(cell: str) -> bool:
+def is_numeric(cell: str) -> bool:
+    """Whether a cell reads as a number (or ``-`` for none): such columns are right-aligned."""
     return cell.lstrip("+-")[:1].isdigit() or cell == "-"
 
 
@@ -14,7 +19,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     body = [[str(c) for c in row] for row in rows]
     cells = [[str(c) for c in headers], *body]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    right = [bool(body) and all(_numeric(row[i]) for row in body) for i in range(len(headers))]
+    right = [bool(body) and all(is_numeric(row[i]) for row in body) for i in range(len(headers))]
 
     def fmt(row: Sequence[str]) -> str:
         parts = [

@@ -17,14 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from layerkit.report.data import build_report
-from layerkit.report.table import mb
+from layerkit.report.table import is_numeric, mb
 
 WIDTH = 100  # tables never grow past this many columns
 TOP = 3  # distributions named per layer in the terminal
-
-
-def _numeric(cell: str) -> bool:
-    return cell.lstrip("+-")[:1].isdigit() or cell == "-"
 
 
 def _style(cell: str) -> str:
@@ -51,7 +47,7 @@ def table(
         header_style="bold",
     )
     for i, header in enumerate(headers):
-        right = bool(cells) and all(_numeric(row[i]) for row in cells)
+        right = bool(cells) and all(is_numeric(row[i]) for row in cells)
         out.add_column(header, justify="right" if right else "left")
     for row in cells:
         out.add_row(*(Text(c, style=_style(c)) for c in row))  # Text: no markup in names
