@@ -13,8 +13,10 @@ Five timings, each the wall clock of one command:
   is compiled, every extension stripped and every file deflated again;
 - cold: each tool with empty temporary cache folders (PIP_CACHE_DIR for SAM, UV_CACHE_DIR and
   LAYERKIT_CACHE_DIR for layerkit), so every wheel is downloaded again.
-Both tools run without PYTHONDONTWRITEBYTECODE (as on a developer's machine: each keeps its own
-bytecode), so neither pays for compiling its own code at every start.
+Both tools run without PYTHONDONTWRITEBYTECODE, as on a developer's machine: each keeps its own
+bytecode, and pip (which SAM runs) compiles what it installs, as it does by default.
+LAYERKIT_BENCH_ENV=as-is keeps the variable as the caller set it (then pip compiles nothing and
+both tools compile their own code at every start).
 Plus layerkit's no-op rebuild (`inv build.all` with nothing changed). The figures and ratios are
 printed at the end and written to dist/benchmark-sam-build.json; nothing here asserts a time.
 
@@ -118,7 +120,9 @@ def command(tool: str, dirs: Mapping[str, Path], *, force: bool = True) -> list[
 
 def environment(tool: str, cache: Path | None, caches: str = "warm") -> dict[str, str]:
     """The host environment, SAM's telemetry off, and (cold, warm-uv) empty cache folders."""
-    dropped = ("PIP_CACHE_DIR", "UV_CACHE_DIR", "LAYERKIT_CACHE_DIR", "PYTHONDONTWRITEBYTECODE")
+    dropped = ("PIP_CACHE_DIR", "UV_CACHE_DIR", "LAYERKIT_CACHE_DIR")
+    if os.environ.get("LAYERKIT_BENCH_ENV") != "as-is":
+        dropped += ("PYTHONDONTWRITEBYTECODE",)
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["SAM_CLI_TELEMETRY"] = "0"
     versions = ROOT / ".python-version"  # pyenv's shims find python3.9 from any folder
