@@ -189,6 +189,8 @@ class _Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     needs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # see _needs
     finished: Finished = field(init=False)
+    # staged trees of built layers that layers still to build require: path -> tree (kept)
+    staged: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.finished = Finished(self.cancel)
@@ -226,9 +228,26 @@ class _Run:
         job = Job(
             item, self.project, self.target, lock, part, self.out, stage, self.tools, records,
             await_required if building and item.kind == ArtifactKind.LAYER else None,
+            self.staged,
         )  # fmt: skip
         fetch = not self.force
-        return lambda: _run_in_stage(job, self.tracker, self.cancel, self.cache, fetch=fetch)
+        required = any(item.path in needed for needed in self.needs.values())
+
+        def run() -> tuple[ArtifactRecord, bool]:
+            outcome = _run_in_stage(
+                job, self.tracker, self.cancel, self.cache, fetch=fetch, keep=required
+            )
+            if required and job.tree.is_dir():
+                self.staged[item.path] = job.tree  # read by the layers that require it
+            return outcome
+
+        return run
+
+    def remove_staged(self) -> None:
+        """Remove the staged trees kept for required layers (at the end of the build)."""
+        for tree in self.staged.values():
+            shutil.rmtree(tree.parent, ignore_errors=True)
+        self.staged.clear()
 
     def finish(self, item: Planned, outcome: tuple[ArtifactRecord, bool]) -> None:
         """Record a built (or downloaded: ``from_cache``) artifact in the manifest."""
@@ -309,6 +328,8 @@ def build(
             )
         except KeyboardInterrupt as exc:
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
+        finally:
+            run.remove_staged()
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
         if todo:
@@ -335,19 +356,22 @@ def _run_in_stage(
     cache: build_cache.CacheStore | None = None,
     *,
     fetch: bool = True,
+    keep: bool = False,
 ) -> tuple[ArtifactRecord, bool]:
     """The artifact's record, and whether it came from ``cache`` instead of its steps.
 
     The cache's one hook per artifact (:func:`layerkit.build.cache.through`): a verified entry
     is downloaded (not with ``fetch`` False), else the steps run and what they built is
     uploaded; cache lookups, uploads and warnings are progress events. The job's staging
-    folder is removed however this ends.
+    folder is removed however this ends, except (``keep``) the tree of a layer its steps built
+    well, which layers that require it read; the build removes it when it ends.
     """
     planned, started = job.planned, time.monotonic()
 
     def note(step: str, detail: str) -> None:
         tracker.emit(BuildEvent(planned.label, step, detail))
 
+    built = False
     try:
         record, found = build_cache.through(
             cache,
@@ -359,8 +383,10 @@ def _run_in_stage(
             note,
             lookup=fetch,
         )
+        built = found is not build_cache.Lookup.HIT
     finally:
-        shutil.rmtree(job.stage, ignore_errors=True)
+        if not (keep and built):
+            shutil.rmtree(job.stage, ignore_errors=True)
     if found is not build_cache.Lookup.HIT:
         return record, False
     seconds = round(time.monotonic() - started, 3)  # the download is its only timed step

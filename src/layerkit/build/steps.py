@@ -56,6 +56,8 @@ class Job:
     A layer that starts while layers it requires are still being built is given
     ``await_required``: it blocks until they are built and returns the records then, and
     :attr:`search_path` calls it first (the steps before it run beside those builds).
+    ``staged`` maps a required layer built in this same build to its staged tree (the exact
+    content of its zip, kept until the build ends), which saves unzipping it.
     """
 
     planned: Planned
@@ -68,6 +70,7 @@ class Job:
     tools: Tools
     records: Mapping[str, ArtifactRecord] = field(default_factory=dict)
     await_required: Callable[[], Mapping[str, ArtifactRecord]] | None = None
+    staged: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def tree(self) -> Path:
@@ -108,8 +111,9 @@ class Job:
     def search_path(self) -> tuple[Path, ...]:
         """The layers this one requires, in the order Lambda stacks them.
 
-        Each is the read-only tree of its built zip in the local layer cache (unzipped once per
-        zip content, shared with sandbox runs: :func:`layerkit.runtime.layercache.extracted`).
+        Each is the tree a required layer built in this build was zipped from (``staged``), or
+        else the read-only tree of its built zip in the local layer cache (unzipped once per zip
+        content, shared with sandbox runs: :func:`layerkit.runtime.layercache.extracted`).
         Found once per job. Not a ``cached_property``: before Python 3.12 those share one lock
         per class, so a job waiting here for a required layer would block that layer's own job.
         """
@@ -125,6 +129,10 @@ class Job:
         cache = default_cache_dir(self.project.root)
         for name in self.project.required_closure(self.planned.name):
             path = artifact_path(ArtifactKind.LAYER, name)
+            staged = self.staged.get(path)
+            if staged is not None and (staged / "python").is_dir():
+                found.append(staged / "python")
+                continue
             record = records.get(path)
             tree = extracted(self.out / path, cache, sha256=record.sha256 if record else None)
             found.append(tree / "python")
@@ -222,7 +230,8 @@ class Bytecode:
             job.site,
             python,
             layer.bytecode,
-            search_path=() if static is not None else job.search_path,
+            # only ``imported`` reads the required layers: the others compile beside them
+            search_path=job.search_path if layer.bytecode == "imported" and static is None else (),
             entry_modules=modules,
             scripts=scripts,
             imported=static,

@@ -437,3 +437,32 @@ def test_an_interrupt_beside_another_build_keeps_only_whole_artifacts(
     ]
     assert all(state_of(out, r, r.input_hash) == B.ArtifactState.FRESH for r in kept.values())
     assert list((out / B.WORK).iterdir()) == []
+
+
+def test_a_required_layer_built_beside_is_read_from_its_staged_tree(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LAYERKIT_CACHE_DIR", raising=False)
+    zips = project.root / ".layerkit" / "cache" / "zips"
+    paths: list[list[str]] = []
+    python = FakePython()
+    real_probe = python.probe
+
+    def probe(path, modules, scripts):  # type: ignore[no-untyped-def]
+        paths.append([str(p) for p in path])
+        return real_probe(path, modules, scripts)
+
+    python.probe = probe  # type: ignore[method-assign]
+    build(project, functions=False, tools=fake_tools(python=python))
+    top_path = paths[-1]
+    assert "/.work/" in top_path[1]  # base's staged tree, not an unzipped copy
+    assert not zips.exists()
+    out = B.output_dir(project, T)
+    assert list((out / B.WORK).iterdir()) == []  # kept only while the build ran
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', '"11 MB"'))  # base stays fresh
+    again = build(load_project(project.root), functions=False, tools=fake_tools(python=python))
+    assert again.built == ("layers/top.zip",)
+    base_sha = again.records["layers/base.zip"].sha256
+    assert paths[-1][1] == str(zips / base_sha / "python")  # base's zip, unzipped once
