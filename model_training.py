@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -99,12 +100,17 @@ def train_command(
     ]
 
 
+#: OpenBLAS's kernel every CPU of an architecture runs (x86_64: SSE3; aarch64: ARMv8).
+BASELINE_KERNEL = {"x86_64": "Prescott", "aarch64": "ARMV8"}
+
+
 def train_model(project: Project, out: Path, interpreter: Path, layer_dirs: Sequence[Path]) -> Path:
     """Train the Predictions model into the folder ``out``; return the path of model.joblib.
 
     ``interpreter`` is the target's (``find_interpreter(target)``), ``layer_dirs`` the unzipped
-    layers Predictions attaches, in its order. Training uses one BLAS thread, so the same
-    libraries give the same bytes. The usual ``out`` is ``functions/predictions/model``.
+    layers Predictions attaches, in its order. Training uses one BLAS thread and OpenBLAS's
+    baseline kernel, so the same libraries give the same bytes on every machine. The usual
+    ``out`` is ``functions/predictions/model``.
     """
     fn_dir = project.function(PREDICTIONS).path
     script = fn_dir / TRAIN_SCRIPT
@@ -121,6 +127,10 @@ def train_model(project: Project, out: Path, interpreter: Path, layer_dirs: Sequ
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "PYTHONHASHSEED": "0",
+        # OpenBLAS picks its kernels by CPU (Haswell, Zen, SkylakeX ...) and each rounds the
+        # last bits differently: the baseline kernel every CPU of this kind has gives the same
+        # bytes on any machine
+        "OPENBLAS_CORETYPE": BASELINE_KERNEL.get(platform.machine(), ""),
     }
     proc = subprocess.run(command, capture_output=True, text=True, cwd=fn_dir, env=env, check=False)
     if proc.returncode != 0:
