@@ -10,12 +10,13 @@ Errors caused by input are raised as :class:`~layerkit.errors.LayerkitError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
 from layerkit.build.lock import lock_all, partition
@@ -35,21 +36,10 @@ from layerkit.build.pipeline import clean as clean_layer
 from layerkit.build.pipeline import clean_all as clean_everything
 from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
-from layerkit.check.layer import LayerValidation, format_validation, validate_built_layer
 from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import runtime_findings
-from layerkit.deploy import deployer, stagelock
-from layerkit.deploy.connect import stage_clients
-from layerkit.deploy.executor import StepEvent, StepPhase
-from layerkit.deploy.package import PackageResult
-from layerkit.deploy.package import package as package_stage
-from layerkit.deploy.releases import Release, list_releases
-from layerkit.deploy.stageinvoke import StageInvokeResult
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
-from layerkit.optimize.apply import OptimizeReport, verify_traces
-from layerkit.optimize.apply import format_report as format_optimize
-from layerkit.optimize.apply import optimize as run_optimize
 from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import Stage, get_stage
@@ -58,16 +48,42 @@ from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
 from layerkit.report.text import render_table
 from layerkit.runtime.host import host_support, notice_once
-from layerkit.runtime.sandbox import InvokeResult, invoke_function
 from layerkit.runtime.target import Target
-from layerkit.upgrade import ProjectSteps, UpgradeReport
-from layerkit.upgrade import upgrade_runtime as run_upgrade
+
+if TYPE_CHECKING:  # each verb imports what only it needs: `inv build.all` starts faster
+    from layerkit.check.layer import LayerValidation
+    from layerkit.deploy import deployer, stagelock
+    from layerkit.deploy.clients import Clients
+    from layerkit.deploy.executor import StepEvent
+    from layerkit.deploy.package import PackageResult
+    from layerkit.deploy.releases import Release
+    from layerkit.deploy.stageinvoke import StageInvokeResult
+    from layerkit.optimize.apply import OptimizeReport
+    from layerkit.runtime.sandbox import InvokeResult
+    from layerkit.upgrade import UpgradeReport
 
 ProjectLike = Project | Path | str
 
 
 def _ignore(line: str) -> None:
     """Say nothing."""
+
+
+@contextlib.contextmanager
+def stage_clients(root: Path, stage: Stage, note: Callable[[str], None]) -> Iterator[Clients]:
+    """:func:`layerkit.deploy.connect.stage_clients`, imported when a verb talks to a stage."""
+    from layerkit.deploy.connect import stage_clients as connect
+
+    with connect(root, stage, note) as clients:
+        yield clients
+
+
+def _show_step(event: StepEvent, show: Callable[[str], None]) -> None:
+    """Show a deploy step as it starts or fails (a finished one was shown when it started)."""
+    from layerkit.deploy.executor import StepPhase
+
+    if event.phase is not StepPhase.DONE:
+        show(event.line())
 
 
 def _no_events(event: BuildEvent) -> None:
@@ -117,7 +133,7 @@ def text_feedback(write: Callable[[str], None]) -> Feedback:
     return Feedback(
         progress=progress,
         note=write,
-        step=lambda event: None if event.phase is StepPhase.DONE else write(event.line()),
+        step=lambda event: _show_step(event, write),
     )
 
 
@@ -126,7 +142,7 @@ def terminal_feedback(terminal: Terminal) -> Feedback:
     return Feedback(
         progress=terminal.progress,
         note=terminal.message,
-        step=lambda event: None if event.phase is StepPhase.DONE else terminal.step(event.line()),
+        step=lambda event: _show_step(event, terminal.step),
     )
 
 
@@ -463,6 +479,8 @@ class LayerValidationOutput(_Output):
 
     def render(self) -> str:
         """What passed and what failed."""
+        from layerkit.check.layer import format_validation
+
         return format_validation(self.validation)
 
 
@@ -478,6 +496,8 @@ def _validate_one(
         progress=feedback.progress,
         cache=build_cache(project, None),  # LAYERKIT_CACHE / [tool.layerkit] in CI
     )
+    from layerkit.check.layer import validate_built_layer
+
     result = validate_built_layer(
         project.root, name, target.runtime, architecture=target.architecture
     )
@@ -555,6 +575,8 @@ class ValidateOutput(_Output):
         # sentences, not a table: they are long
         # includes the runtime lifecycle warning
         lines += [f"{f.severity}: {f}" for f in self.checks.report.findings]
+        from layerkit.check.layer import format_validation
+
         lines += [format_validation(v) for v in self.layers]
         lines += [f"error: trace: {problem}" for problem in self.traces]
         if self.failure is None:
@@ -584,6 +606,8 @@ def validate(
     traces: tuple[str, ...] = ()
     if all(v.ok for v in layers) and _pruned(project) and host_support(target).runs_code:
         # a code change may now need a module `optimize --apply` pruned: run the functions again
+        from layerkit.optimize.apply import verify_traces
+
         feedback.progress(BuildEvent("functions", "trace", "running every event on the layers"))
         traces = verify_traces(project, target)
     return ValidateOutput(target, checks, layers, traces)
@@ -605,7 +629,9 @@ class OptimizeOutput(_Output):
 
     def render(self) -> str:
         """Per layer: unloaded bytes, candidates, the slowest imports, bytecode modes."""
-        return format_optimize(self.report)
+        from layerkit.optimize.apply import format_report
+
+        return format_report(self.report)
 
 
 def optimize(
@@ -622,6 +648,8 @@ def optimize(
     function; if anything fails or reaches a removed module, layer.toml is restored and the
     error names the module. ``bytecode`` also measures every bytecode mode.
     """
+    from layerkit.optimize.apply import optimize as run_optimize
+
     project = open_project(project)
     target = target_for(project, runtime)
     return OptimizeOutput(run_optimize(project, target, layer, apply, measure_bytecode=bytecode))
@@ -660,6 +688,9 @@ def upgrade_runtime(
         out = validate(p, runtime=target.runtime, arch=target.architecture, builder=builder)
         if out.failure:
             raise CheckError(f"{out.render()}\n{out.failure}")
+
+    from layerkit.upgrade import ProjectSteps
+    from layerkit.upgrade import upgrade_runtime as run_upgrade
 
     steps = ProjectSteps(builder, validate_all, feedback.progress)
     return UpgradeOutput(
@@ -766,11 +797,15 @@ def invoke(
     fn = project.function(function.partition(":")[0] if stage else function)
     payload = read_event(Path(event) if event else fn.path / "events" / "basic.json")
     if stage is not None:
+        from layerkit.deploy import deployer
+
         root, st = _stage(project, stage)
         with stage_clients(root, st, feedback.note) as clients:
             return StageInvokeOutput(
                 deployer.invoke_on_stage(clients, st, function, payload, project)
             )
+    from layerkit.runtime.sandbox import invoke_function
+
     out = run_build(project, progress=feedback.progress).out_dir
     return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))
 
@@ -821,6 +856,8 @@ def deploy(
     A build that is missing, stale, or fails the size or template checks is refused before
     anything starts.
     """
+    from layerkit.deploy import deployer
+
     project = open_project(project)
     fresh = require_fresh(project)
     refuse_invalid(project, fresh, "deployed")
@@ -874,6 +911,8 @@ def package(
     project = open_project(project)
     fresh = require_fresh(project)
     refuse_invalid(project, fresh, "uploaded")
+    from layerkit.deploy.package import package as package_stage
+
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
         result = package_stage(project, st, clients, fresh.out_dir, commit=git_commit(root))
@@ -912,6 +951,8 @@ def rollback(
     feedback: Feedback = QUIET,
 ) -> RollbackOutput:
     """Move a stage's aliases (and ``$LATEST``) back to a recorded release (default: previous)."""
+    from layerkit.deploy import deployer
+
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
         outcome = deployer.rollback(clients, st, release, commit=git_commit(root))
@@ -939,6 +980,8 @@ def releases(
     project: ProjectLike, *, stage: str = "local", limit: int = 20, feedback: Feedback = QUIET
 ) -> ReleasesOutput:
     """List the releases recorded for a stage, oldest first (the newest ``limit``)."""
+    from layerkit.deploy.releases import list_releases
+
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
         return ReleasesOutput(st, list_releases(clients.s3, st, limit=limit))
@@ -963,6 +1006,8 @@ def unlock(
     project: ProjectLike, *, stage: str = "local", feedback: Feedback = QUIET
 ) -> UnlockOutput:
     """Remove a stage's deploy lock that a killed deploy or rollback left behind."""
+    from layerkit.deploy import deployer
+
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
         return UnlockOutput(st, deployer.unlock(clients, st))
