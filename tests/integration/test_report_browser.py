@@ -22,6 +22,7 @@ import pytest
 from layerkit.report.data import build_report
 from layerkit.report.html import render_html
 from tests.unit.report.manifests import make_manifest
+from tests.unit.report.test_html import timed_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ addEventListener("load", () => {
   for (const svg of document.querySelectorAll("svg.chart")) {
     const s = box(svg);
     const bars = [...svg.querySelectorAll("rect.bar, rect.tmdist")].map((r) => (
-      {bytes: Number(r.dataset.bytes), ...box(r)}));
+      {bytes: Number(r.dataset.bytes), seconds: Number(r.dataset.seconds), ...box(r)}));
     const texts = [...svg.querySelectorAll("text")].map((t) => ({text: t.textContent, ...box(t)}));
     out.charts[svg.id] = {box: s, bars, texts,
       outside: texts.filter((t) => t.x < s.x - 1 || t.x + t.w > s.x + s.w + 1
@@ -125,10 +126,10 @@ class _Project:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """report.html for two targets, a previous build, an accepted overrun and a treemap."""
+    """report.html for two targets, a previous build, an accepted overrun, a treemap, timings."""
     old = build_report(make_manifest(ml_size=140_000_000))
     report = build_report(
-        [make_manifest(), make_manifest("python3.12-x86_64")],
+        [timed_manifest(), make_manifest("python3.12-x86_64")],
         _Project(),
         packages={
             ("python3.9-x86_64", "aws"): {
@@ -169,6 +170,16 @@ def test_bars_are_drawn_in_proportion_to_bytes(drawn: dict) -> None:
     for name in ("t0-functions", "t0-layers", "t0-zipped"):
         per_byte = [b["w"] / b["bytes"] for b in drawn["charts"][name]["bars"] if b["bytes"] > 1e6]
         assert max(per_byte) / min(per_byte) == pytest.approx(1, abs=0.01), name
+
+
+def test_step_timings_are_drawn_in_proportion_to_seconds(drawn: dict) -> None:
+    bars = drawn["charts"]["t0-timings"]["bars"]
+    assert len(bars) == 9  # every step of the three artifacts with timings
+    per_second = [b["w"] / b["seconds"] for b in bars]
+    assert max(per_second) / min(per_second) == pytest.approx(1, abs=0.01)
+    texts = [t["text"] for t in drawn["charts"]["t0-timings"]["texts"]]
+    assert "s" in texts
+    assert "t1-timings" not in drawn["charts"]  # that target recorded no timings
 
 
 def test_treemap_areas_are_in_proportion_to_bytes(drawn: dict) -> None:
