@@ -189,7 +189,8 @@ class _Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     needs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # see _needs
     finished: Finished = field(init=False)
-    # staged trees of built layers that layers still to build require: path -> tree (kept)
+    # layers that layers still to build require, and their staged trees once built (kept)
+    required: frozenset[str] = frozenset()
     staged: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -231,7 +232,7 @@ class _Run:
             self.staged,
         )  # fmt: skip
         fetch = not self.force
-        required = any(item.path in needed for needed in self.needs.values())
+        required = item.path in self.required
 
         def run() -> tuple[ArtifactRecord, bool]:
             outcome = _run_in_stage(
@@ -316,6 +317,12 @@ def build(
         if notice:
             tracker.emit(BuildEvent(f"target {target.key}", "host", notice))
         run.needs = _needs(project, list(todo.values()))
+        run.required = frozenset(
+            r
+            for p, needed in run.needs.items()
+            if todo[p].kind == ArtifactKind.LAYER
+            for r in needed
+        )
         try:
             run_jobs(
                 list(todo),
