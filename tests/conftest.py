@@ -11,6 +11,58 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def imported_modules(module: str, *, at_import: bool = False) -> set[str]:
+    """Every module ``module`` imports, following layerkit's own modules (read, not run).
+
+    A package's ``__init__`` counts (it runs first), and ``from x import y`` counts ``x.y``
+    too (it may be a submodule). ``at_import``: only what importing it runs, that is the
+    module-level imports, not those inside functions or under ``if TYPE_CHECKING``.
+    """
+    import ast
+
+    src = REPO / "src"
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        path = src.joinpath(*parts)
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        if not path.is_file():
+            continue
+        tree = ast.parse(path.read_text())
+        nodes = _run_at_import(tree.body) if at_import else ast.walk(tree)
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    return seen
+
+
+def _run_at_import(body: list) -> list:  # type: ignore[type-arg]
+    """The statements of a module body that importing it runs, nested in try/if blocks too."""
+    import ast
+
+    found = []
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, (ast.Try, ast.If)):
+            found += _run_at_import(
+                [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
+                + [n for h in getattr(node, "handlers", []) for n in h.body]
+            )
+        else:
+            found.append(node)
+    return found
+
+
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31

@@ -3,6 +3,7 @@ from pathlib import Path
 from layerkit.build.manifest import ArtifactRecord
 from layerkit.commands import StatusOutput
 from layerkit.runtime.target import Target
+from tests.conftest import imported_modules
 
 
 def record(path: str, timings: tuple[tuple[str, float], ...]) -> ArtifactRecord:
@@ -41,45 +42,12 @@ def test_status_without_timings_shows_no_timings_table():
     assert "artifact (s)" not in text
 
 
-def _module_level_imports(module: str) -> set[str]:
-    """What importing ``module`` imports, following layerkit's modules: module-level imports
-    only (not those inside functions or under ``if TYPE_CHECKING``), read, not run."""
-    import ast
-
-    src = Path(__file__).resolve().parents[2] / "src"
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        for i in range(1, len(parts)):  # a package's __init__ runs first
-            todo.append(".".join(parts[:i]))
-        path = src.joinpath(*parts)
-        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-        if not path.is_file():
-            continue
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                todo.append(node.module)
-                todo += [f"{node.module}.{a.name}" for a in node.names]  # submodules
-            elif isinstance(node, ast.Try):  # tomllib / tomli fallbacks
-                for inner in ast.walk(node):
-                    if isinstance(inner, ast.ImportFrom) and inner.module:
-                        todo.append(inner.module)
-    return seen
-
-
 def test_a_build_does_not_import_the_deploy_optimize_or_elf_stacks() -> None:
     """`inv build.all` starts in a fraction of a second: commands imports those in the verbs."""
-    found = {m.split(".")[0] for m in _module_level_imports("layerkit.commands")}
+    found = {m.split(".")[0] for m in imported_modules("layerkit.commands", at_import=True)}
     heavy = {"boto3", "botocore", "moto", "cfnlint", "tomlkit", "elftools", "ruamel"}
     assert not found & heavy
-    layerkit = _module_level_imports("layerkit.commands")
+    layerkit = imported_modules("layerkit.commands", at_import=True)
     for module in ("layerkit.deploy.deployer", "layerkit.optimize.apply", "layerkit.upgrade"):
         assert module not in layerkit
     assert "layerkit.build.pipeline" in layerkit

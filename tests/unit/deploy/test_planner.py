@@ -42,6 +42,7 @@ from layerkit.deploy.planner import (
 from layerkit.errors import DeployError
 from layerkit.project.spec import load_project
 from layerkit.project.stages import Stage
+from tests.conftest import imported_modules
 
 REPO = Path(__file__).resolve().parents[3]
 STAGE = Stage(
@@ -348,34 +349,10 @@ def test_aliases_ahead_of_the_newest_record_plan_the_record_alone():
     assert kinds(plan(d, dataclasses.replace(current, recorded={}), STAGE)) == ["RecordRelease"]
 
 
-def _imports(module: str) -> set[str]:
-    """Every module ``module`` imports, following layerkit's own modules (read, not run)."""
-    import ast
-
-    src = REPO / "src"
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = src.joinpath(*name.split("."))
-        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-        if not path.is_file():
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                todo.append(node.module)
-    return seen
-
-
 def test_the_planner_imports_neither_boto3_nor_cfn_lint():
-    found = _imports("layerkit.deploy.planner")
+    found = imported_modules("layerkit.deploy.planner")
     assert not {m for m in found if m.split(".")[0] in ("boto3", "botocore", "cfnlint", "moto")}
     assert not {m for m in found if m.startswith("layerkit.check")}
     assert "layerkit.deploy.models" in found
     for module in ("layerkit.deploy.releases", "layerkit.deploy.state"):
-        assert "layerkit.deploy.planner" not in _imports(module)
+        assert "layerkit.deploy.planner" not in imported_modules(module)
