@@ -284,6 +284,17 @@ def _add_function_totals(entry: dict[str, Any]) -> None:
         )
 
 
+def timed_artifacts(entry: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """The rows and columns of a target's timings table.
+
+    The artifacts that recorded step timings (layers, then functions), and every step name
+    among them in the order the steps ran.
+    """
+    rows = [x for x in [*entry["layers"], *entry["functions"]] if x.get("timings")]
+    steps = list(dict.fromkeys(step for x in rows for step, _ in x["timings"]))
+    return rows, steps
+
+
 def build_id(manifests: Sequence[Mapping[str, Any]]) -> str:
     """A short hash of what was built (every artifact's target, path and sha256)."""
     keys = sorted(

@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from layerkit.report.data import CODE, DIRECT_UPLOAD_LIMIT, LAMBDA_UNZIPPED_LIMIT, MAX_LAYERS
+from layerkit.report.data import (
+    CODE,
+    DIRECT_UPLOAD_LIMIT,
+    LAMBDA_UNZIPPED_LIMIT,
+    MAX_LAYERS,
+    timed_artifacts,
+)
 from layerkit.report.table import mb
 from layerkit.report.text import change, headroom
 
@@ -704,12 +710,9 @@ def _step_colors(names: Iterable[str]) -> dict[str, str]:
 
 def _timings_section(entry: Mapping[str, Any], key: str) -> str:
     """Seconds per step of each artifact's last build: stacked bars and the table."""
-    rows = [x for x in [*entry["layers"], *entry["functions"]] if x.get("timings")]
+    rows, steps = timed_artifacts(entry)
     if not rows:
         return ""
-    steps: list[str] = []
-    for x in rows:
-        steps += [step for step, _ in x["timings"] if step not in steps]
     colors = _step_colors(steps)
     totals = [sum(sec for _, sec in x["timings"]) for x in rows]
     chart_rows = [

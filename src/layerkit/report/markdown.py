@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from layerkit.report.data import timed_artifacts
 from layerkit.report.table import mb
 from layerkit.report.text import change, headroom
 
@@ -33,10 +34,7 @@ def _verdict(over: bool, accepted: bool = False) -> str:
 
 def _timings_table(entry: Mapping[str, Any]) -> list[str]:
     """Seconds per build step of each artifact's last build (nothing when none were recorded)."""
-    rows = [x for x in [*entry["layers"], *entry["functions"]] if x.get("timings")]
-    steps: list[str] = []
-    for x in rows:
-        steps += [step for step, _ in x["timings"] if step not in steps]
+    rows, steps = timed_artifacts(entry)
     if not rows:
         return []
     body = []
