@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from layerkit.build.archive import sha256_file
@@ -115,6 +115,25 @@ def _build_dir(folder: Path, key: str) -> Path:
     return tmp
 
 
+def _cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
+    """``folder/key``: made the first time by ``fill`` in a temporary folder, then published.
+
+    A half-made tree (``fill`` failed, or was interrupted) is removed; trees that killed runs
+    left are removed before a new one is made.
+    """
+    final = folder / key
+    if final.is_dir():
+        return final
+    _remove_abandoned(folder)
+    tmp = _build_dir(folder, key)
+    try:
+        fill(tmp)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    return _publish(tmp, final)
+
+
 def zip_sha256(archive: Path, cache: Path) -> str:
     """The sha256 of ``archive``, remembered in the cache by path, size and mtime.
 
@@ -156,18 +175,7 @@ def extracted(archive: Path, cache: Path, *, sha256: str | None = None) -> Path:
     if not archive.is_file():
         raise SandboxError(f"{archive} does not exist; build it first (`inv build.all`).")
     digest = sha256 or zip_sha256(archive, cache)
-    zips = Path(cache) / "zips"
-    final = zips / digest
-    if final.is_dir():
-        return final
-    _remove_abandoned(zips)
-    tmp = _build_dir(zips, digest)
-    try:
-        extract_zip(archive, tmp)
-    except BaseException:
-        remove_tree(tmp)
-        raise
-    return _publish(tmp, final)
+    return _cached_tree(Path(cache) / "zips", digest, lambda tmp: extract_zip(archive, tmp))
 
 
 def _link_tree(source: Path, dest: Path) -> None:
@@ -207,16 +215,9 @@ def merged(layer_zips: Sequence[Path], cache: Path, *, sha256s: Sequence[str] = 
     digests = list(sha256s) or [zip_sha256(Path(z), cache) for z in layer_zips]
     trees = [extracted(Path(z), cache, sha256=d) for z, d in zip(layer_zips, digests, strict=True)]
     key = hashlib.sha256(" ".join(digests).encode()).hexdigest()
-    opts = Path(cache) / "opt"
-    final = opts / key
-    if final.is_dir():
-        return final
-    _remove_abandoned(opts)
-    tmp = _build_dir(opts, key)
-    try:
+
+    def link_all(tmp: Path) -> None:
         for tree in trees:
             _link_tree(tree, tmp)
-    except BaseException:
-        remove_tree(tmp)
-        raise
-    return _publish(tmp, final)
+
+    return _cached_tree(Path(cache) / "opt", key, link_all)
