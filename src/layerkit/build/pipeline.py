@@ -394,7 +394,7 @@ def _run_in_stage(
     finally:
         if not (keep and built):
             shutil.rmtree(job.stage, ignore_errors=True)
-    if found is not build_cache.Lookup.HIT:
+    if built:
         return record, False
     seconds = round(time.monotonic() - started, 3)  # the download is its only timed step
     dest = job.out / planned.path
