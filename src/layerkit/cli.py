@@ -38,7 +38,11 @@ def _runtime(parser: argparse.ArgumentParser) -> None:
 
 
 def _force(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--force", action="store_true", help="rebuild even fresh artifacts")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=commands.FORCE_HELP,
+    )
 
 
 def _cache(parser: argparse.ArgumentParser) -> None:

@@ -63,6 +63,11 @@ if TYPE_CHECKING:  # each verb imports what only it needs: `inv build.all` start
     from layerkit.upgrade import UpgradeReport
 
 ProjectLike = Project | Path | str
+#: What ``--force`` does, for every front door's help.
+FORCE_HELP = (
+    "rebuild even fresh artifacts (the step cache still serves unchanged files; "
+    "LAYERKIT_STEP_CACHE=off computes everything again)"
+)
 
 
 def _ignore(line: str) -> None:

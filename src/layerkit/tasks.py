@@ -126,7 +126,7 @@ _STAGE = "a stage from stages.toml (local: an embedded moto server, no credentia
     help={
         "runtime": _RUNTIME,
         "arch": _ARCH,
-        "force": "rebuild all",
+        "force": commands.FORCE_HELP,
         "cache": "shared build cache: s3://BUCKET/PREFIX, file:///DIR or none "
         "(default: LAYERKIT_CACHE, else [tool.layerkit] cache)",
     },
@@ -152,7 +152,12 @@ def build_all(
 
 @layerkit_task(
     name="layer",
-    help={"name": "the layer folder name", "runtime": _RUNTIME, "arch": _ARCH, "force": "rebuild"},
+    help={
+        "name": "the layer folder name",
+        "runtime": _RUNTIME,
+        "arch": _ARCH,
+        "force": commands.FORCE_HELP,
+    },
 )
 def build_layer(
     c: Context, name: str, runtime: str | None = None, arch: str | None = None, force: bool = False

@@ -18,7 +18,8 @@ each build. Any I/O error on the cache is treated as a miss: a full disk slows a
 does not fail it.
 
 Where: ``<cache dir>/steps`` (the cache dir is ``$LAYERKIT_CACHE_DIR``, else ``.layerkit/cache``
-in the project); ``LAYERKIT_STEP_CACHE=off`` switches it off.
+in the project); ``LAYERKIT_STEP_CACHE=off`` switches it off (any value that is neither on nor
+off is an error, not silently on).
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from layerkit.errors import SpecError
+
 ENV_VAR = "LAYERKIT_STEP_CACHE"
 OFF = frozenset({"0", "off", "no", "none", "false"})
+ON = frozenset({"", "1", "on", "yes", "true"})
 #: Default size limit: the least recently used entries above it are removed after a build.
 DEFAULT_LIMIT = 2 * 1024**3
 _MAGIC = b"LKSC1\n"
@@ -173,7 +177,17 @@ def _stat(entry: os.DirEntry[str]) -> tuple[float, int]:
 
 
 def step_cache(cache_dir: Path) -> StepCache | NoMemo:
-    """The step cache a build uses: ``<cache_dir>/steps``, or none when switched off."""
-    if os.environ.get(ENV_VAR, "").strip().lower() in OFF:
+    """The step cache a build uses: ``<cache_dir>/steps``, or none when switched off.
+
+    Raises SpecError for a value of ``LAYERKIT_STEP_CACHE`` that is neither on nor off.
+    """
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value in OFF:
         return NoMemo()
+    if value not in ON:
+        raise SpecError(
+            f"{ENV_VAR}={os.environ[ENV_VAR]!r} is neither on nor off: set it to off (or 0, no, "
+            "false) to build without the step cache, or unset it to use it. To move the cache, "
+            "set LAYERKIT_CACHE_DIR instead."
+        )
     return StepCache(cache_dir / "steps")

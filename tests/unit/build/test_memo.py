@@ -76,3 +76,17 @@ def test_switched_off_by_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
     none.put("k", b"x")
     assert none.get("k") is None
     assert none.trim() == 0
+
+
+@pytest.mark.parametrize("value", ["disabled", "/tmp/steps", "2"])
+def test_a_value_neither_on_nor_off_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from layerkit.errors import SpecError
+
+    monkeypatch.setenv(ENV_VAR, value)
+    with pytest.raises(SpecError, match=r"LAYERKIT_STEP_CACHE=.* is neither on nor off.*off"):
+        step_cache(tmp_path)
+    for on in ("1", "on", "TRUE", " yes "):
+        monkeypatch.setenv(ENV_VAR, on)
+        assert step_cache(tmp_path) == StepCache(tmp_path / "steps")
