@@ -809,7 +809,7 @@ def invoke(
             return StageInvokeOutput(
                 deployer.invoke_on_stage(clients, st, function, payload, project)
             )
-    from layerkit.runtime.sandbox import invoke_function
+    from layerkit.check.invocation import invoke_function
 
     out = run_build(project, progress=feedback.progress).out_dir
     return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))

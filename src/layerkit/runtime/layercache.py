@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from layerkit.build.archive import sha256_file
+from layerkit.digest import sha256_file
 from layerkit.errors import SandboxError
 
 CACHE_ENV = "LAYERKIT_CACHE_DIR"
