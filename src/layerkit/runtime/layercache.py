@@ -134,6 +134,14 @@ def _cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path
     return _publish(tmp, final)
 
 
+def cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
+    """The read-only tree ``folder/key``, made by ``fill`` (given an empty folder) the first time.
+
+    Made in a temporary folder and renamed into place, as every tree of the cache is.
+    """
+    return _cached_tree(Path(folder), key, fill)
+
+
 def zip_sha256(archive: Path, cache: Path) -> str:
     """The sha256 of ``archive``, remembered in the cache by path, size and mtime.
 

@@ -5,26 +5,38 @@ unzipped into ``opt/`` in the order the function lists them (a later layer's fil
 earlier one's, as on Lambda), the function package into ``task/`` (``/var/task``). :func:`invoke`
 then starts the TARGET runtime's interpreter fresh, isolated from the host (``-I -S``: no
 ``PYTHON*`` variables, no user or interpreter site-packages, no ``.pth`` files), puts Lambda's
-search path in place (``task/``, ``opt/python/lib/pythonX.Y/site-packages``, ``opt/python``, then
-the interpreter's standard library), imports the handler (timed: init), calls it with the event and
-a context object (timed: duration) and reads the result from a side-channel file, so the handler's
-prints cannot corrupt it. :func:`run_code` runs a script with the same setup; import checks, smoke
-tests and cold-start benchmarks all go through it.
+search path in place (``task/``, ``opt/python/lib/pythonX.Y/site-packages``, ``opt/python``, the
+runtime's SDK, then the interpreter's standard library), imports the handler (timed: init),
+calls it with the event and a context object (timed: duration) and reads the result from a
+side-channel file, so the handler's prints cannot corrupt it. :func:`run_code` runs a script
+with the same setup; import checks, smoke tests and cold-start benchmarks all go through it.
 
-With a ``cache`` folder (:mod:`layerkit.runtime.layercache`; :func:`invoke_function` and the
-local stage always pass one) ``opt/`` and ``task/`` are the cached, read-only trees of the zips:
-nothing is unzipped twice, and a handler writing under ``/opt`` or ``/var/task`` gets the
-``PermissionError`` it gets on Lambda. Lambda's limits are enforced by the parent while it waits:
-init (importing the handler) over 10 s, the function's ``Timeout`` ("Task timed out after N.NN
-seconds") and its ``MemorySize`` (the child's RSS is watched; above it the process is killed and
-the invoke fails with ``Runtime.OutOfMemory``). :meth:`InvokeResult.report_line` is Lambda's
-REPORT line (Duration, Billed Duration, Memory Size, Max Memory Used, Init Duration).
+With a ``cache`` folder (:mod:`layerkit.runtime.layercache`; :func:`invoke_zips` and the local
+stage always pass one) ``opt/`` and ``task/`` are the cached trees of the zips, so nothing is
+unzipped twice; without one they are fresh copies. Either way they are read-only, as ``/opt`` and
+``/var/task`` are on Lambda, and so is ``HOME``: only ``tmp/`` (``TMPDIR``) can be written, up to
+the function's ephemeral storage (512 MB by default). :mod:`layerkit.runtime.isolation` enforces
+that in a private mount namespace where the host allows one (read-only bind mounts, even for
+root; the host's ``/opt`` covered by the sandbox's read-only ``opt/``; ``tmp/`` a size-limited
+tmpfs), else with permission bits and a watched ``tmp/``.
 
-What is deliberately not emulated: Lambda's ``/var/runtime`` (the runtime's own boto3) is left off
-the path, so a function that forgets the layer carrying its SDK fails here instead of silently
-using a copy that AWS changes without notice; the limits are watched by polling (every few
-milliseconds) rather than by a cgroup, so a burst of allocation can overshoot the limit briefly
-before the process is killed.
+The runtime's own SDK (Lambda's ``/var/runtime``: boto3, botocore and their dependencies, the
+versions :mod:`layerkit.runtime.sdk` records per runtime) goes on the search path after the
+layers when ``prepare`` is given ``runtime_sdk``: a function that imports boto3 without a layer
+works as on Lambda, and a layer's own boto3 wins.
+
+Lambda's limits are enforced by the parent while it waits: init (importing the handler) over
+10 s, the function's ``Timeout`` ("Task timed out after N.NN seconds") and its ``MemorySize``
+(the child's RSS is watched; above it the process is killed and the invoke fails with
+``Runtime.OutOfMemory``). Payloads: an event over 6 MB is refused before anything runs
+(:class:`PayloadTooLargeError`, Lambda's ``RequestEntityTooLargeException``), a response over
+6 MB is ``Function.ResponseSizeTooLarge``. :meth:`InvokeResult.report_line` is Lambda's REPORT
+line (Duration, Billed Duration, Memory Size, Max Memory Used, Init Duration).
+
+What is not emulated: the limits are watched by polling (every few milliseconds) rather than by
+a cgroup, so a burst of allocation can overshoot the limit briefly before the process is killed;
+the runtime SDK's versions are those AWS documented when the table was read, and AWS moves them
+without notice.
 """
 
 from __future__ import annotations
