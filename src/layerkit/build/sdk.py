@@ -11,18 +11,20 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from layerkit.build.bytecode import compile_tree
 from layerkit.build.install import tidy_target
 from layerkit.build.uv import run_uv, target_args
-from layerkit.errors import InstallError
+from layerkit.errors import InstallError, InterpreterNotFoundError
 from layerkit.runtime.sdk import SDK_SOURCE, cached_sdk
-from layerkit.runtime.target import Target
+from layerkit.runtime.target import Target, find_interpreter
 
 
 def install_sdk(requirements: Sequence[str], target: Target, dest: Path) -> None:
     """Install ``requirements`` (with their dependencies, resolved for ``target``) into ``dest``.
 
     Copied, not linked, from uv's cache: the folder is made read-only afterwards, which must not
-    change uv's cached files.
+    change uv's cached files. Compiled to bytecode by the target's Python version, as
+    ``/var/runtime`` is (a ``.pyc`` does not depend on the CPU, so this works for arm64 too).
     """
     with tempfile.TemporaryDirectory(prefix="layerkit-sdk-") as tmp:
         proc = run_uv(
@@ -47,6 +49,11 @@ def install_sdk(requirements: Sequence[str], target: Target, dest: Path) -> None
             "check that PyPI (or your index) is reachable, then run the command again."
         )
     tidy_target(dest)
+    try:  # /var/runtime ships bytecode: without it every cold import of boto3 compiles it
+        interpreter = find_interpreter(target)
+    except InterpreterNotFoundError:
+        return  # still correct, only slower to import; the sandbox needs this interpreter anyway
+    compile_tree(dest, interpreter, "all", dest_dir="/var/runtime")
 
 
 def runtime_sdk_dir(target: Target, cache: Path) -> Path:

@@ -83,7 +83,7 @@ def invoke_function(
 
 def _cannot_run(fn: Function, support: HostSupport, package: Path, zips: Sequence[Path]) -> str:
     """One paragraph: this host cannot run the function's machine code, and what was checked."""
-    checked = [f"its zip and its {len(zips)} layer zips exist"]
+    checked = ["its zip and its layers' zips exist"]
     if handler_problem(fn.handler, zip_package(package, str(package))) is None:
         checked.append(f"its Handler {fn.handler} names a module and callable in its zip")
     else:
@@ -96,16 +96,19 @@ def _cannot_run(fn: Function, support: HostSupport, package: Path, zips: Sequenc
                 zf.extractall(Path(tmp) / archive.stem)
         files, unreadable = scan(Path(tmp))
         problems = (*unreadable, *check_files(files, fn.target))
-    if not problems:
+    if not files and not problems:
+        checked.append("they hold no shared object (nothing machine-specific)")
+    elif not problems:
         checked.append(
-            f"its {len(files)} shared objects are {fn.target.machine} ELF files needing at most "
+            f"all {len(files)} shared objects are {fn.target.machine} ELF files needing at most "
             f"glibc {fn.target.glibc_text}"
         )
     else:
         checked.append(f"{len(problems)} of its shared objects fail the ELF check")
     return (
-        f"cannot invoke {fn.name} ({fn.target.description}) here: this {support.host_machine} "
-        f"host cannot run {fn.target.machine} code ({support.reason}). Checked statically: "
+        f"cannot invoke {fn.name} here: it runs on {fn.target.description}, and this "
+        f"{support.host_machine} host cannot run {fn.target.machine} code ({support.reason}). "
+        "Checked statically: "
         f"{'; '.join(checked)}. To run it, invoke it on an {fn.target.machine} machine or on a "
         "stage, or enable qemu-user (Debian: `apt-get install qemu-user-static binfmt-support`) "
         f"and name an {fn.target.machine} python{fn.target.python_version_text} in "

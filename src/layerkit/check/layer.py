@@ -329,7 +329,8 @@ def validate_built_layer(
     project = load_project(Path(root))
     target = Target(runtime, architecture)
     zips = built_layer_zips(project, layer, target)
-    sdk = runtime_sdk_dir(target, default_cache_dir(project.root))
+    runs = host_support(target).runs_code  # the runtime's boto3 is needed only to run code
+    sdk = runtime_sdk_dir(target, default_cache_dir(project.root)) if runs else None
     with tempfile.TemporaryDirectory(prefix=f"layerkit-validate-{layer}-") as tmp:
         return validate_layer(project, layer, target, zips, Path(tmp), runtime_sdk=sdk)
 
