@@ -455,6 +455,7 @@ def measure_modes(
                 zips[item.name, mode] = write_mode_zip(work, files, dest)
                 sizes.setdefault(item.name, {})[mode] = sum(s for _, s in files.values())
         inits: dict[str, dict[str, float]] = {}
+        sdk = runtime_sdk_dir(target, default_cache_dir(project.root))
         for fn in project.functions:
             for mode in modes:
                 if not all((name, mode) in zips for name in fn.layers):
@@ -467,6 +468,7 @@ def measure_modes(
                         interpreter,
                         target,
                         base / f"sandbox-{fn.name}-{mode}",
+                        runtime_sdk=sdk,
                     ),
                     1,
                 )

@@ -197,9 +197,9 @@ def available() -> Isolation:
 
 def _preexec(layout: Layout, mode: Isolation) -> Callable[[], None]:
     uid, gid = os.geteuid(), os.getegid()
+    libc = _Libc()  # loaded here: the child of a threaded parent must not import anything
 
     def setup() -> None:  # runs in the child between fork and exec
-        libc = _Libc()
         if mode is Isolation.NAMESPACE:
             _apply(libc, layout, uid, gid)
         if uid == 0:
