@@ -188,7 +188,9 @@ def test_real_layers_from_the_cache_are_shared_and_read_only(
     assert opts[0] == opts[1]  # the second run extracted nothing
     for result in results:
         assert result.ok, result.response
-        assert result.response["error"] == "PermissionError"
+        # a new file in a read-only mount: EROFS (OSError), as on Lambda; PermissionError
+        # where the host allows no mount namespace (permission bits only)
+        assert result.response["error"] in ("OSError", "PermissionError")
         assert result.response["speedups"].startswith(str(opts[0]))  # the C extension loads
     assert not list(opts[0].rglob("planted.py"))
 
