@@ -150,7 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = _verb(sub, "invoke", _invoke, "run a built function in the local Lambda sandbox", p)
     inv.add_argument("function", help="the function's folder name or logical id")
-    inv.add_argument("--event", metavar="FILE", help="event JSON (default: events/basic.json)")
+    inv.add_argument(
+        "--event",
+        metavar="FILE",
+        help="event JSON, or its name in the function's or the project's events/ "
+        "(default: events/basic.json)",
+    )
+    inv.add_argument(
+        "--env-vars",
+        metavar="FILE",
+        help='SAM\'s environment file: {"LogicalId": {"VAR": "v"}, "Parameters": {"VAR": "v"}}',
+    )
     inv.add_argument(
         "--stage",
         help="invoke what this stage runs (FUNCTION[:ALIAS|:VERSION]; local: the deployed zips)",
@@ -240,7 +250,9 @@ def _package(a: argparse.Namespace, fb: commands.Feedback) -> commands.PackageOu
 def _invoke(
     a: argparse.Namespace, fb: commands.Feedback
 ) -> commands.InvokeOutput | commands.StageInvokeOutput:
-    return commands.invoke(a.project_dir, a.function, event=a.event, stage=a.stage, feedback=fb)
+    return commands.invoke(
+        a.project_dir, a.function, event=a.event, stage=a.stage, env_vars=a.env_vars, feedback=fb
+    )
 
 
 def _deploy(a: argparse.Namespace, fb: commands.Feedback) -> commands.DeployOutput:

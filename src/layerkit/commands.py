@@ -791,16 +791,31 @@ def invoke(
     *,
     event: Path | str | None = None,
     stage: str | None = None,
+    env_vars: Path | str | None = None,
     feedback: Feedback = QUIET,
 ) -> InvokeOutput | StageInvokeOutput:
     """Run a built function in the local Lambda sandbox (building what is stale first).
 
     With ``stage``, invoke what that stage runs instead: ``FUNCTION[:ALIAS|:VERSION]`` (default:
-    the stage's alias). The event defaults to the function's ``events/basic.json``.
+    the stage's alias). The event is looked for in the function's ``events/`` folder, then in the
+    project's (``sam init`` keeps them there): ``basic.json`` (or SAM's ``event.json``) unless
+    ``event`` names one. ``env_vars``: a SAM ``--env-vars`` JSON file, merged over the function's
+    environment. An event over Lambda's 6 MB fails before anything is built.
     """
+    from layerkit.check.invocation import env_overrides, find_event, read_env_vars
+    from layerkit.runtime.sandbox import request_payload
+
     project = open_project(project)
     fn = project.function(function.partition(":")[0] if stage else function)
-    payload = read_event(Path(event) if event else fn.path / "events" / "basic.json")
+    payload = read_event(find_event(project, fn, event))
+    request_payload(payload)  # RequestEntityTooLargeException before any build or run
+    overrides = env_overrides(read_env_vars(Path(env_vars)), fn) if env_vars else {}
+    if stage is not None and env_vars:
+        raise SpecError(
+            f"--env-vars sets the environment of a local sandbox run; the function on stage "
+            f"{stage} runs with the environment it was deployed with. Drop --env-vars, or "
+            "change the template's Environment and deploy."
+        )
     if stage is not None:
         from layerkit.deploy import deployer
 
@@ -809,10 +824,12 @@ def invoke(
             return StageInvokeOutput(
                 deployer.invoke_on_stage(clients, st, function, payload, project)
             )
-    from layerkit.runtime.sandbox import invoke_function
+    from layerkit.check.invocation import invoke_function
 
     out = run_build(project, progress=feedback.progress).out_dir
-    return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))
+    # the function's resolved template Environment goes under the overrides here (h1b)
+    env = {**overrides}
+    return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out, env=env))
 
 
 # ---------------------------------------------------------------- deploy, rollback, releases

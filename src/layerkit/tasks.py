@@ -235,15 +235,23 @@ def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
     name="invoke",
     help={
         "function": "folder name or logical id; with --stage also FUNCTION:ALIAS or :VERSION",
-        "event": "event JSON (default events/basic.json)",
+        "event": "event JSON, or its name in the function's or the project's events/ "
+        "(default events/basic.json)",
         "stage": "invoke what this stage runs (local: the deployed zips, run for real)",
+        "env_vars": 'SAM\'s environment file: {"LogicalId": {"VAR": "v"}, "Parameters": {...}}',
     },
 )
 def invoke_function(
-    c: Context, function: str, event: str | None = None, stage: str | None = None
+    c: Context,
+    function: str,
+    event: str | None = None,
+    stage: str | None = None,
+    env_vars: str | None = None,
 ) -> Any:
     """Run a built function in the local Lambda sandbox; print logs, result and REPORT line."""
-    return commands.invoke(project_dir(c), function, event=event, stage=stage, feedback=FEEDBACK)
+    return commands.invoke(
+        project_dir(c), function, event=event, stage=stage, env_vars=env_vars, feedback=FEEDBACK
+    )
 
 
 @layerkit_task(

@@ -394,7 +394,7 @@ class ProjectSteps:
         Each function runs ``repeat`` times in a fresh sandbox (each a cold start); the
         fastest handler init is reported, the least disturbed by other work on the machine.
         """
-        from layerkit.runtime.sandbox import invoke_function
+        from layerkit.check.invocation import invoke_function
 
         if not host_support(target).runs_code:
             return {}

@@ -103,6 +103,20 @@ def test_invoke_on_the_local_stage_runs_the_version_asked_for(local_env, tmp_pat
         invoke_on_stage(clients, STAGE, ":live", {})
 
 
+def test_an_event_over_six_mb_is_lambdas_413(local_env, tmp_path, builder):
+    from botocore.exceptions import ClientError
+
+    with local_stage(STAGE, tmp_path / "state") as stage_run:
+        run(builder.desired(), stage_run.clients, now=Clock())
+        lam = stage_run.clients.lambda_
+        with pytest.raises(ClientError) as info:
+            lam.invoke(FunctionName="local-one", Payload=json.dumps({"x": "y" * (7 << 20)}))
+        small = lam.invoke(FunctionName="local-one", Payload=b"{}")
+    assert info.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert "FunctionError" not in small
+
+
 def test_a_rollback_to_a_release_whose_version_fails_is_refused(local_env, tmp_path, builder):
     clock = Clock()
     unchecked = dataclasses.replace(STAGE, health_check=False)

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from layerkit.build.pipeline import require_fresh
+from layerkit.check.invocation import invoke_function
 from layerkit.errors import LayerkitError
 from layerkit.project.spec import load_project
-from layerkit.runtime.sandbox import invoke_function
 from layerkit.runtime.target import find_interpreter
 
 pytestmark = pytest.mark.benchmark(group="warm-invoke", disable_gc=False, warmup=False)

@@ -25,6 +25,7 @@ from typing import BinaryIO
 from zipfile import ZIP64_LIMIT, ZIP_FILECOUNT_LIMIT, ZipInfo
 
 from layerkit.build.memo import Memo, NoMemo, memo_key
+from layerkit.digest import sha256_file
 from layerkit.errors import BuildError
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can store
@@ -89,15 +90,6 @@ def check_member_name(name: str) -> None:
     pure = PurePosixPath(name)
     if pure.is_absolute() or ".." in pure.parts or name.startswith("\\"):
         raise BuildError(f"refusing to archive {name!r}: absolute or '..' paths are not allowed.")
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _zip_info(name: str, path: Path, date_time: tuple[int, int, int, int, int, int]) -> ZipInfo:

@@ -25,10 +25,12 @@ from pathlib import Path, PurePosixPath
 
 from layerkit.check.findings import Finding, Severity
 from layerkit.errors import CheckError
+from layerkit.runtime.sdk import SDK_MODULES
 
-#: What every Lambda Python runtime carries itself, in /var/runtime (AWS documents boto3 and
-#: botocore; their own dependencies there are an implementation detail, so not listed).
-RUNTIME_BUILTIN: frozenset[str] = frozenset({"boto3", "botocore"})
+#: What every Lambda Python runtime carries itself, in /var/runtime: boto3, botocore and their
+#: dependencies (:data:`layerkit.runtime.sdk.SDK_MODULES`; the sandbox puts the same folder on the
+#: path, so what passes here also imports in ``invoke`` and on the local stage).
+RUNTIME_BUILTIN: frozenset[str] = SDK_MODULES
 
 #: Exceptions whose handler makes the imports of a ``try`` body optional.
 _OPTIONAL_HANDLERS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})

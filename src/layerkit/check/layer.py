@@ -22,11 +22,13 @@ from pathlib import Path, PurePosixPath
 
 from layerkit.build.manifest import artifact_path
 from layerkit.build.pipeline import output_dir, plan
+from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.check.elf import check_files, scan
 from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
 from layerkit.runtime.host import Execution, host_support
+from layerkit.runtime.layercache import default_cache_dir
 from layerkit.runtime.sandbox import Sandbox, prepare, run_code
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -235,6 +237,7 @@ def validate_layer(
     workdir: Path,
     *,
     interpreter: Path | None = None,
+    runtime_sdk: Path | None = None,
 ) -> LayerValidation:
     """Validate ``layer`` for ``target`` from its zip and the zips of the layers it requires.
 
@@ -262,8 +265,9 @@ def validate_layer(
     interpreter = support.interpreter or interpreter  # static only: lays out files, runs nothing
     workdir = Path(workdir)
     sandbox = prepare(
-        workdir / "sandbox", [Path(layer_zips[name]) for name in order], None, interpreter, target
-    )
+        workdir / "sandbox", [Path(layer_zips[name]) for name in order], None, interpreter, target,
+        runtime_sdk=runtime_sdk if support.runs_code else None,
+    )  # fmt: skip
     own_zip = Path(layer_zips[layer])
     modules = modules_in_zip(own_zip)
     imported: tuple[str, ...] = ()
@@ -325,8 +329,10 @@ def validate_built_layer(
     project = load_project(Path(root))
     target = Target(runtime, architecture)
     zips = built_layer_zips(project, layer, target)
+    runs = host_support(target).runs_code  # the runtime's boto3 is needed only to run code
+    sdk = runtime_sdk_dir(target, default_cache_dir(project.root)) if runs else None
     with tempfile.TemporaryDirectory(prefix=f"layerkit-validate-{layer}-") as tmp:
-        return validate_layer(project, layer, target, zips, Path(tmp))
+        return validate_layer(project, layer, target, zips, Path(tmp), runtime_sdk=sdk)
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.deploy.models import hex_from_b64
 from layerkit.errors import DeployError
-from layerkit.runtime.sandbox import FunctionZip, InvokeResult, invoke_zips
+from layerkit.runtime.sandbox import (
+    FunctionZip,
+    InvokeResult,
+    PayloadTooLargeError,
+    invoke_zips,
+)
 from layerkit.runtime.target import Target, find_interpreter
 
 #: Lambda returns at most the last 4 KB of the log with ``LogType=Tail``.
@@ -88,6 +94,7 @@ class DeployedVersion:
     environment: dict[str, str]
     code: Path
     layers: tuple[Path, ...]
+    ephemeral_storage_mb: int = 512  # EphemeralStorage.Size: the size of /tmp
 
 
 def _stored(store: ArtifactStore, sha_b64: str, what: str) -> Path:
@@ -124,6 +131,7 @@ def deployed_version(
         environment=dict((config.get("Environment") or {}).get("Variables") or {}),
         code=_stored(store, config["CodeSha256"], f"the code of {where}"),
         layers=tuple(layers),
+        ephemeral_storage_mb=int((config.get("EphemeralStorage") or {}).get("Size") or 512),
     )
 
 
@@ -147,7 +155,12 @@ def invoke_deployed(
     deployed = deployed_version(lam, store, function_name, qualifier)
     env = {**deployed.environment, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     function = FunctionZip(
-        deployed.code, deployed.handler, deployed.target, deployed.memory_size, deployed.timeout
+        deployed.code,
+        deployed.handler,
+        deployed.target,
+        deployed.memory_size,
+        deployed.timeout,
+        ephemeral_storage_mb=deployed.ephemeral_storage_mb,
     )
     result = invoke_zips(
         deployed.layers,
@@ -158,6 +171,7 @@ def invoke_deployed(
         function_name=function_name,
         env=env,
         version=deployed.version,
+        runtime_sdk=runtime_sdk_dir(deployed.target, cache),
     )
     return deployed, result
 
@@ -240,6 +254,8 @@ def intercept_invokes(
                 interpreter=interpreter,
                 region=region,
             )
+        except PayloadTooLargeError as exc:  # Lambda refuses it before running anything
+            return _error_response(request.url, 413, exc.error_type, str(exc))
         except DeployError as exc:
             return _error_response(request.url, 502, "ResourceNotReadyException", str(exc))
         except Exception as exc:  # a ClientError from the inspector: pass AWS's answer on

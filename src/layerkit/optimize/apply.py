@@ -35,6 +35,7 @@ import tomlkit
 from tomlkit.items import Array, Table
 
 from layerkit.build import pipeline as builder
+from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.errors import OptimizeError
 from layerkit.optimize.advice import (
     BytecodeCost,
@@ -55,6 +56,7 @@ from layerkit.optimize.trace import (
     trace_all,
 )
 from layerkit.project.spec import Project, load_project
+from layerkit.runtime.layercache import default_cache_dir
 from layerkit.runtime.target import Target, find_interpreter
 
 REPORT_FILE = "optimize.json"
@@ -133,7 +135,9 @@ def _size_text(size: int) -> str:
 
 
 def _runner(project: Project, target: Target, out_dir: Path, env: Mapping[str, str]) -> Runner:
-    return SandboxRunner(out_dir, find_interpreter(target, cwd=project.root), target, env=env)
+    interpreter = find_interpreter(target, cwd=project.root)
+    sdk = runtime_sdk_dir(target, default_cache_dir(project.root))
+    return SandboxRunner(out_dir, interpreter, target, env=env, runtime_sdk=sdk)
 
 
 @contextlib.contextmanager
@@ -451,6 +455,7 @@ def measure_modes(
                 zips[item.name, mode] = write_mode_zip(work, files, dest)
                 sizes.setdefault(item.name, {})[mode] = sum(s for _, s in files.values())
         inits: dict[str, dict[str, float]] = {}
+        sdk = runtime_sdk_dir(target, default_cache_dir(project.root))
         for fn in project.functions:
             for mode in modes:
                 if not all((name, mode) in zips for name in fn.layers):
@@ -463,6 +468,7 @@ def measure_modes(
                         interpreter,
                         target,
                         base / f"sandbox-{fn.name}-{mode}",
+                        runtime_sdk=sdk,
                     ),
                     1,
                 )

@@ -119,9 +119,13 @@ def cold_inits(
     workdir: Path,
     *,
     rounds: int = 3,
+    runtime_sdk: Path | None = None,
 ) -> float:
-    """Median cold init (ms) of ``fn``'s handler over ``rounds`` fresh processes on ``zips``."""
-    sandbox = prepare(workdir, zips, package, interpreter, target)
+    """Median cold init (ms) of ``fn``'s handler over ``rounds`` fresh processes on ``zips``.
+
+    ``runtime_sdk``: the runtime's own boto3 (Lambda's /var/runtime), behind the layers.
+    """
+    sandbox = prepare(workdir, zips, package, interpreter, target, runtime_sdk=runtime_sdk)
     events = sorted((fn.path / "events").glob("*.json"))
     event = json.loads(events[0].read_text(encoding="utf-8")) if events else {}
     samples = []

@@ -283,6 +283,7 @@ class SandboxRunner:
     target: Target
     env: Mapping[str, str] = field(default_factory=dict)
     packages: Mapping[str, Path] = field(default_factory=dict)  # function -> zip or folder
+    runtime_sdk: Path | None = None  # the runtime's own boto3 (Lambda's /var/runtime)
 
     def layer_zip(self, name: str) -> Path:
         """The built zip of a layer (OptimizeError when it is missing)."""
@@ -304,7 +305,10 @@ class SandboxRunner:
             )
         layers = [LayerFiles.read(n, z) for n, z in zip(subject.layers, zips, strict=True)]
         with tempfile.TemporaryDirectory(prefix=f"layerkit-trace-{subject.name}-") as tmp:
-            sandbox = prepare(Path(tmp) / "sandbox", zips, package, self.interpreter, self.target)
+            sandbox = prepare(
+                Path(tmp) / "sandbox", zips, package, self.interpreter, self.target,
+                runtime_sdk=self.runtime_sdk,
+            )  # fmt: skip
             job_dir = Path(tmp) / "job"
             job_dir.mkdir()
             job = {

@@ -231,9 +231,19 @@ def _invoke(config, result_path, request_id=None):
     signal.setitimer(signal.ITIMER_REAL, 0)
     result["duration_ms"] = (time.perf_counter() - started) * 1000
     try:
-        json.dumps(response)
+        size = len(json.dumps(response).encode("utf-8"))
     except (TypeError, ValueError) as exc:
         result["response"] = _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+        result["max_memory_mb"] = _max_memory_mb()
+        _write(result_path, result)
+        return 1
+    limit = int(config.get("response_limit") or 0)
+    if limit and size > limit:
+        result["response"] = _error(
+            "Function.ResponseSizeTooLarge",
+            f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+            f"({limit} bytes).",
+        )
         result["max_memory_mb"] = _max_memory_mb()
         _write(result_path, result)
         return 1

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from layerkit.build.archive import sha256_file
+from layerkit.digest import sha256_file
 from layerkit.errors import SandboxError
 
 CACHE_ENV = "LAYERKIT_CACHE_DIR"
@@ -132,6 +132,14 @@ def _cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path
         remove_tree(tmp)
         raise
     return _publish(tmp, final)
+
+
+def cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
+    """The read-only tree ``folder/key``, made by ``fill`` (given an empty folder) the first time.
+
+    Made in a temporary folder and renamed into place, as every tree of the cache is.
+    """
+    return _cached_tree(Path(folder), key, fill)
 
 
 def zip_sha256(archive: Path, cache: Path) -> str:

@@ -5,30 +5,43 @@ unzipped into ``opt/`` in the order the function lists them (a later layer's fil
 earlier one's, as on Lambda), the function package into ``task/`` (``/var/task``). :func:`invoke`
 then starts the TARGET runtime's interpreter fresh, isolated from the host (``-I -S``: no
 ``PYTHON*`` variables, no user or interpreter site-packages, no ``.pth`` files), puts Lambda's
-search path in place (``task/``, ``opt/python/lib/pythonX.Y/site-packages``, ``opt/python``, then
-the interpreter's standard library), imports the handler (timed: init), calls it with the event and
-a context object (timed: duration) and reads the result from a side-channel file, so the handler's
-prints cannot corrupt it. :func:`run_code` runs a script with the same setup; import checks, smoke
-tests and cold-start benchmarks all go through it.
+search path in place (``task/``, ``opt/python/lib/pythonX.Y/site-packages``, ``opt/python``, the
+runtime's SDK, then the interpreter's standard library), imports the handler (timed: init),
+calls it with the event and a context object (timed: duration) and reads the result from a
+side-channel file, so the handler's prints cannot corrupt it. :func:`run_code` runs a script
+with the same setup; import checks, smoke tests and cold-start benchmarks all go through it.
 
-With a ``cache`` folder (:mod:`layerkit.runtime.layercache`; :func:`invoke_function` and the
-local stage always pass one) ``opt/`` and ``task/`` are the cached, read-only trees of the zips:
-nothing is unzipped twice, and a handler writing under ``/opt`` or ``/var/task`` gets the
-``PermissionError`` it gets on Lambda. Lambda's limits are enforced by the parent while it waits:
-init (importing the handler) over 10 s, the function's ``Timeout`` ("Task timed out after N.NN
-seconds") and its ``MemorySize`` (the child's RSS is watched; above it the process is killed and
-the invoke fails with ``Runtime.OutOfMemory``). :meth:`InvokeResult.report_line` is Lambda's
-REPORT line (Duration, Billed Duration, Memory Size, Max Memory Used, Init Duration).
+With a ``cache`` folder (:mod:`layerkit.runtime.layercache`; :func:`invoke_zips` and the local
+stage always pass one) ``opt/`` and ``task/`` are the cached trees of the zips, so nothing is
+unzipped twice; without one they are fresh copies. Either way they are read-only, as ``/opt`` and
+``/var/task`` are on Lambda, and so is ``HOME``: only ``tmp/`` (``TMPDIR``) can be written, up to
+the function's ephemeral storage (512 MB by default). :mod:`layerkit.runtime.isolation` enforces
+that in a private mount namespace where the host allows one (read-only bind mounts, even for
+root; the host's ``/opt`` covered by the sandbox's read-only ``opt/``; ``tmp/`` a size-limited
+tmpfs), else with permission bits and a watched ``tmp/``.
 
-What is deliberately not emulated: Lambda's ``/var/runtime`` (the runtime's own boto3) is left off
-the path, so a function that forgets the layer carrying its SDK fails here instead of silently
-using a copy that AWS changes without notice; the limits are watched by polling (every few
-milliseconds) rather than by a cgroup, so a burst of allocation can overshoot the limit briefly
-before the process is killed.
+The runtime's own SDK (Lambda's ``/var/runtime``: boto3, botocore and their dependencies, the
+versions :mod:`layerkit.runtime.sdk` records per runtime) goes on the search path after the
+layers when ``prepare`` is given ``runtime_sdk``: a function that imports boto3 without a layer
+works as on Lambda, and a layer's own boto3 wins.
+
+Lambda's limits are enforced by the parent while it waits: init (importing the handler) over
+10 s, the function's ``Timeout`` ("Task timed out after N.NN seconds") and its ``MemorySize``
+(the child's RSS is watched; above it the process is killed and the invoke fails with
+``Runtime.OutOfMemory``). Payloads: an event over 6 MB is refused before anything runs
+(:class:`PayloadTooLargeError`, Lambda's ``RequestEntityTooLargeException``), a response over
+6 MB is ``Function.ResponseSizeTooLarge``. :meth:`InvokeResult.report_line` is Lambda's REPORT
+line (Duration, Billed Duration, Memory Size, Max Memory Used, Init Duration).
+
+What is not emulated: the limits are watched by polling (every few milliseconds) rather than by
+a cgroup, so a burst of allocation can overshoot the limit briefly before the process is killed;
+the runtime SDK's versions are those AWS documented when the table was read, and AWS moves them
+without notice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -46,8 +59,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from layerkit.errors import SandboxError
-from layerkit.project.spec import Project
-from layerkit.runtime import layercache
+from layerkit.runtime import isolation, layercache
 from layerkit.runtime.target import Target, find_interpreter
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
@@ -64,6 +76,15 @@ INIT_LIMIT_S = 10.0
 #: Extra seconds the parent waits beyond a function's timeout for the child's own timer to fire.
 TIMEOUT_GRACE_S = 1.0
 _POLL_S = 0.005
+_TMP_POLL_S = 0.1
+#: Lambda's default ephemeral storage (/tmp) in MB; a function's EphemeralStorage raises it.
+DEFAULT_EPHEMERAL_MB = 512
+#: Lambda's limit on a synchronous invoke's request payload ("6 MB"): 6,291,456 bytes.
+REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
+#: Lambda's limit on a synchronous invoke's response, as its error message states it.
+RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024 + 100
+#: Logs kept of one invocation: the last 4 MB (a handler printing 70 MB gets the tail).
+LOG_LIMIT_BYTES = 4 * 1024 * 1024
 _INTERPRETER_FLAGS = ("-I", "-S", "-B", "-u", "-X", "utf8")
 
 
@@ -107,6 +128,7 @@ class Sandbox:
     interpreter: Path  # absolute path of the target runtime's interpreter
     target: Target
     workdir: Path | None = None  # None: the parent of opt/
+    runtime_sdk: Path | None = None  # the runtime's own boto3 (Lambda's /var/runtime), or None
 
     @property
     def root(self) -> Path:
@@ -119,17 +141,27 @@ class Sandbox:
         return self.root / "runtime"
 
     @property
+    def tmp(self) -> Path:
+        """The function's ``/tmp`` (``TMPDIR``): the only writable folder of the sandbox."""
+        return self.root / "tmp"
+
+    @property
+    def home(self) -> Path:
+        """``HOME``: exists, and cannot be written (as on Lambda)."""
+        return self.root / "home"
+
+    @property
     def search_path(self) -> tuple[Path, ...]:
-        """Lambda's ``sys.path`` entries in front of the standard library, in order."""
-        return (
-            self.task,
-            self.opt
-            / "python"
-            / "lib"
-            / f"python{self.target.python_version_text}"
-            / "site-packages",
-            self.opt / "python",
-        )
+        """Lambda's ``sys.path`` entries in front of the standard library, in order.
+
+        The runtime's own SDK (``/var/runtime`` on Lambda) comes after every layer, so a layer
+        that carries boto3 wins over it, as on Lambda.
+        """
+        site = self.opt / "python" / "lib" / f"python{self.target.python_version_text}"
+        entries = [self.task, site / "site-packages", self.opt / "python"]
+        if self.runtime_sdk is not None:
+            entries.append(self.runtime_sdk)
+        return tuple(entries)
 
 
 def _safe_member(name: str, archive: Path) -> PurePosixPath:
@@ -205,6 +237,7 @@ def prepare(
     *,
     skip_bytecode: bool = False,
     cache: Path | None = None,
+    runtime_sdk: Path | None = None,
 ) -> Sandbox:
     """Lay out a sandbox in ``workdir`` (which must be empty or missing) and return it.
 
@@ -213,7 +246,10 @@ def prepare(
     goes into ``task/``. ``interpreter`` is the target runtime's interpreter (see
     :func:`layerkit.runtime.target.find_interpreter`). ``skip_bytecode`` leaves every ``.pyc`` out.
     With ``cache`` (not combined with ``skip_bytecode``), ``opt/`` and a zipped ``task/`` are the
-    shared read-only trees of :mod:`layerkit.runtime.layercache` instead of fresh copies.
+    shared read-only trees of :mod:`layerkit.runtime.layercache` instead of fresh copies;
+    without it they are fresh copies, made read-only all the same (``/opt`` and ``/var/task`` are
+    read-only on Lambda). ``runtime_sdk`` (see :mod:`layerkit.runtime.sdk`) goes on the search
+    path after ``opt/python``, where Lambda's ``/var/runtime`` sits.
     """
     workdir = Path(workdir).absolute()
     if workdir.exists() and any(workdir.iterdir()):
@@ -236,8 +272,18 @@ def prepare(
             extract_zip(Path(layer_zip), sandbox.opt, skip_bytecode=skip_bytecode)
         if function is not None:
             _copy_function(Path(function), sandbox.task, skip_bytecode)
-    for folder in (sandbox.runtime_dir, workdir / "tmp", workdir / "home"):
+        for folder in (sandbox.opt, sandbox.task):
+            layercache.make_read_only(folder)
+    if runtime_sdk is not None:
+        if not Path(runtime_sdk).is_dir():
+            raise SandboxError(
+                f"the runtime SDK folder {runtime_sdk} does not exist; make it with "
+                "layerkit.build.sdk.runtime_sdk_dir(target, cache)."
+            )
+        sandbox = dataclasses.replace(sandbox, runtime_sdk=Path(runtime_sdk).absolute())
+    for folder in (sandbox.runtime_dir, sandbox.tmp, sandbox.home):
         folder.mkdir(parents=True, exist_ok=True)
+    sandbox.home.chmod(0o555)  # HOME exists and cannot be written, as on Lambda
     shutil.copyfile(BOOTSTRAP, sandbox.runtime_dir / "bootstrap.py")
     return sandbox
 
@@ -276,15 +322,14 @@ def sandbox_environment(
     network, and the host's real credentials must never reach code under test); ``extra``
     overrides anything, credentials and region included.
     """
-    root = sandbox.root
     region = (extra or {}).get("AWS_REGION", DEFAULT_REGION)
     env = {
         "PATH": f"{sandbox.opt / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "LD_LIBRARY_PATH": f"{sandbox.task}:{sandbox.task / 'lib'}:{sandbox.opt / 'lib'}",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
-        "HOME": str(root / "home"),
-        "TMPDIR": str(root / "tmp"),
+        "HOME": str(sandbox.home),
+        "TMPDIR": str(sandbox.tmp),
         "PYTHONDONTWRITEBYTECODE": "1",
         "LAMBDA_TASK_ROOT": str(sandbox.task),
         "LAMBDA_RUNTIME_DIR": str(sandbox.runtime_dir),
@@ -347,6 +392,8 @@ class _Limits:
     init_s: float  # importing the handler
     timeout_s: float  # calling it (the function's Timeout)
     memory_mb: int  # the function's MemorySize
+    tmp: Path | None = None  # a /tmp the parent must watch (no size-limited mount), or None
+    tmp_mb: int = DEFAULT_EPHEMERAL_MB  # the function's EphemeralStorage
 
 
 @dataclass(frozen=True)
@@ -354,7 +401,7 @@ class _Exit:
     """How a watched child ended: its status, or the limit it broke (then it was killed)."""
 
     returncode: int
-    broke: str | None  # "init", "timeout", "memory" or None
+    broke: str | None  # "init", "timeout", "memory", "storage" or None
     peak_rss_mb: int
     elapsed_s: float
 
@@ -376,13 +423,20 @@ def _watch(proc: subprocess.Popen[bytes], init_marker: Path, limits: _Limits) ->
     init_done: float | None = None
     peak = 0
     broke: str | None = None
+    next_tmp_check = started
     while proc.poll() is None:
         now = time.monotonic()
         peak = max(peak, _rss_mb(proc.pid))
         if init_done is None and init_marker.exists():
             init_done = now
+        over_tmp = False
+        if limits.tmp is not None and now >= next_tmp_check:
+            next_tmp_check = now + _TMP_POLL_S
+            over_tmp = isolation.tree_mb(limits.tmp) > limits.tmp_mb
         if peak > limits.memory_mb:
             broke = "memory"
+        elif over_tmp:
+            broke = "storage"
         elif init_done is None and now - started > limits.init_s:
             broke = "init"
         elif init_done is not None and now - init_done > limits.timeout_s + TIMEOUT_GRACE_S:
@@ -392,22 +446,47 @@ def _watch(proc: subprocess.Popen[bytes], init_marker: Path, limits: _Limits) ->
             proc.wait()
             break
         time.sleep(_POLL_S)
+    burst = limits.tmp is not None and isolation.tree_mb(limits.tmp) > limits.tmp_mb
+    if broke is None and burst:  # a burst of writes between two looks
+        broke = "storage"
     return _Exit(proc.returncode, broke, peak, time.monotonic() - started)
+
+
+class PayloadTooLargeError(SandboxError):
+    """The event is larger than Lambda accepts for a synchronous invoke (HTTP 413)."""
+
+    error_type = "RequestEntityTooLargeException"
+
+
+def request_payload(event: Any) -> bytes:
+    """The event as Lambda receives it (JSON, UTF-8), refused above Lambda's 6 MB request limit.
+
+    Raises :class:`PayloadTooLargeError` (Lambda's ``RequestEntityTooLargeException``) before
+    anything runs, so an oversized event fails at once instead of after a long run.
+    """
+    try:
+        data = json.dumps(event).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(
+            f"the test event is not JSON-serialisable ({exc}); fix the event."
+        ) from None
+    if len(data) > REQUEST_LIMIT_BYTES:
+        raise PayloadTooLargeError(
+            f"RequestEntityTooLargeException: the event is {len(data):,} bytes; Lambda refuses "
+            f"a synchronous invoke whose request is larger than {REQUEST_LIMIT_BYTES:,} bytes "
+            "(6 MB). Send a smaller event, or put the data in S3 and pass its key."
+        )
+    return data
 
 
 def _prepare_invocation(
     sandbox: Sandbox, handler: str, event: Any, timeout_s: float
 ) -> tuple[Path, Path, Path]:
     """Write the event and config of one invocation: (config, result file, init marker)."""
-    try:
-        event_text = json.dumps(event)
-    except (TypeError, ValueError) as exc:
-        raise SandboxError(
-            f"the test event is not JSON-serialisable ({exc}); fix the event."
-        ) from None
+    event_bytes = request_payload(event)
     run_dir = _run_dir(sandbox)
     event_path = run_dir / "event.json"
-    event_path.write_text(event_text, encoding="utf-8")
+    event_path.write_bytes(event_bytes)
     init_marker = run_dir / "init.done"
     config = _write_config(
         run_dir,
@@ -416,34 +495,25 @@ def _prepare_invocation(
         event_path=str(event_path),
         timeout_s=timeout_s,
         init_marker=str(init_marker),
+        response_limit=RESPONSE_LIMIT_BYTES,
     )
     return config, run_dir / "result.json", init_marker
 
 
-_PR_CAPBSET_DROP = 24
-_CAP_DAC_OVERRIDE = 1
+def _layout(sandbox: Sandbox, tmp_mb: int) -> isolation.Layout:
+    """The folders :mod:`layerkit.runtime.isolation` protects for one child of ``sandbox``."""
+    read_only = [sandbox.opt, sandbox.task, sandbox.home]
+    if sandbox.runtime_sdk is not None:
+        read_only.append(sandbox.runtime_sdk)
+    visible = (sandbox.root, Path(sandbox.interpreter), Path(sandbox.interpreter).resolve())
+    return isolation.Layout(
+        tuple(read_only), sandbox.tmp, tmp_mb, sandbox.opt, sandbox.task, visible
+    )
 
 
-def _unprivileged() -> Callable[[], None] | None:
-    """For a root parent: drop CAP_DAC_OVERRIDE in the child, so permission bits bind it.
-
-    Lambda runs functions as an unprivileged user; root would write through the read-only
-    ``/opt`` regardless of its mode bits. Without the capability root is held to the owner's
-    bits (``r-x``), so a write fails with ``PermissionError`` as on Lambda.
-    """
-    if os.geteuid() != 0:
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def drop() -> None:  # runs in the child between fork and exec
-        libc.prctl(_PR_CAPBSET_DROP, _CAP_DAC_OVERRIDE, 0, 0, 0)
-
-    return drop
-
-
-def _start(sandbox: Sandbox, command: list[str], env: Mapping[str, str], log: Path) -> Any:
+def _start(
+    sandbox: Sandbox, command: list[str], env: Mapping[str, str], log: Path, preexec: Any
+) -> Any:
     try:
         with log.open("wb") as out:
             return subprocess.Popen(
@@ -453,9 +523,9 @@ def _start(sandbox: Sandbox, command: list[str], env: Mapping[str, str], log: Pa
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_unprivileged(),
+                preexec_fn=preexec,
             )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         raise SandboxError(
             f"could not start {sandbox.interpreter} ({exc}); check that the "
             f"{sandbox.target.runtime} interpreter is installed."
@@ -469,6 +539,13 @@ def _limit_error(ended: _Exit, limits: _Limits, request_id: str) -> dict[str, An
             "Runtime.OutOfMemory",
             f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
             f"(the process used more than the function's {limits.memory_mb} MB, its MemorySize)",
+        )
+    if ended.broke == "storage":
+        return _error(
+            "Runtime.ExitError",
+            f"RequestId: {request_id} Error: the function wrote more than its "
+            f"{limits.tmp_mb} MB of /tmp (its EphemeralStorage); on Lambda the write fails with "
+            "OSError: [Errno 28] No space left on device",
         )
     if ended.broke == "init":
         return _error(
@@ -532,13 +609,16 @@ def invoke(
     env: Mapping[str, str] | None = None,
     init_limit_s: float = INIT_LIMIT_S,
     version: str = "$LATEST",
+    ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB,
 ) -> InvokeResult:
     """Start a fresh process, import ``handler`` (``module.function``) and call it with ``event``.
 
     A handler exception, an import error, an init over ``init_limit_s``, a timeout, a crash of
     the process or an RSS above ``memory_mb`` come back as ``ok=False`` with Lambda's error shape
-    in ``response``; only a sandbox that cannot run at all raises
-    :class:`~layerkit.errors.SandboxError`.
+    in ``response``, and so does a response over Lambda's 6 MB (``Function.ResponseSizeTooLarge``)
+    or a ``/tmp`` over ``ephemeral_storage_mb``; an event over 6 MB raises
+    :class:`PayloadTooLargeError` (``RequestEntityTooLargeException``) before anything starts,
+    and a sandbox that cannot run at all raises :class:`~layerkit.errors.SandboxError`.
     """
     config, result_path, init_marker = _prepare_invocation(sandbox, handler, event, timeout_s)
     request_id = str(uuid.uuid4())
@@ -546,12 +626,24 @@ def invoke(
     environment = sandbox_environment(
         sandbox, function_name=function_name, memory_mb=memory_mb, handler=handler, extra=extra
     )
-    limits = _Limits(init_limit_s, timeout_s, memory_mb)
+    mode, preexec = isolation.isolation(_layout(sandbox, ephemeral_storage_mb))
+    watched = sandbox.tmp if mode is isolation.Isolation.PERMISSIONS else None
+    limits = _Limits(init_limit_s, timeout_s, memory_mb, watched, ephemeral_storage_mb)
     log = result_path.with_name("output.log")
     command = _command(sandbox, "invoke", str(config), str(result_path), request_id)
-    ended = _watch(_start(sandbox, command, environment, log), init_marker, limits)
-    logs = log.read_bytes().decode("utf-8", "replace")
-    return _outcome(ended, result_path, logs, limits, request_id)
+    ended = _watch(_start(sandbox, command, environment, log, preexec), init_marker, limits)
+    return _outcome(ended, result_path, _read_logs(log), limits, request_id)
+
+
+def _read_logs(log: Path) -> str:
+    """What the process printed: all of it, or its last :data:`LOG_LIMIT_BYTES` with a note."""
+    size = log.stat().st_size
+    with log.open("rb") as fh:
+        if size <= LOG_LIMIT_BYTES:
+            return fh.read().decode("utf-8", "replace")
+        fh.seek(size - LOG_LIMIT_BYTES)
+        tail = fh.read().decode("utf-8", "replace")
+    return f"[layerkit: {size - LOG_LIMIT_BYTES:,} bytes of earlier output not shown]\n{tail}"
 
 
 def run_code(
@@ -563,6 +655,7 @@ def run_code(
     env: Mapping[str, str] | None = None,
     function_name: str = "local",
     memory_mb: int = 128,
+    ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB,
 ) -> subprocess.CompletedProcess[str]:
     """Run a script (a path) or Python source (a string) as ``__main__`` inside the sandbox.
 
@@ -583,6 +676,7 @@ def run_code(
     environment = sandbox_environment(
         sandbox, function_name=function_name, memory_mb=memory_mb, extra=env
     )
+    _, preexec = isolation.isolation(_layout(sandbox, ephemeral_storage_mb))
     try:
         return subprocess.run(
             _command(sandbox, "run", str(config), str(script), *args),
@@ -595,13 +689,14 @@ def run_code(
             errors="replace",
             timeout=timeout_s,
             check=False,
+            preexec_fn=preexec,
         )
     except subprocess.TimeoutExpired:
         raise SandboxError(
             f"{script.name} ran for more than {timeout_s:.0f} s in the {sandbox.target.runtime} "
             "sandbox and was killed; look for a hang (a network call, a lock) or raise the timeout."
         ) from None
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         raise SandboxError(
             f"could not start {sandbox.interpreter} ({exc}); check that the "
             f"{sandbox.target.runtime} interpreter is installed."
@@ -639,41 +734,6 @@ def remembered_interpreter(
     return resolved
 
 
-def invoke_function(
-    project: Project,
-    function: str,
-    event: Any,
-    out_dir: Path,
-    *,
-    interpreter: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    cache: Path | None = None,
-) -> InvokeResult:
-    """Invoke a built function as Lambda would: its layers in the template's order, its zip.
-
-    ``out_dir`` is the build output holding ``layers/<name>.zip`` and ``functions/<name>.zip``
-    (``build.require_fresh(project).out_dir``). Memory size, timeout and handler come from
-    template.yaml. The zips are extracted once into ``cache`` (default:
-    :func:`layerkit.runtime.layercache.default_cache_dir` of the project) and shared, read-only,
-    by every later run; the rest of the sandbox lives in a temporary folder removed afterwards.
-    """
-    fn = project.function(function)
-    zips = [Path(out_dir) / "layers" / f"{name}.zip" for name in fn.layers]
-    package = Path(out_dir) / "functions" / f"{fn.name}.zip"
-    for path in (*zips, package):
-        if not path.is_file():
-            raise SandboxError(
-                f"{path} does not exist: function {fn.name} needs it; build first "
-                "(`inv build.all`)."
-            )
-    store = cache or layercache.default_cache_dir(project.root)
-    interpreter = interpreter or remembered_interpreter(fn.target, project.root, store)
-    function_zip = FunctionZip(package, fn.handler, fn.target, fn.memory_size, fn.timeout)
-    return invoke_zips(
-        zips, function_zip, event, interpreter, store, function_name=fn.name, env=env
-    )
-
-
 @dataclass(frozen=True)
 class FunctionZip:
     """A function package and the settings Lambda runs it with."""
@@ -683,6 +743,7 @@ class FunctionZip:
     target: Target
     memory_mb: int
     timeout_s: float
+    ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
 
 
 def invoke_zips(
@@ -695,16 +756,19 @@ def invoke_zips(
     function_name: str,
     env: Mapping[str, str] | None = None,
     version: str = "$LATEST",
+    runtime_sdk: Path | None = None,
 ) -> InvokeResult:
     """One invocation of ``function`` over ``layer_zips`` in a throw-away sandbox.
 
     ``opt/`` and ``task/`` come from the read-only ``cache``; the rest of the sandbox lives in a
-    temporary folder removed afterwards.
+    temporary folder removed afterwards. ``runtime_sdk``: the runtime's own boto3 folder
+    (:func:`layerkit.build.sdk.runtime_sdk_dir`), behind the layers.
     """
+    request_payload(event)  # an oversized event fails before anything is unzipped
     with tempfile.TemporaryDirectory(prefix=f"layerkit-invoke-{function_name}-") as tmp:
         sandbox = prepare(
             Path(tmp) / "sandbox", layer_zips, function.path, interpreter, function.target,
-            cache=cache,
+            cache=cache, runtime_sdk=runtime_sdk,
         )  # fmt: skip
         return invoke(
             sandbox,
@@ -715,4 +779,5 @@ def invoke_zips(
             timeout_s=function.timeout_s,
             env=env,
             version=version,
+            ephemeral_storage_mb=function.ephemeral_storage_mb,
         )

@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 
 from layerkit.errors import SandboxError
-from layerkit.project.spec import load_project
 from layerkit.runtime.sandbox import (
     InvokeResult,
     Sandbox,
     extract_zip,
     invoke,
-    invoke_function,
     prepare,
     run_code,
 )
@@ -344,55 +342,6 @@ def test_bootstrap_runs_on_every_supported_interpreter(tmp_path: Path) -> None:
     assert result.response == [3, 12]
 
 
-TEMPLATE = """\
-Resources:
-  BaseLayer:
-    Type: AWS::Serverless::LayerVersion
-    Properties:
-      ContentUri: dist/layers/base.zip
-  TopLayer:
-    Type: AWS::Serverless::LayerVersion
-    Properties:
-      ContentUri: dist/layers/top.zip
-  Fn:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: dist/functions/fn.zip
-      Handler: app.handler
-      Runtime: python3.9
-      MemorySize: 512
-      Timeout: 7
-      Layers: [!Ref BaseLayer, !Ref TopLayer]
-"""
-
-
-def test_invoke_function_uses_the_template(tmp_path: Path, interpreter: Path) -> None:
-    for name in ("base", "top"):
-        (tmp_path / "layers" / name).mkdir(parents=True)
-        (tmp_path / "layers" / name / "layer.toml").write_text('budget = "1 MB"\n')
-    (tmp_path / "functions" / "fn").mkdir(parents=True)
-    (tmp_path / "template.yaml").write_text(TEMPLATE)
-    out = tmp_path / "dist"
-    (out / "layers").mkdir(parents=True)
-    (out / "functions").mkdir()
-    make_zip(out / "layers" / "base.zip", {"python/shared.py": "WHO = 'base'"})
-    make_zip(out / "layers" / "top.zip", {"python/shared.py": "WHO = 'top'"})
-    app = (
-        "import shared\n"
-        "def handler(event, context):\n"
-        "    return [shared.WHO, context.function_name, context.memory_limit_in_mb,\n"
-        "            context.get_remaining_time_in_millis() <= 7000, event]\n"
-    )
-    make_zip(out / "functions" / "fn.zip", {"app.py": app})
-    project = load_project(tmp_path)
-    result = invoke_function(project, "Fn", {"x": 1}, out, interpreter=interpreter)
-    assert result.ok, result.response
-    assert result.response == ["top", "fn", "512", True, {"x": 1}]
-    (out / "layers" / "top.zip").unlink()
-    with pytest.raises(SandboxError, match=r"top\.zip does not exist"):
-        invoke_function(project, "fn", {}, out, interpreter=interpreter)
-
-
 def cached_sandbox(
     tmp_path: Path, interpreter: Path, layer: Mapping[str, str], app: str
 ) -> Sandbox:
@@ -405,7 +354,7 @@ def test_cached_opt_and_task_are_read_only_for_the_handler(
     tmp_path: Path, interpreter: Path
 ) -> None:
     app = (
-        "import os\n"
+        "import errno, os\n"
         "def handler(event, context):\n"
         "    out = {}\n"
         "    for path in ('/opt/python/new.py', '/opt/python/lib.py', 'app.py', 'x.txt'):\n"
@@ -415,7 +364,7 @@ def test_cached_opt_and_task_are_read_only_for_the_handler(
         "                fh.write('x')\n"
         "            out[path] = 'written'\n"
         "        except OSError as exc:\n"
-        "            out[path] = type(exc).__name__\n"
+        "            out[path] = errno.errorcode[exc.errno]\n"
         "    with open(os.path.join(os.environ['TMPDIR'], 'ok'), 'w') as fh:\n"
         "        fh.write('tmp is writable')\n"
         "    return out\n"
@@ -423,9 +372,11 @@ def test_cached_opt_and_task_are_read_only_for_the_handler(
     sandbox = cached_sandbox(tmp_path, interpreter, {"python/lib.py": "X = 1"}, app)
     result = invoke(sandbox, "app.handler", {}, env={"LAYERKIT_OPT": str(sandbox.opt)})
     assert result.ok, result.response
-    assert result.response == dict.fromkeys(
-        ("/opt/python/new.py", "/opt/python/lib.py", "app.py", "x.txt"), "PermissionError"
-    )
+    # Lambda's errors: no write permission on an existing file (EACCES, PermissionError); a
+    # read-only file system for a new one (EROFS) where the host allows a mount namespace
+    assert set(result.response) == {"/opt/python/new.py", "/opt/python/lib.py", "app.py", "x.txt"}
+    assert set(result.response.values()) <= {"EACCES", "EROFS"}
+    assert result.response["/opt/python/lib.py"] == "EACCES"
     assert (sandbox.opt / "python" / "lib.py").read_text() == "X = 1"  # the cache is clean
     # a second sandbox of the same zips reuses the cached trees
     again = prepare(tmp_path / "again", [tmp_path / "layer.zip"], tmp_path / "function.zip",
@@ -481,3 +432,83 @@ def test_the_interpreter_is_looked_up_once_and_again_when_it_is_gone(tmp_path: P
     fake.write_text("")  # no longer executable: looked up again
     assert remembered_interpreter(PY39, tmp_path, cache, find) == fake
     assert len(looked_up) == 2
+
+
+def test_an_event_over_six_mb_is_refused_before_anything_runs() -> None:
+    from layerkit.runtime.sandbox import (
+        REQUEST_LIMIT_BYTES,
+        PayloadTooLargeError,
+        request_payload,
+    )
+
+    assert request_payload({"a": 1}) == b'{"a": 1}'
+    with pytest.raises(PayloadTooLargeError, match="RequestEntityTooLargeException") as info:
+        request_payload({"x": "y" * REQUEST_LIMIT_BYTES})
+    assert info.value.error_type == "RequestEntityTooLargeException"
+    assert isinstance(info.value, SandboxError)
+
+
+def test_huge_logs_keep_their_tail(tmp_path: Path) -> None:
+    from layerkit.runtime import sandbox as sb
+
+    log = tmp_path / "output.log"
+    log.write_bytes(b"a" * sb.LOG_LIMIT_BYTES + b"the end\n")
+    text = sb._read_logs(log)
+    assert text.startswith("[layerkit: 8 bytes of earlier output not shown]\n")
+    assert text.endswith("the end\n")
+    log.write_text("short\n")
+    assert sb._read_logs(log) == "short\n"
+
+
+def test_runtime_sdk_comes_after_the_layers(tmp_path: Path, interpreter: Path) -> None:
+    sdk = tmp_path / "sdk"
+    (sdk / "boto3").mkdir(parents=True)
+    sandbox = prepare(tmp_path / "sb", [], None, interpreter, PY39, runtime_sdk=sdk)
+    assert sandbox.search_path == (
+        sandbox.task,
+        sandbox.opt / SITE39,
+        sandbox.opt / "python",
+        sdk.absolute(),
+    )
+    with pytest.raises(SandboxError, match="does not exist"):
+        prepare(tmp_path / "sb2", [], None, interpreter, PY39, runtime_sdk=tmp_path / "none")
+
+
+def test_uncached_opt_task_and_home_are_read_only(tmp_path: Path, interpreter: Path) -> None:
+    sandbox = make_sandbox(tmp_path, interpreter, [{"python/m.py": "X = 1"}], {"app.py": ""})
+    for tree in (sandbox.opt, sandbox.task):
+        for path in (tree, *tree.rglob("*")):
+            assert not path.stat().st_mode & 0o222, path
+    assert not sandbox.home.stat().st_mode & 0o222
+    assert sandbox.tmp.stat().st_mode & 0o200
+
+
+def test_the_real_opt_is_covered_only_when_nothing_of_the_sandbox_lives_there(
+    tmp_path: Path,
+) -> None:
+    from layerkit.runtime import isolation
+
+    opt = tmp_path / "opt"
+    opt.mkdir()
+    elsewhere = isolation.Layout((tmp_path / "sb" / "opt",), tmp_path / "t", 512, opt, opt, ())
+    assert isolation._cover(opt, elsewhere)
+    inside = isolation.Layout((), tmp_path / "t", 512, opt, opt, (opt / "python3.9" / "bin",))
+    assert not isolation._cover(opt, inside)
+    assert not isolation._cover(tmp_path / "missing", elsewhere)
+
+
+def test_without_namespaces_a_user_gets_permission_bits_and_a_watched_tmp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from layerkit.runtime import isolation
+
+    isolation.available.cache_clear()
+    monkeypatch.setenv("LAYERKIT_SANDBOX_ISOLATION", "permissions")
+    monkeypatch.setattr(isolation.os, "geteuid", lambda: 1000)
+    layout = isolation.Layout((), tmp_path, 512, tmp_path, tmp_path, ())
+    try:
+        assert isolation.isolation(layout) == (isolation.Isolation.PERMISSIONS, None)
+    finally:
+        isolation.available.cache_clear()
+    (tmp_path / "f").write_bytes(b"0" * (2 << 20))
+    assert 1.9 < isolation.tree_mb(tmp_path) < 2.2
