@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime(_verb(checks, "all", _validate_all, "sizes, Lambda limits, template, every layer", p))
     v_layer = _verb(checks, "layer", _validate_layer, "prove one layer on its runtime", p)
     v_layer.add_argument("name", help="the layer folder name")
+    v_layer.add_argument("-v", "--verbose", action="store_true", help=commands.SMOKE_OUTPUT_HELP)
     _runtime(v_layer)
     validate.set_defaults(runtime=None, arch=None)  # `layerkit validate` alone: validate all
 
@@ -225,7 +226,7 @@ def _validate_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.Vali
 
 def _validate_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.LayerValidationOutput:
     return commands.validate_layer(
-        a.project_dir, a.name, runtime=a.runtime, arch=a.arch, feedback=fb
+        a.project_dir, a.name, runtime=a.runtime, arch=a.arch, feedback=fb, verbose=a.verbose
     )
 
 

@@ -68,6 +68,7 @@ FORCE_HELP = (
     "rebuild even fresh artifacts (the step cache still serves unchanged files; "
     "LAYERKIT_STEP_CACHE=off computes everything again)"
 )
+SMOKE_OUTPUT_HELP = "also show what the smoke test printed (stdout and stderr), passed or not"
 
 
 def _ignore(line: str) -> None:
@@ -475,6 +476,7 @@ class LayerValidationOutput(_Output):
     """One layer proven on one runtime."""
 
     validation: LayerValidation
+    verbose: bool = False  # also what the smoke test printed
 
     @property
     def failure(self) -> str | None:
@@ -486,7 +488,7 @@ class LayerValidationOutput(_Output):
         """What passed and what failed."""
         from layerkit.check.layer import format_validation
 
-        return format_validation(self.validation)
+        return format_validation(self.validation, verbose=self.verbose)
 
 
 def _validate_one(
@@ -517,16 +519,18 @@ def validate_layer(
     runtime: str | None = None,
     arch: str | None = None,
     feedback: Feedback = QUIET,
+    verbose: bool = False,
 ) -> LayerValidationOutput:
     """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc.
 
     On a host that cannot run the target (arm64 on x86_64) the proof is static only: every
     ELF file's architecture and glibc, nothing executed; the output and the manifest say so.
+    ``verbose`` shows what the smoke test printed, passed or not.
     """
     project = open_project(project)
     target = target_for(project, runtime, arch)
     _host_notice(target, feedback)
-    return LayerValidationOutput(_validate_one(project, name, target, feedback))
+    return LayerValidationOutput(_validate_one(project, name, target, feedback), verbose)
 
 
 def _host_notice(target: Target, feedback: Feedback) -> None:

@@ -198,14 +198,24 @@ def clean(c: Context, layer: str | None = None) -> Any:
 
 
 @layerkit_task(
-    name="layer", help={"name": "the layer folder name", "runtime": _RUNTIME, "arch": _ARCH}
+    name="layer",
+    help={
+        "name": "the layer folder name",
+        "runtime": _RUNTIME,
+        "arch": _ARCH,
+        "verbose": commands.SMOKE_OUTPUT_HELP,
+    },
 )
 def validate_layer(
-    c: Context, name: str, runtime: str | None = None, arch: str | None = None
+    c: Context,
+    name: str,
+    runtime: str | None = None,
+    arch: str | None = None,
+    verbose: bool = False,
 ) -> Any:
     """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
     return commands.validate_layer(
-        project_dir(c), name, runtime=runtime, arch=arch, feedback=FEEDBACK
+        project_dir(c), name, runtime=runtime, arch=arch, feedback=FEEDBACK, verbose=verbose
     )
 
 

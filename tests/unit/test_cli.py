@@ -132,3 +132,15 @@ def test_a_closed_pipe_is_quiet(
     assert cli.main(["--project-dir", str(make_project()), "status"]) == 0
     assert cli.main(["--help"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_validate_layer_verbose_reaches_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setattr(cli.commands, "validate_layer", fake)
+    args = cli.build_parser().parse_args(["validate", "layer", "base", "-v"])
+    args.run(args, cli.commands.QUIET)
+    assert seen["verbose"] is True

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from layerkit.build.memo import Memo, NoMemo, memo_key
 from layerkit.build.slim import is_module_file
@@ -46,6 +49,7 @@ class BytecodeResult:
     removed_sources: int  # .py files replaced by their .pyc ("sourceless")
     invalidation: str = "unchecked-hash"
     failed: tuple[tuple[str, str], ...] = ()  # (relative path, error) the target cannot compile
+    optional: tuple[OptionalModule, ...] = ()  # entry modules left out ("imported" mode)
 
 
 def python_sources(root: Path) -> tuple[str, ...]:
@@ -71,6 +75,168 @@ def _tree_bytes(root: Path) -> int:
     return sum((Path(d) / f).lstat().st_size for d, _, files in os.walk(root) for f in files)
 
 
+@dataclass(frozen=True)
+class OptionalModule:
+    """A top-level module left out of a cold start: it imports a module nothing installed.
+
+    A wheel may ship a module that only works with one of its extras installed (say a plugin
+    for a library the layer does not carry); importing it fails, and that failure says nothing
+    about the layer.
+    """
+
+    module: str
+    distribution: str  # the distribution that ships it, "" when no metadata names one
+    needs: str  # the module its import asked for
+
+    def note(self) -> str:
+        """One line for the build's output."""
+        owner = f" (from {self.distribution})" if self.distribution else ""
+        return (
+            f"{self.module}{owner} is left out: importing it needs {self.needs}, which nothing "
+            "on the layer's path provides (an optional dependency)"
+        )
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """What importing a tree's entry modules loaded, and the optional modules left out."""
+
+    files: tuple[str, ...]  # the .py files under the root that were loaded, relative, sorted
+    optional: tuple[OptionalModule, ...] = ()
+
+
+def _on_path(name: str, path: Sequence[Path]) -> bool:
+    """Whether a top-level module ``name`` is somewhere on ``path`` (a package, file or .so)."""
+    for entry in path:
+        if (
+            (entry / name).is_dir()
+            or (entry / f"{name}.py").is_file()
+            or (entry / f"{name}.pyc").is_file()
+            or (entry / f"{name}.so").is_file()
+            or any(entry.glob(f"{name}.*.so"))
+        ):
+            return True
+    return False
+
+
+def _distributions(root: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """Top-level module -> (its distribution's name, the names it requires for an extra only)."""
+    owners: dict[str, tuple[str, frozenset[str]]] = {}
+    for info in sorted(root.glob("*.dist-info")):
+        metadata = info / "METADATA"
+        text = metadata.read_text("utf-8", "replace") if metadata.is_file() else ""
+        name = next(
+            (line[5:].strip() for line in text.splitlines() if line.startswith("Name:")),
+            info.name.split("-", 1)[0],
+        )
+        always, extras = set(), set()
+        for line in text.splitlines():
+            if not line.startswith("Requires-Dist:"):
+                continue
+            try:
+                requirement = Requirement(line.split(":", 1)[1].strip())
+            except InvalidRequirement:
+                continue
+            marker = str(requirement.marker or "")
+            (extras if "extra" in marker else always).add(canonicalize_name(requirement.name))
+        for module in _dist_top_levels(info):
+            owners.setdefault(module, (name, frozenset(extras - always)))
+    return owners
+
+
+def split_optional(
+    failures: Sequence[tuple[str, str]],
+    missing: Mapping[str, str],
+    entry_modules: Sequence[str],
+    path: Sequence[Path],
+) -> tuple[tuple[OptionalModule, ...], tuple[tuple[str, str], ...]]:
+    """Split import ``failures`` into optional modules and the failures that count.
+
+    ``missing`` maps a failed subject to the module its ImportError named. A failure is an
+    optional module when the subject is one of ``entry_modules``, the module it asked for is
+    another top-level name that no folder of ``path`` provides, and the subject's
+    distribution requires a distribution of that name for one of its extras only. A module
+    that imports something its distribution never declares is a failure: nothing says it is
+    optional.
+    """
+    owners: dict[str, tuple[str, frozenset[str]]] = {}
+    for entry in reversed(path) if failures else ():
+        owners.update(_distributions(entry))  # the first folder on the path wins
+    optional, fatal = [], []
+    for subject, trace in failures:
+        needs = missing.get(subject, "")
+        top = needs.split(".")[0]
+        distribution, for_extras = owners.get(subject.split(".")[0], ("", frozenset()))
+        if (
+            subject in entry_modules
+            and top
+            and top != subject.split(".")[0]
+            and not _on_path(top, path)
+            and canonicalize_name(top) in for_extras
+        ):
+            optional.append(OptionalModule(subject, distribution, needs))
+        else:
+            fatal.append((subject, trace))
+    return tuple(optional), tuple(fatal)
+
+
+def cold_start(
+    root: Path,
+    python: TargetPython | Path,
+    entry_modules: Sequence[str],
+    *,
+    search_path: Sequence[Path] = (),
+    scripts: Sequence[Path] = (),
+) -> ColdStart:
+    """Import ``entry_modules`` (then run ``scripts``) in a fresh target interpreter.
+
+    The interpreter runs isolated with ``sys.path = [root, *search_path, stdlib]``; the result
+    lists the ``.py`` files under ``root`` that were loaded. An entry module whose import fails
+    only because it imports a module that nothing on that path provides, and that its
+    distribution does not require (an optional dependency), is left out as an
+    :class:`OptionalModule`. Any other failure is a BuildError: compiling "what a cold start
+    loads" is meaningless if the cold start itself fails.
+    """
+    outcome = as_target_python(python).probe([root, *search_path], entry_modules, scripts)
+    optional, fatal = split_optional(
+        outcome.failures, dict(outcome.missing), entry_modules, [root, *search_path]
+    )
+    if fatal:
+        raise BuildError(_import_failure(root, fatal))
+    resolved = root.resolve()
+    left_out = {o.module for o in optional}
+    found = set()
+    for name in outcome.files:
+        path = Path(name).resolve()
+        if path.suffix == ".py" and path.is_relative_to(resolved):
+            rel = path.relative_to(resolved)
+            if rel.parts[0].removesuffix(".py") not in left_out:
+                found.add(rel.as_posix())
+    return ColdStart(tuple(sorted(found)), tuple(optional))
+
+
+def _import_failure(root: Path, fatal: Sequence[tuple[str, str]]) -> str:
+    """One paragraph for imports that failed: each subject with its exception's last line."""
+    shown = "; ".join(
+        f"importing {subject!r} from {root} failed ({_last_line(trace)})"
+        for subject, trace in fatal[:3]
+    )
+    more = f"; {len(fatal) - 3} more failed too" if len(fatal) > 3 else ""
+    return (
+        f"{shown}{more}, with only this layer and the layers it requires on the path. "
+        "Add the missing distribution to the layer's requirements (or to a layer it "
+        "requires); when a [slim] rule removed the module, add a keep pattern for it; when "
+        "the failing module is an optional part of its wheel that no function uses, remove "
+        "it with a [slim] remove pattern."
+    )
+
+
+def _last_line(trace: str) -> str:
+    """The exception line of a traceback (its last non-empty line)."""
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no traceback"
+
+
 def imported_files(
     root: Path,
     python: TargetPython | Path,
@@ -79,29 +245,8 @@ def imported_files(
     search_path: Sequence[Path] = (),
     scripts: Sequence[Path] = (),
 ) -> tuple[str, ...]:
-    """Import ``entry_modules`` (then run ``scripts``) in a fresh target interpreter.
-
-    The interpreter runs isolated with ``sys.path = [root, *search_path, stdlib]`` and returns
-    the ``.py`` files under ``root`` that were loaded, relative and sorted. Any import that
-    fails is a BuildError: compiling "what a cold start loads" is meaningless if the cold start
-    itself fails.
-    """
-    outcome = as_target_python(python).probe([root, *search_path], entry_modules, scripts)
-    if outcome.failures:
-        name, trace = outcome.failures[0]
-        raise BuildError(
-            f"finding the modules a cold start loads: importing {name!r} from {root} failed "
-            f"({len(outcome.failures)} failure(s) in all):\n{trace}\nEvery entry module must "
-            "import with only this layer and the layers it requires on the path; fix the layer "
-            '(or its [slim] keep patterns) or choose bytecode = "all".'
-        )
-    resolved = root.resolve()
-    found = set()
-    for name in outcome.files:
-        path = Path(name).resolve()
-        if path.suffix == ".py" and path.is_relative_to(resolved):
-            found.add(path.relative_to(resolved).as_posix())
-    return tuple(sorted(found))
+    """The ``.py`` files :func:`cold_start` finds loaded (optional modules left out)."""
+    return cold_start(root, python, entry_modules, search_path=search_path, scripts=scripts).files
 
 
 def compile_tree(
@@ -146,6 +291,7 @@ def compile_tree(
         return BytecodeResult(mode, 0, 0, 0, invalidation)
     target_python = as_target_python(python)
     before = _tree_bytes(root)
+    optional: tuple[OptionalModule, ...] = ()
     if mode == "imported" and imported is not None:
         files: Sequence[str] = tuple(imported)
     elif mode == "imported":
@@ -154,9 +300,10 @@ def compile_tree(
                 f'bytecode = "imported" for {root} needs entry modules to import (the layer\'s '
                 "top-level modules or its functions' handlers); none were given."
             )
-        files = imported_files(
+        probed = cold_start(
             root, target_python, entry_modules, search_path=search_path, scripts=scripts
         )
+        files, optional = probed.files, probed.optional
     else:
         files = python_sources(root)
     outcome = compile_memoized(
@@ -179,6 +326,7 @@ def compile_tree(
         removed_sources=removed,
         invalidation=invalidation,
         failed=outcome.failed,
+        optional=optional,
     )
 
 
@@ -278,6 +426,20 @@ def _record_top_levels(record: str) -> set[str]:
     return names
 
 
+def _dist_top_levels(info: Path) -> set[str]:
+    """The top-level names a ``*.dist-info`` folder claims: ``top_level.txt``, else its RECORD."""
+    top = info / "top_level.txt"
+    record = info / "RECORD"
+    if top.is_file():
+        return {
+            line.strip().replace("/", ".").split(".")[0]
+            for line in top.read_text(encoding="utf-8").splitlines()
+        }
+    if record.is_file():
+        return _record_top_levels(record.read_text(encoding="utf-8"))
+    return set()
+
+
 def _holds_module(folder: Path) -> bool:
     """Whether ``folder`` is a package: a module file somewhere below it (namespace ones too).
 
@@ -298,15 +460,7 @@ def top_level_modules(root: Path) -> tuple[str, ...]:
     """
     names: set[str] = set()
     for info in sorted(root.glob("*.dist-info")):
-        top = info / "top_level.txt"
-        record = info / "RECORD"
-        if top.is_file():
-            names.update(
-                line.strip().replace("/", ".").split(".")[0]
-                for line in top.read_text(encoding="utf-8").splitlines()
-            )
-        elif record.is_file():
-            names.update(_record_top_levels(record.read_text(encoding="utf-8")))
+        names.update(_dist_top_levels(info))
     found = []
     for name in names:
         if (

@@ -61,6 +61,7 @@ from layerkit.build.runner import (
     run_job,
     run_jobs,
 )
+from layerkit.build.sbom import sbom_path, write_sboms
 from layerkit.build.steps import Job, steps_for
 from layerkit.build.tools import Tools, real_tools
 from layerkit.check.sizes import raise_for_layer_limits
@@ -339,6 +340,7 @@ def build(
             run.remove_staged()
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
+        write_sboms(out, run.records, planned.lock)
         if todo:
             tools.memo.trim()
     # a layer above Lambda's unzipped limit fails its build whatever its budget
@@ -411,6 +413,7 @@ def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Projec
     for path in [p for p in records if p not in known]:
         del records[path]
         (out / path).unlink(missing_ok=True)
+        (out / sbom_path(path)).unlink(missing_ok=True)
 
 
 def sweep(base: Path) -> tuple[Path, ...]:
@@ -468,6 +471,7 @@ def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
                 records = None  # the next build rewrites it; the zip still goes
             if records is not None and records.pop(path, None) is not None:
                 write_manifest(out, target.key, records)
+            (out / sbom_path(path)).unlink(missing_ok=True)
             if (out / path).exists():
                 (out / path).unlink()
                 removed.append(out / path)

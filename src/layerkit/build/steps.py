@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from layerkit.build.archive import write_zip
-from layerkit.build.bytecode import BytecodeResult, compile_tree, imported_files, top_level_modules
+from layerkit.build.bytecode import (
+    BytecodeResult,
+    OptionalModule,
+    cold_start,
+    compile_tree,
+    top_level_modules,
+)
 from layerkit.build.lock import Lock, LockedPackage, Partition
 from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path
 from layerkit.build.plan import Planned, function_files, overlay
@@ -205,7 +211,20 @@ def _bytecode_record(compiled: BytecodeResult) -> dict[str, Any]:
         "added_bytes": compiled.added_bytes,
         "invalidation": compiled.invalidation,
         "failed": [list(f) for f in compiled.failed],
+        **_optional_record(compiled.optional),
     }
+
+
+def _optional_record(optional: Sequence[OptionalModule]) -> dict[str, Any]:
+    """The bytecode record's list of optional modules left out (nothing when there are none)."""
+    if not optional:
+        return {}
+    return {"optional_modules": [[o.module, o.distribution, o.needs] for o in optional]}
+
+
+def _with_notes(detail: str, optional: Sequence[OptionalModule]) -> str:
+    """A step's progress line, with a note for each optional module left out."""
+    return "".join([detail, *(f"; note: {o.note()}" for o in optional)])
 
 
 class Bytecode:
@@ -241,8 +260,11 @@ class Bytecode:
         if static is not None:
             record["found_by"] = "static analysis"
         return StepOutcome(
-            f"{compiled.mode}: {compiled.compiled_files} modules with {python.name} "
-            f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
+            _with_notes(
+                f"{compiled.mode}: {compiled.compiled_files} modules with {python.name} "
+                f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
+                compiled.optional,
+            ),
             {"bytecode": record},
         )
 
@@ -265,8 +287,13 @@ class ImportCheck:
             return StepOutcome(f"not run ({host.execution.value}: {host.host_machine} host)")
         if compiled["mode"] == "imported" and compiled["compiled_files"]:  # it probed them
             return StepOutcome(f"{len(modules)} top-level modules import (bytecode step's probe)")
-        imported_files(job.site, job.tools.python, modules, search_path=job.search_path)
-        return StepOutcome(f"{len(modules)} top-level modules import")
+        probed = cold_start(job.site, job.tools.python, modules, search_path=job.search_path)
+        imported = len(modules) - len(probed.optional)
+        optional = _optional_record(probed.optional)
+        return StepOutcome(
+            _with_notes(f"{imported} top-level modules import", probed.optional),
+            {"bytecode": {**compiled, **optional}} if optional else {},
+        )
 
 
 class Zip:

@@ -64,11 +64,14 @@ class ProbeOutcome:
     """What importing modules (and running scripts) in a fresh target interpreter did.
 
     ``files`` are the absolute paths of every module file loaded; ``failures`` are (module or
-    script, the end of its traceback) for each one that raised.
+    script, the end of its traceback) for each one that raised; ``missing`` are (module or
+    script, the module name) for each failure that was an ``ImportError`` naming a module that
+    could not be found (its ``name`` attribute).
     """
 
     files: tuple[str, ...]
     failures: tuple[tuple[str, str], ...] = ()
+    missing: tuple[tuple[str, str], ...] = ()
 
 
 class Installer(Protocol):
@@ -261,21 +264,25 @@ _PROBE_DRIVER = r"""
 import importlib, json, os, runpy, sys, traceback
 job = json.load(sys.stdin)
 sys.path[:0] = job["path"]
-failures = []
+failures, missing = [], []
+def failed(subject, exc):
+    failures.append([subject, traceback.format_exc()[-1500:]])
+    if isinstance(exc, ImportError) and isinstance(getattr(exc, "name", None), str):
+        missing.append([subject, exc.name])
 for name in job["modules"]:
     try:
         importlib.import_module(name)
-    except BaseException:
-        failures.append([name, traceback.format_exc()[-1500:]])
+    except BaseException as exc:
+        failed(name, exc)
 for script in job["scripts"]:
     try:
         runpy.run_path(script, run_name="__layerkit_probe__")
-    except BaseException:
-        failures.append([script, traceback.format_exc()[-1500:]])
+    except BaseException as exc:
+        failed(script, exc)
 files = sorted({m.__file__ for m in list(sys.modules.values())
                 if isinstance(getattr(m, "__file__", None), str)})
 with open(job["out"], "w") as handle:
-    json.dump({"files": files, "failures": failures}, handle)
+    json.dump({"files": files, "failures": failures, "missing": missing}, handle)
 """
 
 
@@ -405,7 +412,8 @@ class TargetInterpreter:
         }
         result = self._run(["-I", "-S", "-B"], _PROBE_DRIVER, job, "importing")
         failures = tuple((name, trace) for name, trace in result["failures"])
-        return ProbeOutcome(tuple(result["files"]), failures)
+        missing = tuple((name, module) for name, module in result.get("missing", ()))
+        return ProbeOutcome(tuple(result["files"]), failures, missing)
 
     def stdlib_modules(self) -> frozenset[str]:
         """The interpreter's standard library modules (asked once per interpreter)."""

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from layerkit.build.bytecode import OptionalModule, split_optional
 from layerkit.build.manifest import artifact_path
 from layerkit.build.pipeline import output_dir, plan
 from layerkit.build.sdk import runtime_sdk_dir
@@ -41,19 +42,23 @@ _DIST_INFO_RE = re.compile(r"^(python(?:/lib/python3\.\d+/site-packages)?)/([^/]
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE_FILE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.[^./]+)*\.(?:py|pyc|so)$")
 
-# Runs inside the sandbox: import each module, record the traceback of each failure.
+# Runs inside the sandbox: import each module, record the traceback of each failure (and the
+# module an ImportError names).
 _IMPORT_SCRIPT = """\
 import json, sys, time, traceback
 modules, out = json.loads(sys.argv[1]), sys.argv[2]
 results = []
 for name in modules:
     start = time.perf_counter()
+    missing = None
     try:
         __import__(name)
         error = None
-    except BaseException:
+    except BaseException as exc:
         error = traceback.format_exc()
-    results.append([name, error, (time.perf_counter() - start) * 1000])
+        if isinstance(exc, ImportError) and isinstance(getattr(exc, "name", None), str):
+            missing = exc.name
+    results.append([name, error, (time.perf_counter() - start) * 1000, missing])
 with open(out, "w", encoding="utf-8") as fh:
     json.dump(results, fh)
 """
@@ -72,6 +77,8 @@ class LayerValidation:
     smoke_test: str | None = None  # the smoke test's file name, None if the layer has none
     elf_files: int = 0  # ELF files checked
     execution: Execution = Execution.NATIVE  # STATIC_ONLY: imports and smoke test not run
+    optional: tuple[OptionalModule, ...] = ()  # modules whose import needs an absent extra
+    smoke_output: str = ""  # what the smoke test printed (stdout, then stderr)
 
     @property
     def report(self) -> CheckReport:
@@ -175,9 +182,21 @@ def _site_roots(path: PurePosixPath) -> list[PurePosixPath]:
     return roots
 
 
-def _check_imports(
-    sandbox: Sandbox, modules: tuple[str, ...], workdir: Path
-) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+@dataclass(frozen=True)
+class _Imports:
+    """What importing a layer's modules in the sandbox did."""
+
+    imported: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()  # (module, traceback)
+    missing: tuple[tuple[str, str], ...] = ()  # (module, the module its ImportError named)
+
+    def __add__(self, other: _Imports) -> _Imports:
+        return _Imports(
+            self.imported + other.imported, self.failed + other.failed, self.missing + other.missing
+        )
+
+
+def _check_imports(sandbox: Sandbox, modules: tuple[str, ...], workdir: Path) -> _Imports:
     """Import ``modules`` in one sandboxed process; on a crash, one process per module."""
     out = workdir / "imports.json"
     try:
@@ -186,22 +205,21 @@ def _check_imports(
             timeout_s=IMPORT_TIMEOUT_S,
         )  # fmt: skip
     except SandboxError as exc:
-        return (), (("(all modules)", str(exc)),)
+        return _Imports(failed=(("(all modules)", str(exc)),))
     if proc.returncode == 0 and out.is_file():
         results = json.loads(out.read_text(encoding="utf-8"))
-        imported = tuple(name for name, error, _ in results if error is None)
-        failed = tuple((name, error) for name, error, _ in results if error is not None)
-        return imported, failed
+        return _Imports(
+            tuple(name for name, error, *_ in results if error is None),
+            tuple((name, error) for name, error, *_ in results if error is not None),
+            tuple((r[0], r[3]) for r in results if len(r) > 3 and r[3] is not None),
+        )
     if len(modules) == 1:
         detail = f"the process died ({_exit_text(proc.returncode)}):\n{proc.stdout}{proc.stderr}"
-        return (), ((modules[0], detail),)
-    imported_parts: list[str] = []
-    failed_parts: list[tuple[str, str]] = []
+        return _Imports(failed=((modules[0], detail),))
+    found = _Imports()
     for module in modules:  # find which import kills the process
-        ok, bad = _check_imports(sandbox, (module,), workdir)
-        imported_parts.extend(ok)
-        failed_parts.extend(bad)
-    return tuple(imported_parts), tuple(failed_parts)
+        found += _check_imports(sandbox, (module,), workdir)
+    return found
 
 
 def _exit_text(returncode: int) -> str:
@@ -213,15 +231,16 @@ def _smoke_env(project: Project, layer: str) -> dict[str, str]:
     return {} if services is None else {SERVICES_ENV: ",".join(services)}
 
 
-def _run_smoke(sandbox: Sandbox, script: Path, env: Mapping[str, str]) -> str | None:
+def _run_smoke(sandbox: Sandbox, script: Path, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """Run the smoke test: (None when it passed, else why it failed; what it printed)."""
     try:
         proc = run_code(sandbox, script, timeout_s=SMOKE_TIMEOUT_S, env=env)
     except SandboxError as exc:
-        return str(exc)
-    if proc.returncode == 0:
-        return None
+        return str(exc), ""
     output = (proc.stdout + proc.stderr).strip()
-    return f"{script.name} failed ({_exit_text(proc.returncode)}):\n{output}"
+    if proc.returncode == 0:
+        return None, output
+    return f"{script.name} failed ({_exit_text(proc.returncode)}):\n{output}", output
 
 
 def _file_names(archive: Path) -> tuple[str, ...]:
@@ -270,13 +289,17 @@ def validate_layer(
     )  # fmt: skip
     own_zip = Path(layer_zips[layer])
     modules = modules_in_zip(own_zip)
-    imported: tuple[str, ...] = ()
+    imports = _Imports()
+    optional: tuple[OptionalModule, ...] = ()
     failures: tuple[tuple[str, str], ...] = ()
-    smoke = None
+    smoke, smoke_output = None, ""
     if support.runs_code:  # never execute foreign code (runtime/host.py)
-        imported, failures = _check_imports(sandbox, modules, workdir)
+        imports = _check_imports(sandbox, modules, workdir)
+        optional, failures = split_optional(
+            imports.failed, dict(imports.missing), modules, sandbox.search_path
+        )
         if spec.smoke_test is not None:
-            smoke = _run_smoke(sandbox, spec.smoke_test, _smoke_env(project, layer))
+            smoke, smoke_output = _run_smoke(sandbox, spec.smoke_test, _smoke_env(project, layer))
     files = _file_names(own_zip)
     elf_files, unreadable = scan(sandbox.opt, only=files)
     elf_problems = tuple(
@@ -286,12 +309,14 @@ def validate_layer(
         layer=layer,
         target=target,
         import_failures=failures,
-        imported=imported,
+        imported=imports.imported,
         smoke=smoke,
         elf_problems=elf_problems,
         smoke_test=spec.smoke_test.name if spec.smoke_test is not None else None,
         elf_files=len(elf_files) + len(unreadable),
         execution=support.execution,
+        optional=optional,
+        smoke_output=smoke_output,
     )
 
 
@@ -339,24 +364,33 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip().splitlines())
 
 
-def _run_lines(v: LayerValidation) -> list[str]:
-    """The imports and smoke-test lines of a validation that ran the layer's code."""
+def _run_lines(v: LayerValidation, *, verbose: bool = False) -> list[str]:
+    """The imports and smoke-test lines of a validation that ran the layer's code.
+
+    ``verbose`` adds what the smoke test printed, passed or not.
+    """
     lines = [f"  imports: {len(v.imported)} ok ({', '.join(v.imported) or 'none'})"]
     for module, error in v.import_failures:
         lines.append(f"  import {module} FAILED:")
         lines.append(_indent(error))
+    lines.extend(f"  note: {o.note()}" for o in v.optional)
     if v.smoke_test is None:
         lines.append("  smoke test: none (set `smoke` in layer.toml)")
     elif v.smoke is None:
         lines.append(f"  smoke test {v.smoke_test}: passed")
+        if verbose:
+            lines.append(_indent(v.smoke_output) if v.smoke_output else "    (it printed nothing)")
     else:
         lines.append(f"  smoke test {v.smoke_test} FAILED:")
         lines.append(_indent(v.smoke))
     return lines
 
 
-def format_validation(v: LayerValidation) -> str:
-    """A readable report of one validation: a status line, then what passed and what failed."""
+def format_validation(v: LayerValidation, *, verbose: bool = False) -> str:
+    """A readable report of one validation: a status line, then what passed and what failed.
+
+    ``verbose`` shows the smoke test's output even when it passed.
+    """
     status = "OK" if v.ok else "FAILED"
     if v.execution is not Execution.NATIVE:
         status += f" ({v.execution.value})"
@@ -364,7 +398,7 @@ def format_validation(v: LayerValidation) -> str:
     if v.execution is Execution.STATIC_ONLY:
         lines.append("  imports and smoke test: not run (static only: the host cannot run them)")
     else:
-        lines.extend(_run_lines(v))
+        lines.extend(_run_lines(v, verbose=verbose))
     lines.append(f"  ELF: {v.elf_files} files checked, {len(v.elf_problems)} problems")
     lines.extend(f"    {p}" for p in v.elf_problems)
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from layerkit.build.sbom import sbom_path
 from layerkit.errors import ReportError
 from layerkit.report.data import (
     BuildInfo,
@@ -119,6 +120,35 @@ def layer_packages(
     return out
 
 
+def link_sboms(
+    report: Mapping[str, Any],
+    dist: Path,
+    paths: Sequence[Path],
+    manifests: Sequence[Mapping[str, Any]],
+) -> None:
+    """Give each artifact of ``report`` the SBOM the build wrote beside its zip.
+
+    ``item["sbom"]`` is ``{"path", "components"}``, the path relative to ``dist`` (where the
+    report is); an artifact without a readable SBOM gets none.
+    """
+    folders = {
+        (rec.get("target") or "?", rel): path.parent
+        for path, manifest in zip(paths, manifests, strict=True)
+        for rel, rec in manifest["artifacts"].items()
+    }
+    for entry in report["targets"]:
+        for item in [*entry["layers"], *entry["functions"]]:
+            folder = folders.get((entry["target"], item["artifact"]))
+            sbom = folder / sbom_path(item["artifact"]) if folder is not None else None
+            try:
+                data = json.loads(sbom.read_text(encoding="utf-8")) if sbom else None
+            except (OSError, ValueError):
+                data = None
+            if isinstance(data, dict) and sbom is not None:
+                rel = sbom.relative_to(dist).as_posix()
+                item["sbom"] = {"path": rel, "components": len(data.get("components") or ())}
+
+
 def _read_report(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -162,6 +192,7 @@ def write_report(dist: Path, project: Any = None, *, commit: str | None = None) 
         packages=layer_packages(paths, manifests),
         previous=previous,
     )
+    link_sboms(report, dist, paths, manifests)
     _write(json_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     _write(html_path, render_html(report))
     return ReportFiles(report, json_path, html_path, prev_path if previous else None)

@@ -840,6 +840,24 @@ def _header(report: Mapping[str, Any]) -> str:
     )
 
 
+def _sbom_section(entry: Mapping[str, Any]) -> str:
+    """Links to each artifact's CycloneDX SBOM (written beside its zip by the build)."""
+    items = [x for x in (*entry["layers"], *entry["functions"]) if x.get("sbom")]
+    if not items:
+        return ""
+    rows = [
+        (
+            el("a", esc(x["name"]), href=x["sbom"]["path"]),
+            esc(x["sbom"]["path"]),
+            str(x["sbom"]["components"]),
+        )
+        for x in items
+    ]
+    return el("h3", "What is in each artifact (CycloneDX SBOM)") + _table(
+        ("artifact", "SBOM", "components"), rows, {2}
+    )
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """One self-contained HTML page (inline CSS and SVG, no scripts, no network) for a report."""
     sections = []
@@ -853,6 +871,7 @@ def render_html(report: Mapping[str, Any]) -> str:
             + _treemap_section(entry, palette, key)
             + _slim_section(entry)
             + _timings_section(entry, key)
+            + _sbom_section(entry)
         )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"

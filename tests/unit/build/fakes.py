@@ -130,18 +130,17 @@ class FakePython:
         with self._lock:
             self.probes += 1
         loaded: set[Path] = set()
-        failures = []
-        for name in modules:
+        failures, missing = [], []
+        for subject, load in [
+            *((name, lambda n=name: _load(n, path, loaded)) for name in modules),
+            *((str(s), lambda s=s: _follow(s, None, path, loaded)) for s in scripts),
+        ]:
             try:
-                _load(name, path, loaded)
+                load()
             except ModuleNotFoundError as exc:
-                failures.append((name, _trace(exc)))
-        for script in scripts:
-            try:
-                _follow(script, None, path, loaded)
-            except ModuleNotFoundError as exc:
-                failures.append((str(script), _trace(exc)))
-        return ProbeOutcome(tuple(sorted(str(p) for p in loaded)), tuple(failures))
+                failures.append((subject, _trace(exc)))
+                missing.append((subject, str(exc.name)))
+        return ProbeOutcome(tuple(sorted(str(p) for p in loaded)), tuple(failures), tuple(missing))
 
     def stdlib_modules(self) -> frozenset[str]:
         """The host's standard library names."""
@@ -169,11 +168,17 @@ def _load(name: str, path: Sequence[Path], loaded: set[Path]) -> None:
         dotted = ".".join(parts[:i])
         file = _find(dotted, path)
         if file is None:
-            raise ModuleNotFoundError(f"No module named {dotted!r}")
+            raise ModuleNotFoundError(f"No module named {dotted!r}", name=dotted)
         if file not in loaded:
             loaded.add(file)
             package = dotted if file.name == "__init__.py" else ".".join(parts[: i - 1])
             _follow(file, package, path, loaded)
+
+
+def _stdlib(name: str, path: Sequence[Path]) -> bool:
+    """Whether ``name`` is the standard library's: not on ``path``, and a stdlib name."""
+    top = name.split(".")[0]
+    return _find(top, path) is None and top in sys.stdlib_module_names
 
 
 def _follow(file: Path, package: str | None, path: Sequence[Path], loaded: set[Path]) -> None:
@@ -181,7 +186,7 @@ def _follow(file: Path, package: str | None, path: Sequence[Path], loaded: set[P
     for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if _find(alias.name.split(".")[0], path) is not None:
+                if not _stdlib(alias.name, path):
                     _load(alias.name, path, loaded)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -190,8 +195,8 @@ def _follow(file: Path, package: str | None, path: Sequence[Path], loaded: set[P
                 module = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 module = node.module or ""
-                if _find(module.split(".")[0], path) is None:
-                    continue  # the standard library
+                if _stdlib(module, path):
+                    continue
             _load(module, path, loaded)
             for alias in node.names:
                 if _find(f"{module}.{alias.name}", path) is not None:

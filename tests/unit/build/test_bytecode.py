@@ -102,6 +102,49 @@ def test_imported_fails_loudly_when_an_entry_module_does_not_import(tree: Path) 
     assert not list(tree.rglob("*.pyc"))
 
 
+def _plugin_tree(tree: Path, requires: str) -> None:
+    """A distribution shipping a top-level plugin module that imports an extra's package."""
+    (tree / "plugin_mod.py").write_text("import fancy_extra\n")
+    info = tree / "plugkit-1.0.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("plugin_mod\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: plugkit\n{requires}")
+
+
+def test_an_optional_module_is_left_out_with_its_distribution_named(tree: Path) -> None:
+    _plugin_tree(tree, 'Requires-Dist: fancy-extra; extra == "fancy"\n')
+    result = compile_tree(tree, FakePython(), "imported", entry_modules=["app", "plugin_mod"])
+    assert result.compiled_files == 2  # app and app.helper; the plugin is left out
+    (left_out,) = result.optional
+    assert (left_out.module, left_out.distribution, left_out.needs) == (
+        "plugin_mod",
+        "plugkit",
+        "fancy_extra",
+    )
+    assert "plugin_mod (from plugkit) is left out" in left_out.note()
+    assert "fancy_extra" in left_out.note()
+
+
+def test_a_module_missing_a_required_dependency_still_fails(tree: Path) -> None:
+    _plugin_tree(tree, "Requires-Dist: fancy-extra>=1\n")  # required: the layer is broken
+    with pytest.raises(BuildError, match=r"importing 'plugin_mod' from .* failed") as caught:
+        compile_tree(tree, FakePython(), "imported", entry_modules=["app", "plugin_mod"])
+    assert "Traceback" not in str(caught.value)  # the exception line, never the traceback
+    assert "ModuleNotFoundError: No module named 'fancy_extra'" in str(caught.value)
+
+
+def test_a_module_importing_an_undeclared_name_still_fails(tree: Path) -> None:
+    _plugin_tree(tree, "")  # nothing says fancy_extra is optional
+    with pytest.raises(BuildError, match=r"importing 'plugin_mod' from .* failed"):
+        compile_tree(tree, FakePython(), "imported", entry_modules=["app", "plugin_mod"])
+
+
+def test_a_submodule_removed_from_a_present_package_still_fails(tree: Path) -> None:
+    (tree / "app" / "__init__.py").write_text("import app.gone\n")
+    with pytest.raises(BuildError, match=r"importing 'app' from .* failed"):
+        compile_tree(tree, FakePython(), "imported", entry_modules=["app"])
+
+
 def test_imported_needs_entry_modules(tree: Path) -> None:
     with pytest.raises(BuildError, match="needs entry modules"):
         compile_tree(tree, FakePython(), "imported")

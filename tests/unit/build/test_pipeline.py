@@ -174,6 +174,27 @@ def test_a_slim_rule_that_breaks_an_import_fails_before_anything_is_zipped(
     assert (out / "layers" / "base.zip").exists()  # built before, and still fresh
 
 
+def test_an_optional_top_level_module_is_noted_and_the_build_goes_on(project: Project) -> None:
+    # a wheel whose top_level.txt names a plugin that needs an extra nobody installed
+    installer = FakeInstaller(
+        extra={
+            "pytz-1.0.dist-info/top_level.txt": "pytz\npytz_plugin\n",
+            "pytz-1.0.dist-info/METADATA": (
+                "Name: pytz\nVersion: 1.0\nRequires-Dist: fancy-extra; extra == 'fancy'\n"
+            ),
+            "pytz_plugin.py": "import fancy_extra\n",
+        }
+    )
+    events: list[B.BuildEvent] = []
+    result = build(project, functions=False, progress=events.append, tools=fake_tools(installer))
+    assert "layers/top.zip" in result.built
+    check = [e for e in events if e.artifact == "layer top" and e.step == "import-check"][-1]
+    assert "1 top-level modules import" in check.detail
+    assert "note: pytz_plugin (from pytz) is left out" in check.detail
+    record = read_manifest(B.output_dir(project, T))["layers/top.zip"]
+    assert record.bytecode["optional_modules"] == [["pytz_plugin", "pytz", "fancy_extra"]]
+
+
 def test_one_layer_builds_what_it_requires_and_optionally_what_requires_it(
     project: Project,
 ) -> None:

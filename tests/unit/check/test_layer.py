@@ -122,6 +122,31 @@ def test_validate_layer_reports_imports_smoke_and_required_layers(
     assert "smoke test smoke_test.py: passed" in text
 
 
+def test_an_optional_module_is_a_note_and_verbose_shows_the_smoke_output(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    project = make_project(tmp_path / "project", {"base": "print('proved: 41 + 1 == 42')\n"})
+    files = dist(
+        "basemod",
+        "1.0",
+        {"python/basemod.py": "X = 41", "python/basemod_plugin.py": "import fancy_extra\n"},
+        "basemod\nbasemod_plugin\n",
+    )
+    info = "python/basemod-1.0.dist-info/METADATA"
+    files[info] = "Name: basemod\nRequires-Dist: fancy-extra; extra == 'fancy'\n"
+    base = make_zip(tmp_path / "base.zip", files)
+    result = validate_layer(
+        project, "base", PY39, {"base": base}, tmp_path / "work", interpreter=interpreter
+    )
+    assert result.ok
+    assert result.imported == ("basemod",)
+    assert [o.module for o in result.optional] == ["basemod_plugin"]
+    quiet, verbose = format_validation(result), format_validation(result, verbose=True)
+    assert "note: basemod_plugin (from basemod) is left out" in quiet
+    assert "proved: 41 + 1 == 42" not in quiet
+    assert "smoke test smoke_test.py: passed\n    proved: 41 + 1 == 42" in verbose
+
+
 def test_failing_smoke_test_is_returned_with_its_output(tmp_path: Path, interpreter: Path) -> None:
     project = make_project(
         tmp_path / "project", {"base": "print('working')\nraise SystemExit('wrong answer 41')\n"}

@@ -133,3 +133,20 @@ def test_no_build_says_to_build_first(tmp_path: Path) -> None:
         write_report(tmp_path)
     with pytest.raises(ReportError, match="does not exist"):
         load_manifest(tmp_path / "manifest.json")
+
+
+def test_each_artifacts_sbom_is_linked_from_the_report(tmp_path: Path) -> None:
+    dist = write_build(tmp_path / "dist", make_manifest())
+    other = write_build(dist, make_manifest("python3.12-x86_64"), sub="python3.12-x86_64")
+    for folder in (dist, other):
+        (folder / "layers").mkdir(exist_ok=True)
+        (folder / "layers" / "aws.cdx.json").write_text('{"components": [{}, {}, {}]}')
+    written = write_report(dist)
+    targets = {t["target"]: t for t in written.report["targets"]}
+    aws = next(x for x in targets["python3.12-x86_64"]["layers"] if x["name"] == "aws")
+    assert aws["sbom"] == {"path": "python3.12-x86_64/layers/aws.cdx.json", "components": 3}
+    core = next(x for x in targets["python3.9-x86_64"]["layers"] if x["name"] != "aws")
+    assert "sbom" not in core  # no SBOM beside its zip: no link to nothing
+    page = written.html_path.read_text()
+    assert 'href="layers/aws.cdx.json"' in page
+    assert 'href="python3.12-x86_64/layers/aws.cdx.json"' in page
