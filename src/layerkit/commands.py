@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -41,8 +41,9 @@ from layerkit.check.template import runtime_findings
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.project.config import ProjectConfig, load_config
+from layerkit.project.parameters import for_stage, health_events, parse_overrides
 from layerkit.project.spec import Project, load_project
-from layerkit.project.stages import Stage, get_stage
+from layerkit.project.stages import DEFAULT_LOCAL_STAGE, Stage, get_stage, load_stages
 from layerkit.report.console import Terminal
 from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
@@ -194,6 +195,17 @@ def target_for(project: Project, runtime: str | None, arch: str | None = None) -
 #: function that does more around it with the same signature (this repository's trains the
 #: Predictions model of a target between its layers and its function packages).
 Builder = Callable[..., BuildResult]
+
+
+def local_stage(project: Project) -> Stage:
+    """The stage ``invoke`` and ``validate`` resolve the template for: ``local``.
+
+    That is the stages file's ``[stages.local]``, else the built-in one.
+    """
+    if not project.stages_file.exists():
+        return DEFAULT_LOCAL_STAGE
+    stages = load_stages(project.root, project.config.stages_file)
+    return stages.get(DEFAULT_LOCAL_STAGE.name, DEFAULT_LOCAL_STAGE)
 
 
 def _stage(project: ProjectLike, name: str) -> tuple[Path, Stage]:
@@ -791,28 +803,47 @@ def invoke(
     *,
     event: Path | str | None = None,
     stage: str | None = None,
+    parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> InvokeOutput | StageInvokeOutput:
     """Run a built function in the local Lambda sandbox (building what is stale first).
 
     With ``stage``, invoke what that stage runs instead: ``FUNCTION[:ALIAS|:VERSION]`` (default:
-    the stage's alias). The event defaults to the function's ``events/basic.json``.
+    the stage's alias). The event defaults to the function's ``events/basic.json``. The handler
+    gets the template's Environment, resolved for the local stage (or ``stage``) with
+    ``parameter_overrides`` (``Key=Value ...``).
     """
     project = open_project(project)
     fn = project.function(function.partition(":")[0] if stage else function)
     payload = read_event(Path(event) if event else fn.path / "events" / "basic.json")
+    overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     if stage is not None:
         from layerkit.deploy import deployer
 
         root, st = _stage(project, stage)
+        names = for_stage(project, st, overrides=overrides).function_names
         with stage_clients(root, st, feedback.note) as clients:
             return StageInvokeOutput(
-                deployer.invoke_on_stage(clients, st, function, payload, project)
+                deployer.invoke_on_stage(
+                    clients, st, function, payload, project, names=_by_folder(project, names)
+                )
             )
     from layerkit.runtime.sandbox import invoke_function
 
+    env = for_stage(project, local_stage(project), overrides=overrides).environments.get(
+        fn.logical_id, {}
+    )
     out = run_build(project, progress=feedback.progress).out_dir
-    return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))
+    return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out, env=dict(env)))
+
+
+def _by_folder(project: Project, by_logical_id: Mapping[str, str]) -> dict[str, str]:
+    """A mapping keyed by function logical ID, keyed by the function's folder name instead."""
+    return {
+        fn.name: by_logical_id[fn.logical_id]
+        for fn in project.functions
+        if fn.logical_id in by_logical_id
+    }
 
 
 # ---------------------------------------------------------------- deploy, rollback, releases
@@ -854,23 +885,28 @@ def deploy(
     stage: str = "local",
     dry_run: bool = False,
     allow_deprecated_runtime: bool = False,
+    parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> DeployOutput:
     """Deploy the current build (``dist/``) to a stage; roll back on any failure.
 
     A build that is missing, stale, or fails the size or template checks is refused before
-    anything starts.
+    anything starts; so is a template whose names or Environment do not resolve for the stage
+    (its parameter values, ``parameter_overrides`` winning: ``Key=Value ...``).
     """
     from layerkit.deploy import deployer
 
     project = open_project(project)
     fresh = require_fresh(project)
     refuse_invalid(project, fresh, "deployed")
-    desired = deployer.desired_state(
-        project, fresh.records, fresh.out_dir, git_commit(project.root)
-    )
     root, st = _stage(project, stage)
+    overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
+    for_stage(project, st, overrides=overrides)  # refuse what does not resolve before connecting
     with stage_clients(root, st, feedback.note) as clients:
+        view = for_stage(project, st, region=_region(clients), overrides=overrides)
+        desired = deployer.desired_state(
+            project, fresh.records, fresh.out_dir, git_commit(project.root), view=view
+        )
         outcome = deployer.deploy(
             desired,
             clients,
@@ -903,6 +939,12 @@ class PackageOutput(_Output):
         command = result.deploy_command(f"layerkit-{st.name}", st.region)
         lines.append(f"deploy it with: {command}")
         return "\n".join(lines)
+
+
+def _region(clients: Clients) -> str | None:
+    """The region a stage's clients use (None: a client that does not say)."""
+    region = getattr(getattr(clients.lambda_, "meta", None), "region_name", None)
+    return region if isinstance(region, str) else None
 
 
 def package(
@@ -959,9 +1001,25 @@ def rollback(
     from layerkit.deploy import deployer
 
     root, st = _stage(project, stage)
+    health = _health_events(project, st)
     with stage_clients(root, st, feedback.note) as clients:
-        outcome = deployer.rollback(clients, st, release, commit=git_commit(root))
+        outcome = deployer.rollback(
+            clients, st, release, commit=git_commit(root), health_events=health
+        )
     return RollbackOutput(st, outcome)
+
+
+def _health_events(project: ProjectLike, stage: Stage) -> dict[str, bytes]:
+    """Each function's health-check event by folder name, as the deploy sends it.
+
+    A rollback of a folder that no longer loads as a project falls back to the default event.
+    """
+    try:
+        loaded = open_project(project)
+    except SpecError:
+        return {}
+    events = health_events(loaded, stage)
+    return {fn.name: events[fn.logical_id] for fn in loaded.functions if fn.logical_id in events}
 
 
 @dataclass(frozen=True)
