@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,13 +37,19 @@ from layerkit.build.pipeline import clean_all as clean_everything
 from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
 from layerkit.check.sizes import FunctionTotal, function_totals
-from layerkit.check.template import runtime_findings
+from layerkit.check.template import PLACEHOLDER_REGION, runtime_findings, stage_findings
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.parameters import for_stage, health_events, parse_overrides
 from layerkit.project.spec import Project, load_project
-from layerkit.project.stages import DEFAULT_LOCAL_STAGE, Stage, get_stage, load_stages
+from layerkit.project.stages import (
+    DEFAULT_LOCAL_STAGE,
+    Stage,
+    get_stage,
+    load_stages,
+    stages_file_text,
+)
 from layerkit.report.console import Terminal
 from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
@@ -607,14 +613,23 @@ def validate(
     runtime: str | None = None,
     arch: str | None = None,
     builder: Builder = run_build,
+    parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> ValidateOutput:
-    """Check sizes and Lambda limits, the template, and every layer on its runtime."""
+    """Check sizes and Lambda limits, the template, and every layer on its runtime.
+
+    The template's names and Environment are resolved for every stage (with
+    ``parameter_overrides``): what the direct deploy would refuse is an error here too.
+    """
     project = open_project(project)
     target = target_for(project, runtime, arch)
+    overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     _host_notice(target, feedback)
     result = builder(project, target, progress=feedback.progress)
     checks = check_build(project, result)
+    checks = replace(
+        checks, report=checks.report.merge(CheckReport(stage_findings(project, overrides)))
+    )
     layers = tuple(
         _validate_one(project, layer.name, target, feedback)
         for layer in project.layers
@@ -901,7 +916,8 @@ def deploy(
     refuse_invalid(project, fresh, "deployed")
     root, st = _stage(project, stage)
     overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
-    for_stage(project, st, overrides=overrides)  # refuse what does not resolve before connecting
+    # refuse what does not resolve before connecting (the region is the clients' to decide)
+    for_stage(project, st, region=PLACEHOLDER_REGION, overrides=overrides)
     with stage_clients(root, st, feedback.note) as clients:
         view = for_stage(project, st, region=_region(clients), overrides=overrides)
         desired = deployer.desired_state(
@@ -932,11 +948,13 @@ class PackageOutput(_Output):
         lines = [f"uploaded s3://{st.bucket}/{key}" for key in result.uploaded]
         if result.reused:
             lines.append(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded)")
-        lines.append(
-            f"wrote {result.template.relative_to(self.root)} "
-            f"(functions: {', '.join(result.function_names)})"
-        )
-        command = result.deploy_command(f"layerkit-{st.name}", st.region)
+        lines.append(f"wrote {result.template.relative_to(self.root)}")
+        lines.append(f"  functions: {', '.join(result.function_names) or 'none'}")
+        lines.append(f"  layers: {', '.join(result.layer_names) or 'none'}")
+        if result.parameters:
+            values = ", ".join(f"{k}={v}" for k, v in sorted(result.parameters.items()))
+            lines.append(f"  parameter defaults: {values}")
+        command = result.deploy_command(result.stack_name or f"layerkit-{st.name}", st.region)
         lines.append(f"deploy it with: {command}")
         return "\n".join(lines)
 
@@ -948,7 +966,11 @@ def _region(clients: Clients) -> str | None:
 
 
 def package(
-    project: ProjectLike, *, stage: str = "local", feedback: Feedback = QUIET
+    project: ProjectLike,
+    *,
+    stage: str = "local",
+    parameter_overrides: str | Sequence[str] = (),
+    feedback: Feedback = QUIET,
 ) -> PackageOutput:
     """Upload the current build to a stage's bucket; write ``dist/template.packaged.yaml``.
 
@@ -962,7 +984,14 @@ def package(
 
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
-        result = package_stage(project, st, clients, fresh.out_dir, commit=git_commit(root))
+        result = package_stage(
+            project,
+            st,
+            clients,
+            fresh.out_dir,
+            commit=git_commit(root),
+            overrides=parse_overrides(parameter_overrides, "--parameter-overrides"),
+        )
     return PackageOutput(root, st, result)
 
 
@@ -1077,6 +1106,43 @@ def unlock(
 
 
 # ---------------------------------------------------------------- clean
+
+
+@dataclass(frozen=True)
+class InitOutput(_Output):
+    """The stages file ``init`` wrote."""
+
+    path: Path
+
+    def render(self) -> str:
+        """What was written and what to edit."""
+        return (
+            f"wrote {self.path}: the local stage, and a commented staging stage to fill in "
+            "(bucket, role, region) for AWS"
+        )
+
+
+def init(project: ProjectLike) -> InitOutput:
+    """Write a commented stages file into the project; refuse to overwrite one."""
+    root, config = _root_config(project)
+    path = root / config.stages_file
+    if path.exists():
+        raise SpecError(
+            f"{path} exists already; `init` does not overwrite it. Edit it (the README's "
+            '"Stages" section lists every key), or remove it and run init again.'
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(stages_file_text(), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise SpecError(
+            f"could not write {path}: {exc.strerror or exc}; check the folder."
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return InitOutput(path)
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,8 @@ def parameter_values(
     stage: str,
     sources: Sequence[tuple[str, Mapping[str, str]]],
     where: str,
+    *,
+    missing_ok: bool = False,
 ) -> dict[str, str | tuple[str, ...]]:
     """Every parameter's value for ``stage`` (see the module's order), each checked.
 
@@ -253,6 +255,8 @@ def parameter_values(
             values[name] = (_scalar(value), source)
     out: dict[str, str | tuple[str, ...]] = {}
     for p in params:
+        if p.name not in values and missing_ok:
+            continue
         if p.name not in values:
             raise SpecError(
                 f"{where}: parameter {p.name} has no Default and no value for stage {stage!r}; "
@@ -460,6 +464,7 @@ __all__ = [
     "Parameter",
     "ParameterType",
     "SamConfig",
+    "StageParameters",
     "StageTemplate",
     "Unresolvable",
     "environment",
@@ -472,21 +477,33 @@ __all__ = [
     "read_parameters",
     "read_samconfig",
     "role_account",
+    "stage_parameters",
     "stage_template",
 ]
 
 
-def for_stage(
+@dataclass(frozen=True)
+class StageParameters:
+    """A stage's parameter values and pseudo parameters (what the template is resolved with)."""
+
+    values: Mapping[str, str | tuple[str, ...]]
+    pseudo: Mapping[str, str]
+
+
+def stage_parameters(
     project: Project,
     stage: Stage,
     *,
     region: str | None = None,
     overrides: Mapping[str, str] | None = None,
-) -> StageTemplate:
-    """The project's template as ``stage`` sees it (reads samconfig.toml and event files).
+    missing_ok: bool = False,
+) -> StageParameters:
+    """The parameter values of ``stage`` (see the module's order) and its pseudo parameters.
 
     ``region`` is the region the stage's clients use when stages.toml names none (else
     ``AWS_REGION``/``AWS_DEFAULT_REGION``); ``overrides`` come from ``--parameter-overrides``.
+    ``missing_ok`` leaves out a parameter without any value instead of refusing it (``package``:
+    CloudFormation asks for it).
     """
     doc = project.template.document
     where = _display(project.template.path, project.root)
@@ -508,7 +525,9 @@ def for_stage(
         )
     if overrides:
         sources.append(("--parameter-overrides", overrides))
-    values = parameter_values(read_parameters(doc, where), stage.name, sources, where)
+    values = parameter_values(
+        read_parameters(doc, where), stage.name, sources, where, missing_ok=missing_ok
+    )
     partition, account = role_account(stage.role)
     pseudo = pseudo_parameters(
         region=stage.region
@@ -519,6 +538,24 @@ def for_stage(
         partition=partition,
         stack_name=samconfig.stack_name or f"layerkit-{stage.name}",
     )
+    return StageParameters(values, pseudo)
+
+
+def for_stage(
+    project: Project,
+    stage: Stage,
+    *,
+    region: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> StageTemplate:
+    """The project's template as ``stage`` sees it (reads samconfig.toml and event files).
+
+    ``region`` and ``overrides``: see :func:`stage_parameters`.
+    """
+    doc = project.template.document
+    where = _display(project.template.path, project.root)
+    given = stage_parameters(project, stage, region=region, overrides=overrides)
+    values, pseudo = given.values, given.pseudo
     health = health_events(project, stage)
     layer_ids = {tl.logical_id: tl.layer for tl in project.template.layers}
     return stage_template(
