@@ -22,31 +22,36 @@ from .conftest import STAGE, tiny_zip
 
 pytestmark = pytest.mark.aws
 
-NAMED = TEMPLATE.replace(
-    "Resources:",
-    """Parameters:
+NAMED = (
+    TEMPLATE.replace(
+        "Resources:",
+        """Parameters:
   Stage: {Type: String, Default: dev, AllowedValues: [dev, test, prod]}
 Resources:""",
-).replace(
-    "  Fn:\n    Type: AWS::Serverless::Function\n",
-    """  Fn:
+    )
+    .replace(
+        "  Fn:\n    Type: AWS::Serverless::Function\n",
+        """  Fn:
     Type: AWS::Serverless::Function
     Metadata:
       layerkit:
         health-check: {ping: health}
 """,
-).replace(
-    "      Handler: app.handler\n",
-    """      Handler: app.handler
+    )
+    .replace(
+        "      Handler: app.handler\n",
+        """      Handler: app.handler
       FunctionName: !Sub shop-fn-${Stage}
       Environment:
         Variables:
           STAGE: !Ref Stage
           SELF: !GetAtt Fn.Arn
 """,
-).replace(
-    "      ContentUri: dist/layers/base.zip\n",
-    "      ContentUri: dist/layers/base.zip\n      LayerName: !Sub shop-base-${Stage}\n",
+    )
+    .replace(
+        "      ContentUri: dist/layers/base.zip\n",
+        "      ContentUri: dist/layers/base.zip\n      LayerName: !Sub shop-base-${Stage}\n",
+    )
 )
 
 
