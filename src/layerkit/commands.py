@@ -836,8 +836,9 @@ def invoke(
         from layerkit.deploy import deployer
 
         root, st = _stage(project, stage)
-        names = for_stage(project, st, overrides=overrides).function_names
         with stage_clients(root, st, feedback.note) as clients:
+            view = for_stage(project, st, region=_region(clients), overrides=overrides)
+            names = view.function_names
             return StageInvokeOutput(
                 deployer.invoke_on_stage(
                     clients, st, function, payload, project, names=_by_folder(project, names)

@@ -38,6 +38,7 @@ from layerkit.project.intrinsics import IntrinsicError, Symbols, resolve
 from layerkit.project.parameters import (
     FUNCTION_TYPES,
     LAYER_TYPES,
+    StageTemplate,
     read_parameters,
     stage_parameters,
 )
@@ -192,7 +193,9 @@ def package(
     stage whose functions exist without a CloudFormation stack owning them. Staleness of the
     build against its inputs is the caller's check (``build.require_fresh``), as for a deploy.
     """
-    desired = desired_state(project, read_manifest(out_dir), out_dir, commit)
+    # only the artifacts: the names and Environment are CloudFormation's to resolve here
+    artifacts_only = StageTemplate(stage.name, Symbols(), {}, {}, {}, {}, "")
+    desired = desired_state(project, read_manifest(out_dir), out_dir, commit, view=artifacts_only)
     artifacts = {artifact_path("layer", a.name): a for a in desired.layers}
     artifacts |= {artifact_path("function", a.name): a for a in desired.functions}
     keys = {path: artifact_key(a.sha256) for path, a in artifacts.items()}

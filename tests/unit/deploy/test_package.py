@@ -234,3 +234,13 @@ def test_the_stage_values_become_the_defaults_and_match_the_direct_deploy(make_p
     assert P.function_names(doc) == tuple(view.function_names.values())
     assert P.layer_names(doc) == tuple(view.layer_names.values())
     assert view.environments["Fn"] == {"STAGE": "prod"}
+
+
+def test_package_leaves_what_only_cloudformation_resolves_to_it(make_project):
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE
+
+    template = SHOP.replace("STAGE: !Ref Stage", "TABLE: !ImportValue shared-table")
+    project = load_project(make_project(template=template))
+    doc = P.packaged_document(project, DEFAULT_LOCAL_STAGE, SHOP_KEYS)
+    env = doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert env == {"TABLE": {"Fn::ImportValue": "shared-table"}}
