@@ -146,6 +146,12 @@ def _ref(name: Any, symbols: Symbols, where: str) -> Any:
         return symbols.refs[name]
     if name in symbols.pending:
         raise _only_cloudformation(where, f"`Ref {name}` is {symbols.pending[name]}")
+    if name in PSEUDO_PARAMETERS:
+        raise _fail(
+            where,
+            f"`Ref {name}` is not known for this stage",
+            "set the stage's `region` (and `role`) in stages.toml, or AWS_REGION",
+        )
     if name.startswith("AWS::"):
         raise _only_cloudformation(where, f"`Ref {name}` names a pseudo parameter")
     if name in symbols.resources:

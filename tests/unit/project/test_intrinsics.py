@@ -148,3 +148,9 @@ def test_contains_intrinsic() -> None:
     assert contains_intrinsic({"A": ["x", {"Ref": "Stage"}]})
     assert not contains_intrinsic({"A": ["x", {"Ref": "Stage", "Other": 1}]})
     assert not contains_intrinsic("text")
+
+
+def test_an_unknown_region_says_where_to_set_it() -> None:
+    no_region = Symbols(pseudo={"AWS::Partition": "aws"})
+    with pytest.raises(IntrinsicError, match=r"not known for this stage; set the stage's `region`"):
+        resolve({"Fn::Sub": "x-${AWS::Region}"}, no_region, "t")
