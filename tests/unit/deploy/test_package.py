@@ -244,3 +244,26 @@ def test_package_leaves_what_only_cloudformation_resolves_to_it(make_project):
     doc = P.packaged_document(project, DEFAULT_LOCAL_STAGE, SHOP_KEYS)
     env = doc["Globals"]["Function"]["Environment"]["Variables"]
     assert env == {"TABLE": {"Fn::ImportValue": "shared-table"}}
+
+
+def test_package_output_lists_what_it_packaged(tmp_path):
+    from layerkit.commands import PackageOutput
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE
+
+    result = P.PackageResult(
+        stage="local",
+        template=tmp_path / "dist" / P.PACKAGED_TEMPLATE,
+        uploaded=("artifacts/1.zip",),
+        reused=(),
+        locations={},
+        parameters={"Stage": "dev"},
+        function_names=("local-fn",),
+        layer_names=("shop-common-dev", "local-top"),
+        stack_name="shop",
+    )
+    lines = PackageOutput(tmp_path, DEFAULT_LOCAL_STAGE, result).render().splitlines()
+    assert "  functions: local-fn" in lines
+    assert "  layers: shop-common-dev, local-top" in lines
+    assert "  parameter defaults: Stage=dev" in lines
+    assert lines[-1].startswith("deploy it with: sam deploy --template-file ")
+    assert "--stack-name shop " in lines[-1]
