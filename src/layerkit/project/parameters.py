@@ -29,6 +29,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from layerkit.errors import SpecError
 from layerkit.project.intrinsics import (
     NO_VALUE,
@@ -48,6 +50,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SAMCONFIG_FILE = "samconfig.toml"
+#: The samconfig files SAM reads, in its order (the first that exists is read).
+SAMCONFIG_FILES = (SAMCONFIG_FILE, "samconfig.yaml", "samconfig.yml")
 STAGE_PARAMETER = "Stage"
 DEFAULT_SAMCONFIG_ENV = "default"
 #: The event a function gets as its health check when its resource names none.
@@ -186,23 +190,28 @@ class SamConfig:
     parameter_overrides: Mapping[str, str] = field(default_factory=dict)
     stack_name: str | None = None
     env: str | None = None  # the table read (None: no samconfig.toml, or no table)
+    file: str = SAMCONFIG_FILE  # the file read
 
 
 def read_samconfig(root: Path, env: str) -> SamConfig:
-    """samconfig.toml's ``parameter_overrides`` and ``stack_name`` for ``env``.
+    """samconfig.toml's (or samconfig.yaml's) ``parameter_overrides`` and ``stack_name``.
 
     ``env`` is the stage's name; a file without ``[<env>...]`` tables gives ``[default...]``'s.
     ``global.parameters`` is read first, ``deploy.parameters`` wins over it (SAM's order).
     """
-    path = root / SAMCONFIG_FILE
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    path = next((root / n for n in SAMCONFIG_FILES if (root / n).is_file()), None)
+    if path is None:
         return SamConfig()
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    try:
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        kind = "TOML" if path.suffix == ".toml" else "YAML"
         raise SpecError(
-            f"{path}: not valid TOML ({exc}); fix that line (SAM reads it too)."
+            f"{path}: not valid {kind} ({exc}); fix that line (SAM reads it too)."
         ) from None
+    if not isinstance(data, Mapping):
+        return SamConfig()
     chosen = env if isinstance(data.get(env), Mapping) else DEFAULT_SAMCONFIG_ENV
     table = data.get(chosen)
     if not isinstance(table, Mapping):
@@ -220,7 +229,7 @@ def read_samconfig(root: Path, env: str) -> SamConfig:
             )
         if isinstance(section.get("stack_name"), str):
             stack = section["stack_name"]
-    return SamConfig(overrides, stack, chosen)
+    return SamConfig(overrides, stack, chosen, path.name)
 
 
 def parameter_values(
@@ -512,7 +521,7 @@ def stage_parameters(
     if samconfig.parameter_overrides:
         sources.append(
             (
-                f"{SAMCONFIG_FILE} [{samconfig.env}.deploy.parameters] parameter_overrides",
+                f"{samconfig.file} [{samconfig.env}.deploy.parameters] parameter_overrides",
                 samconfig.parameter_overrides,
             )
         )

@@ -284,3 +284,13 @@ def test_health_check_selection(make_project: Callable[..., Path]) -> None:
     (root / "events" / "probe.json").unlink()
     with pytest.raises(SpecError, match=r"health-check is .events/probe\.json.; name an event"):
         health_events(project, DEFAULT_LOCAL_STAGE)
+
+
+def test_samconfig_yaml_is_read_too(tmp_path: Path) -> None:
+    (tmp_path / "samconfig.yaml").write_text(
+        "version: 0.1\ndefault:\n  deploy:\n    parameters:\n"
+        "      stack_name: shop\n      parameter_overrides: Stage=dev Owner=team\n"
+    )
+    found = read_samconfig(tmp_path, "prod")
+    assert (found.file, found.env, found.stack_name) == ("samconfig.yaml", "default", "shop")
+    assert found.parameter_overrides == {"Stage": "dev", "Owner": "team"}
