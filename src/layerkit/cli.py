@@ -62,6 +62,18 @@ def _stage(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter values (SAM's form: Stage=prod 'Owner=a b'); they win over "
+        "stages.toml's `parameters` and samconfig.toml's parameter_overrides",
+    )
+
+
 def _verb(
     sub: Any, name: str, run: Run, help_text: str, parents: list[argparse.ArgumentParser]
 ) -> argparse.ArgumentParser:
@@ -125,12 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = _verb(sub, "validate", _validate_all, "check sizes, the template and layers", p)
     checks = validate.add_subparsers(title="what", metavar="WHAT")
-    _runtime(_verb(checks, "all", _validate_all, "sizes, Lambda limits, template, every layer", p))
+    v_all = _verb(checks, "all", _validate_all, "sizes, Lambda limits, template, every layer", p)
+    _runtime(v_all)
+    _overrides(v_all)
     v_layer = _verb(checks, "layer", _validate_layer, "prove one layer on its runtime", p)
     v_layer.add_argument("name", help="the layer folder name")
     v_layer.add_argument("-v", "--verbose", action="store_true", help=commands.SMOKE_OUTPUT_HELP)
     _runtime(v_layer)
-    validate.set_defaults(runtime=None, arch=None)  # `layerkit validate` alone: validate all
+    # `layerkit validate` alone: validate all
+    validate.set_defaults(runtime=None, arch=None, parameter_overrides=[])
 
     opt = _verb(sub, "optimize", _optimize, "trace what functions load; prune the rest", p)
     opt.add_argument("--layer", help="advise (and prune) only this layer")
@@ -166,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage",
         help="invoke what this stage runs (FUNCTION[:ALIAS|:VERSION]; local: the deployed zips)",
     )
+    _overrides(inv)
 
     deploy = _verb(sub, "deploy", _deploy, "deploy the current build; roll back on failure", p)
     _stage(deploy)
@@ -175,8 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="deploy a runtime AWS blocks (real AWS only)",
     )
+    _overrides(deploy)
 
-    _stage(_verb(sub, "package", _package, "upload the zips; write a template for sam deploy", p))
+    package = _verb(sub, "package", _package, "upload the zips; write a template for sam deploy", p)
+    _stage(package)
+    _overrides(package)
 
     rollback = _verb(sub, "rollback", _rollback, "move a stage back to a recorded release", p)
     _stage(rollback)
@@ -187,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     releases.add_argument("--limit", type=int, default=20, help="show only the newest N")
 
     _stage(_verb(sub, "unlock", _unlock, "remove a stale deploy lock of a stage", p))
+
+    _verb(sub, "init", _init, "write a commented stages.toml (refuses to overwrite one)", p)
 
     clean = _verb(sub, "clean", _clean, "remove dist/, or one layer's zips", p)
     clean.add_argument("--layer", help="remove only this layer's zips (every target)")
@@ -221,7 +242,13 @@ def _status(a: argparse.Namespace, fb: commands.Feedback) -> commands.StatusOutp
 
 
 def _validate_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.ValidateOutput:
-    return commands.validate(a.project_dir, runtime=a.runtime, arch=a.arch, feedback=fb)
+    return commands.validate(
+        a.project_dir,
+        runtime=a.runtime,
+        arch=a.arch,
+        parameter_overrides=a.parameter_overrides,
+        feedback=fb,
+    )
 
 
 def _validate_layer(a: argparse.Namespace, fb: commands.Feedback) -> commands.LayerValidationOutput:
@@ -245,14 +272,22 @@ def _upgrade(a: argparse.Namespace, fb: commands.Feedback) -> commands.UpgradeOu
 
 
 def _package(a: argparse.Namespace, fb: commands.Feedback) -> commands.PackageOutput:
-    return commands.package(a.project_dir, stage=a.stage, feedback=fb)
+    return commands.package(
+        a.project_dir, stage=a.stage, parameter_overrides=a.parameter_overrides, feedback=fb
+    )
 
 
 def _invoke(
     a: argparse.Namespace, fb: commands.Feedback
 ) -> commands.InvokeOutput | commands.StageInvokeOutput:
     return commands.invoke(
-        a.project_dir, a.function, event=a.event, stage=a.stage, env_vars=a.env_vars, feedback=fb
+        a.project_dir,
+        a.function,
+        event=a.event,
+        stage=a.stage,
+        env_vars=a.env_vars,
+        parameter_overrides=a.parameter_overrides,
+        feedback=fb,
     )
 
 
@@ -262,6 +297,7 @@ def _deploy(a: argparse.Namespace, fb: commands.Feedback) -> commands.DeployOutp
         stage=a.stage,
         dry_run=a.dry_run,
         allow_deprecated_runtime=a.allow_deprecated_runtime,
+        parameter_overrides=a.parameter_overrides,
         feedback=fb,
     )
 
@@ -276,6 +312,10 @@ def _releases(a: argparse.Namespace, fb: commands.Feedback) -> commands.Releases
 
 def _unlock(a: argparse.Namespace, fb: commands.Feedback) -> commands.UnlockOutput:
     return commands.unlock(a.project_dir, stage=a.stage, feedback=fb)
+
+
+def _init(a: argparse.Namespace, fb: commands.Feedback) -> commands.InitOutput:
+    return commands.init(a.project_dir)
 
 
 def _clean(a: argparse.Namespace, fb: commands.Feedback) -> commands.CleanOutput:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,12 +37,19 @@ from layerkit.build.pipeline import clean_all as clean_everything
 from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
 from layerkit.check.sizes import FunctionTotal, function_totals
-from layerkit.check.template import runtime_findings
+from layerkit.check.template import PLACEHOLDER_REGION, runtime_findings, stage_findings
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.project.config import ProjectConfig, load_config
+from layerkit.project.parameters import for_stage, health_events, parse_overrides
 from layerkit.project.spec import Project, load_project
-from layerkit.project.stages import Stage, get_stage
+from layerkit.project.stages import (
+    DEFAULT_LOCAL_STAGE,
+    Stage,
+    get_stage,
+    load_stages,
+    stages_file_text,
+)
 from layerkit.report.console import Terminal
 from layerkit.report.files import write_report
 from layerkit.report.table import format_table, mb
@@ -195,6 +202,17 @@ def target_for(project: Project, runtime: str | None, arch: str | None = None) -
 #: function that does more around it with the same signature (this repository's trains the
 #: Predictions model of a target between its layers and its function packages).
 Builder = Callable[..., BuildResult]
+
+
+def local_stage(project: Project) -> Stage:
+    """The stage ``invoke`` and ``validate`` resolve the template for: ``local``.
+
+    That is the stages file's ``[stages.local]``, else the built-in one.
+    """
+    if not project.stages_file.exists():
+        return DEFAULT_LOCAL_STAGE
+    stages = load_stages(project.root, project.config.stages_file)
+    return stages.get(DEFAULT_LOCAL_STAGE.name, DEFAULT_LOCAL_STAGE)
 
 
 def _stage(project: ProjectLike, name: str) -> tuple[Path, Stage]:
@@ -599,14 +617,23 @@ def validate(
     runtime: str | None = None,
     arch: str | None = None,
     builder: Builder = run_build,
+    parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> ValidateOutput:
-    """Check sizes and Lambda limits, the template, and every layer on its runtime."""
+    """Check sizes and Lambda limits, the template, and every layer on its runtime.
+
+    The template's names and Environment are resolved for every stage (with
+    ``parameter_overrides``): what the direct deploy would refuse is an error here too.
+    """
     project = open_project(project)
     target = target_for(project, runtime, arch)
+    overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     _host_notice(target, feedback)
     result = builder(project, target, progress=feedback.progress)
     checks = check_build(project, result)
+    checks = replace(
+        checks, report=checks.report.merge(CheckReport(stage_findings(project, overrides)))
+    )
     layers = tuple(
         _validate_one(project, layer.name, target, feedback)
         for layer in project.layers
@@ -796,6 +823,7 @@ def invoke(
     event: Path | str | None = None,
     stage: str | None = None,
     env_vars: Path | str | None = None,
+    parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> InvokeOutput | StageInvokeOutput:
     """Run a built function in the local Lambda sandbox (building what is stale first).
@@ -803,8 +831,10 @@ def invoke(
     With ``stage``, invoke what that stage runs instead: ``FUNCTION[:ALIAS|:VERSION]`` (default:
     the stage's alias). The event is looked for in the function's ``events/`` folder, then in the
     project's (``sam init`` keeps them there): ``basic.json`` (or SAM's ``event.json``) unless
-    ``event`` names one. ``env_vars``: a SAM ``--env-vars`` JSON file, merged over the function's
-    environment. An event over Lambda's 6 MB fails before anything is built.
+    ``event`` names one. The handler gets the template's Environment, resolved for the local
+    stage (or ``stage``) with ``parameter_overrides`` (``Key=Value ...``); ``env_vars``, a SAM
+    ``--env-vars`` JSON file, is merged over it. An event over Lambda's 6 MB fails before
+    anything is built.
     """
     from layerkit.check.invocation import env_overrides, find_event, read_env_vars
     from layerkit.runtime.sandbox import request_payload
@@ -813,27 +843,43 @@ def invoke(
     fn = project.function(function.partition(":")[0] if stage else function)
     payload = read_event(find_event(project, fn, event))
     request_payload(payload)  # RequestEntityTooLargeException before any build or run
-    overrides = env_overrides(read_env_vars(Path(env_vars)), fn) if env_vars else {}
+    from_env_file = env_overrides(read_env_vars(Path(env_vars)), fn) if env_vars else {}
     if stage is not None and env_vars:
         raise SpecError(
             f"--env-vars sets the environment of a local sandbox run; the function on stage "
             f"{stage} runs with the environment it was deployed with. Drop --env-vars, or "
             "change the template's Environment and deploy."
         )
+    overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     if stage is not None:
         from layerkit.deploy import deployer
 
         root, st = _stage(project, stage)
         with stage_clients(root, st, feedback.note) as clients:
+            view = for_stage(project, st, region=_region(clients), overrides=overrides)
+            names = view.function_names
             return StageInvokeOutput(
-                deployer.invoke_on_stage(clients, st, function, payload, project)
+                deployer.invoke_on_stage(
+                    clients, st, function, payload, project, names=_by_folder(project, names)
+                )
             )
     from layerkit.check.invocation import invoke_function
 
+    env = for_stage(project, local_stage(project), overrides=overrides).environments.get(
+        fn.logical_id, {}
+    )
     out = run_build(project, progress=feedback.progress).out_dir
-    # the function's resolved template Environment goes under the overrides here (h1b)
-    env = {**overrides}
+    env = {**env, **from_env_file}  # --env-vars over the template's resolved Environment
     return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out, env=env))
+
+
+def _by_folder(project: Project, by_logical_id: Mapping[str, str]) -> dict[str, str]:
+    """A mapping keyed by function logical ID, keyed by the function's folder name instead."""
+    return {
+        fn.name: by_logical_id[fn.logical_id]
+        for fn in project.functions
+        if fn.logical_id in by_logical_id
+    }
 
 
 # ---------------------------------------------------------------- deploy, rollback, releases
@@ -875,23 +921,29 @@ def deploy(
     stage: str = "local",
     dry_run: bool = False,
     allow_deprecated_runtime: bool = False,
+    parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> DeployOutput:
     """Deploy the current build (``dist/``) to a stage; roll back on any failure.
 
     A build that is missing, stale, or fails the size or template checks is refused before
-    anything starts.
+    anything starts; so is a template whose names or Environment do not resolve for the stage
+    (its parameter values, ``parameter_overrides`` winning: ``Key=Value ...``).
     """
     from layerkit.deploy import deployer
 
     project = open_project(project)
     fresh = require_fresh(project)
     refuse_invalid(project, fresh, "deployed")
-    desired = deployer.desired_state(
-        project, fresh.records, fresh.out_dir, git_commit(project.root)
-    )
     root, st = _stage(project, stage)
+    overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
+    # refuse what does not resolve before connecting (the region is the clients' to decide)
+    for_stage(project, st, region=PLACEHOLDER_REGION, overrides=overrides)
     with stage_clients(root, st, feedback.note) as clients:
+        view = for_stage(project, st, region=_region(clients), overrides=overrides)
+        desired = deployer.desired_state(
+            project, fresh.records, fresh.out_dir, git_commit(project.root), view=view
+        )
         outcome = deployer.deploy(
             desired,
             clients,
@@ -917,17 +969,29 @@ class PackageOutput(_Output):
         lines = [f"uploaded s3://{st.bucket}/{key}" for key in result.uploaded]
         if result.reused:
             lines.append(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded)")
-        lines.append(
-            f"wrote {result.template.relative_to(self.root)} "
-            f"(functions: {', '.join(result.function_names)})"
-        )
-        command = result.deploy_command(f"layerkit-{st.name}", st.region)
+        lines.append(f"wrote {result.template.relative_to(self.root)}")
+        lines.append(f"  functions: {', '.join(result.function_names) or 'none'}")
+        lines.append(f"  layers: {', '.join(result.layer_names) or 'none'}")
+        if result.parameters:
+            values = ", ".join(f"{k}={v}" for k, v in sorted(result.parameters.items()))
+            lines.append(f"  parameter defaults: {values}")
+        command = result.deploy_command(result.stack_name or f"layerkit-{st.name}", st.region)
         lines.append(f"deploy it with: {command}")
         return "\n".join(lines)
 
 
+def _region(clients: Clients) -> str | None:
+    """The region a stage's clients use (None: a client that does not say)."""
+    region = getattr(getattr(clients.lambda_, "meta", None), "region_name", None)
+    return region if isinstance(region, str) else None
+
+
 def package(
-    project: ProjectLike, *, stage: str = "local", feedback: Feedback = QUIET
+    project: ProjectLike,
+    *,
+    stage: str = "local",
+    parameter_overrides: str | Sequence[str] = (),
+    feedback: Feedback = QUIET,
 ) -> PackageOutput:
     """Upload the current build to a stage's bucket; write ``dist/template.packaged.yaml``.
 
@@ -941,7 +1005,14 @@ def package(
 
     root, st = _stage(project, stage)
     with stage_clients(root, st, feedback.note) as clients:
-        result = package_stage(project, st, clients, fresh.out_dir, commit=git_commit(root))
+        result = package_stage(
+            project,
+            st,
+            clients,
+            fresh.out_dir,
+            commit=git_commit(root),
+            overrides=parse_overrides(parameter_overrides, "--parameter-overrides"),
+        )
     return PackageOutput(root, st, result)
 
 
@@ -980,9 +1051,25 @@ def rollback(
     from layerkit.deploy import deployer
 
     root, st = _stage(project, stage)
+    health = _health_events(project, st)
     with stage_clients(root, st, feedback.note) as clients:
-        outcome = deployer.rollback(clients, st, release, commit=git_commit(root))
+        outcome = deployer.rollback(
+            clients, st, release, commit=git_commit(root), health_events=health
+        )
     return RollbackOutput(st, outcome)
+
+
+def _health_events(project: ProjectLike, stage: Stage) -> dict[str, bytes]:
+    """Each function's health-check event by folder name, as the deploy sends it.
+
+    A rollback of a folder that no longer loads as a project falls back to the default event.
+    """
+    try:
+        loaded = open_project(project)
+    except SpecError:
+        return {}
+    events = health_events(loaded, stage)
+    return {fn.name: events[fn.logical_id] for fn in loaded.functions if fn.logical_id in events}
 
 
 @dataclass(frozen=True)
@@ -1040,6 +1127,43 @@ def unlock(
 
 
 # ---------------------------------------------------------------- clean
+
+
+@dataclass(frozen=True)
+class InitOutput(_Output):
+    """The stages file ``init`` wrote."""
+
+    path: Path
+
+    def render(self) -> str:
+        """What was written and what to edit."""
+        return (
+            f"wrote {self.path}: the local stage, and a commented staging stage to fill in "
+            "(bucket, role, region) for AWS"
+        )
+
+
+def init(project: ProjectLike) -> InitOutput:
+    """Write a commented stages file into the project; refuse to overwrite one."""
+    root, config = _root_config(project)
+    path = root / config.stages_file
+    if path.exists():
+        raise SpecError(
+            f"{path} exists already; `init` does not overwrite it. Edit it (the README's "
+            '"Stages" section lists every key), or remove it and run init again.'
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(stages_file_text(), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise SpecError(
+            f"could not write {path}: {exc.strerror or exc}; check the folder."
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return InitOutput(path)
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,7 @@ def layerkit_task(**kwargs: Any) -> Callable[[Callable[..., Any]], LayerkitTask]
 _RUNTIME = "build for this runtime instead of the template's (e.g. python3.12)"
 _ARCH = "target architecture, x86_64 or arm64, instead of the template's"
 _STAGE = "a stage from stages.toml (local: an embedded moto server, no credentials)"
+_OVERRIDES = "template parameter values, SAM's form: 'Stage=prod Owner=team'"
 
 
 @layerkit_task(
@@ -219,11 +220,22 @@ def validate_layer(
     )
 
 
-@layerkit_task(name="all", default=True, help={"runtime": _RUNTIME, "arch": _ARCH})
-def validate_all(c: Context, runtime: str | None = None, arch: str | None = None) -> Any:
+@layerkit_task(
+    name="all",
+    default=True,
+    help={"runtime": _RUNTIME, "arch": _ARCH, "parameter_overrides": _OVERRIDES},
+)
+def validate_all(
+    c: Context, runtime: str | None = None, arch: str | None = None, parameter_overrides: str = ""
+) -> Any:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     return commands.validate(
-        project_dir(c), runtime=runtime, arch=arch, builder=builder(c), feedback=FEEDBACK
+        project_dir(c),
+        runtime=runtime,
+        arch=arch,
+        parameter_overrides=parameter_overrides,
+        builder=builder(c),
+        feedback=FEEDBACK,
     )
 
 
@@ -249,6 +261,7 @@ def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
         "(default events/basic.json)",
         "stage": "invoke what this stage runs (local: the deployed zips, run for real)",
         "env_vars": 'SAM\'s environment file: {"LogicalId": {"VAR": "v"}, "Parameters": {...}}',
+        "parameter_overrides": _OVERRIDES,
     },
 )
 def invoke_function(
@@ -257,10 +270,17 @@ def invoke_function(
     event: str | None = None,
     stage: str | None = None,
     env_vars: str | None = None,
+    parameter_overrides: str = "",
 ) -> Any:
     """Run a built function in the local Lambda sandbox; print logs, result and REPORT line."""
     return commands.invoke(
-        project_dir(c), function, event=event, stage=stage, env_vars=env_vars, feedback=FEEDBACK
+        project_dir(c),
+        function,
+        event=event,
+        stage=stage,
+        env_vars=env_vars,
+        parameter_overrides=parameter_overrides,
+        feedback=FEEDBACK,
     )
 
 
@@ -270,10 +290,15 @@ def invoke_function(
         "stage": _STAGE,
         "dry_run": "print the plan, change nothing",
         "allow_deprecated_runtime": "deploy a runtime AWS blocks (real AWS only)",
+        "parameter_overrides": _OVERRIDES,
     },
 )
 def deploy(
-    c: Context, stage: str = "local", dry_run: bool = False, allow_deprecated_runtime: bool = False
+    c: Context,
+    stage: str = "local",
+    dry_run: bool = False,
+    allow_deprecated_runtime: bool = False,
+    parameter_overrides: str = "",
 ) -> Any:
     """Deploy the current build (dist/) to a stage; roll back on any failure."""
     return commands.deploy(
@@ -281,6 +306,7 @@ def deploy(
         stage=stage,
         dry_run=dry_run,
         allow_deprecated_runtime=allow_deprecated_runtime,
+        parameter_overrides=parameter_overrides,
         feedback=FEEDBACK,
     )
 
@@ -331,10 +357,18 @@ def optimize(
     )
 
 
-@layerkit_task(name="package", help={"stage": _STAGE})
-def package(c: Context, stage: str = "local") -> Any:
+@layerkit_task(name="package", help={"stage": _STAGE, "parameter_overrides": _OVERRIDES})
+def package(c: Context, stage: str = "local", parameter_overrides: str = "") -> Any:
     """Upload the current build to a stage's bucket; write dist/template.packaged.yaml for SAM."""
-    return commands.package(project_dir(c), stage=stage, feedback=FEEDBACK)
+    return commands.package(
+        project_dir(c), stage=stage, parameter_overrides=parameter_overrides, feedback=FEEDBACK
+    )
+
+
+@layerkit_task(name="init")
+def init(c: Context) -> Any:
+    """Write a commented stages.toml into the project (refuses to overwrite one)."""
+    return commands.init(project_dir(c))
 
 
 def name_tasks(ns: Collection) -> Collection:
@@ -361,6 +395,7 @@ def collection() -> Collection:
             upgrade_runtime,
             deploy,
             package,
+            init,
             rollback,
             releases,
             unlock,

@@ -15,6 +15,7 @@ from layerkit import cli, commands
 VERBS = {
     "lock", "build", "status", "validate", "report", "invoke",
     "deploy", "package", "optimize", "upgrade-runtime", "rollback", "releases", "unlock", "clean",
+    "init",
 }  # fmt: skip
 
 

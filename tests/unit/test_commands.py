@@ -51,3 +51,30 @@ def test_a_build_does_not_import_the_deploy_optimize_or_elf_stacks() -> None:
     for module in ("layerkit.deploy.deployer", "layerkit.optimize.apply", "layerkit.upgrade"):
         assert module not in layerkit
     assert "layerkit.build.pipeline" in layerkit
+
+
+def test_invoke_passes_the_resolved_environment_to_the_handler(make_project, monkeypatch, tmp_path):
+    import layerkit.check.invocation as invocation
+    from layerkit import commands
+    from tests.unit.project.test_parameters import STAGED
+
+    root = make_project(template=STAGED)
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    seen = {}
+
+    class Built:
+        out_dir = root / "dist"
+
+    def fake_invoke(project, function, payload, out_dir, *, env=None, **_):
+        seen.update(function=function, env=env)
+        return "result"
+
+    monkeypatch.setattr(commands, "run_build", lambda *a, **k: Built())
+    monkeypatch.setattr(invocation, "invoke_function", fake_invoke)
+    commands.invoke(root, "Fn", event=event, parameter_overrides="LogLevel=DEBUG")
+    assert seen["function"] == "fn"
+    env = seen["env"]
+    # the local stage: Stage is "local" (allowed), LogLevel from --parameter-overrides
+    assert (env["STAGE"], env["LEVEL"], env["SIZE"]) == ("local", "DEBUG", "128")
+    assert env["SELF"] == "arn:aws:lambda:us-east-1:123456789012:function:shop-fn-local"

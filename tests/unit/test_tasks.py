@@ -16,7 +16,7 @@ from layerkit.tasks import LayerkitTask, ns
 TASKS = {
     "build.all", "build.layer", "build.functions", "validate.all", "validate.layer",
     "lock", "status", "clean", "report", "invoke", "deploy", "package", "optimize", "upgrade-runtime", "rollback", "releases",
-    "unlock",
+    "unlock", "init",
 }  # fmt: skip
 
 

@@ -7,6 +7,8 @@
   without one gets cfn-lint's defaults (layerkit does not read a ``~/.cfnlintrc``: a check of
   the project must not depend on who runs it);
 - the wiring of layers and functions (:mod:`layerkit.check.wiring`);
+- the values the direct deploy resolves for each stage (:func:`stage_findings`, run by
+  ``validate``): names, Environment, parameter values;
 - the runtime lifecycle (:mod:`layerkit.runtime.lifecycle`, cfn-lint's maintained dates): a
   deprecated runtime, or one AWS blocks creating or updating, is a warning naming the dates and
   the way out. This repository's ``.cfnlintrc`` ignores cfn-lint's own lifecycle rules
@@ -16,12 +18,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
 from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.check.wiring import wiring_findings
-from layerkit.errors import CheckError
+from layerkit.errors import CheckError, SpecError
 from layerkit.project.spec import TEMPLATE_FILE, Project
 from layerkit.runtime.lifecycle import RuntimeStatus, runtime_lifecycle
 
@@ -125,6 +128,42 @@ def runtime_findings(project: Project, today: date) -> tuple[Finding, ...]:
         finding = lifecycle_finding(runtime_lifecycle(runtime, today), today, others)
         if finding is not None:
             found.append(finding)
+    return tuple(found)
+
+
+#: The region names resolve with on a stage that names none (only whether they resolve matters).
+PLACEHOLDER_REGION = "us-east-1"
+
+
+def stage_findings(
+    project: Project, overrides: Mapping[str, str] | None = None
+) -> tuple[Finding, ...]:
+    """An error for each stage whose names or Environment the direct deploy could not resolve.
+
+    Every stage of the stages file is checked (the built-in ``local`` stage without one), with
+    its parameter values: what ``deploy --stage=S`` would refuse, ``validate`` reports.
+    """
+    from layerkit.project.parameters import for_stage
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE, load_stages
+
+    if project.stages_file.exists():
+        stages = tuple(load_stages(project.root, project.config.stages_file).values())
+    else:
+        stages = (DEFAULT_LOCAL_STAGE,)
+    found = []
+    for stage in stages:
+        try:
+            for_stage(project, stage, region=PLACEHOLDER_REGION, overrides=overrides)
+        except SpecError as exc:
+            found.append(
+                Finding(
+                    Severity.ERROR,
+                    TEMPLATE_FILE,
+                    f"stage {stage.name}: {exc}",
+                    code="stage-values",
+                    path=TEMPLATE_FILE,
+                )
+            )
     return tuple(found)
 
 

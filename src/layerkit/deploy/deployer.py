@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,9 @@ from layerkit.deploy.stageinvoke import invoke_on_stage
 from layerkit.deploy.stagelock import LockInfo, acquire, default_owner, force_unlock, held
 from layerkit.deploy.state import read_current
 from layerkit.errors import DeployError
+from layerkit.project.parameters import HEALTH_EVENT_FILE, StageTemplate, for_stage
 from layerkit.project.spec import Project
-from layerkit.project.stages import Stage, get_stage
+from layerkit.project.stages import DEFAULT_LOCAL_STAGE, Stage, get_stage
 from layerkit.runtime.lifecycle import RuntimeStatus, lifecycle_source, runtime_lifecycle
 
 __all__ = [
@@ -67,24 +68,7 @@ __all__ = [
     "unlock",
 ]
 
-HEALTH_EVENT = "events/health.json"
-
-
-def _template_environment(project: Project, logical_id: str) -> dict[str, str]:
-    doc = project.template.document
-    merged: dict[str, Any] = {}
-    globals_env = ((doc.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
-    merged.update(globals_env.get("Variables") or {})
-    props = (doc["Resources"][logical_id].get("Properties") or {}) if logical_id else {}
-    merged.update((props.get("Environment") or {}).get("Variables") or {})
-    for key, value in merged.items():
-        if not isinstance(value, (str, int, float, bool)):
-            raise DeployError(
-                f"{project.template.path}: {logical_id}: environment variable {key} is "
-                f"{value!r}; layerkit deploys through the Lambda API and only sets literal "
-                "values. Write a plain string, or set it per stage outside the template."
-            )
-    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in merged.items()}
+HEALTH_EVENT = HEALTH_EVENT_FILE
 
 
 def _field(entry: Any, name: str) -> Any:
@@ -114,7 +98,12 @@ def _artifact_entry(records: Mapping[str, Any], rel: str, dist: Path) -> tuple[P
 
 
 def desired_state(
-    project: Project, manifest: Mapping[str, Any], dist: Path, commit: str | None = None
+    project: Project,
+    manifest: Mapping[str, Any],
+    dist: Path,
+    commit: str | None = None,
+    *,
+    view: StageTemplate | None = None,
 ) -> DesiredState:
     """What to deploy: every template layer and function, from the built zips in ``dist``.
 
@@ -124,7 +113,14 @@ def desired_state(
     list, a missing zip, or a zip whose sha256 differs from the manifest's. Staleness against
     the current inputs is the build's business (``build.require_fresh``), checked first by the
     caller.
+
+    ``view`` is the template as the stage sees it (:func:`layerkit.project.parameters.for_stage`):
+    the names, Environment and health-check events it resolves. Without one, the local stage's
+    view gives Environment and health checks, and names follow the deploying stage's prefix.
     """
+    if view is None:
+        view = for_stage(project, DEFAULT_LOCAL_STAGE)
+        view = replace(view, function_names={}, layer_names={})
     target = project.deploy_target
     records: Mapping[str, Any] = manifest.get("artifacts", manifest)
     targets = {manifest.get("target")} if "artifacts" in manifest else set()
@@ -151,12 +147,12 @@ def desired_state(
                 compatible_runtimes=tl.compatible_runtimes or (target.runtime,),
                 compatible_architectures=tl.compatible_architectures,
                 description=layer.description,
+                layer_name=view.layer_names.get(tl.logical_id, ""),
             )
         )
     functions = []
     for fn in project.functions:
         path, sha, size = _artifact_entry(records, f"functions/{fn.name}.zip", dist)
-        health = fn.path / HEALTH_EVENT
         functions.append(
             FunctionArtifact(
                 name=fn.name,
@@ -169,9 +165,10 @@ def desired_state(
                 memory_size=fn.memory_size,
                 timeout=fn.timeout,
                 layers=fn.layers,
-                environment=_template_environment(project, fn.logical_id),
-                health_event=health.read_bytes() if health.is_file() else DEFAULT_HEALTH_EVENT,
+                environment=dict(view.environments.get(fn.logical_id, {})),
+                health_event=view.health_events.get(fn.logical_id, DEFAULT_HEALTH_EVENT),
                 zipped_bytes=size,
+                function_name=view.function_names.get(fn.logical_id, ""),
             )
         )
     return DesiredState(layers=tuple(layers), functions=tuple(functions), commit=commit)

@@ -166,12 +166,21 @@ class AwsExecutor:
         self.journal: list[_Undo] = []
         self.layer_arns: dict[str, str] = {}
         self.versions: dict[str, Mapping[str, Any]] = {}  # function folder -> published config
+        self.names: dict[str, str] = {}  # function folder -> its name on the stage
         self.latest_saved: set[str] = set()
         self.uploaded: list[str] = []
         self.aliases: list[tuple[str, str | None, str]] = []
         self.release: Release | None = None
 
     # -- helpers
+    def _name(self, function: str) -> str:
+        """The stage's name of the function folder ``function`` (the template's FunctionName)."""
+        if function in self.names:
+            return self.names[function]
+        if function in self.current.functions:
+            return self.current.functions[function].function_name
+        return self.stage.function_name(function)
+
     def _layer_arns(self, config: FunctionConfig) -> list[str]:
         return [ref.arn or self.layer_arns[ref.layer] for ref in config.layers]
 
@@ -285,6 +294,7 @@ class AwsExecutor:
             FunctionName=step.function_name, CodeSha256=b64_from_hex(step.sha256)
         )
         self.versions[step.function] = response
+        self.names[step.function] = step.function_name
 
     def _health_check(self, step: HealthCheck) -> None:
         version = self.versions[step.function]["Version"]
@@ -325,9 +335,7 @@ class AwsExecutor:
                 live = self.current.functions[function].alias_state
                 assert live is not None  # plan() skips a function only when its alias is live
                 state = live
-            functions.append(
-                FunctionRelease.of(function, self.stage.function_name(function), state)
-            )
+            functions.append(FunctionRelease.of(function, self._name(function), state))
         release = new_release(
             self.stage,
             ReleaseKind.DEPLOY,
@@ -358,8 +366,7 @@ class AwsExecutor:
             uploaded=tuple(self.uploaded),
             published_layers=tuple(self.layer_arns.items()),
             published_versions=tuple(
-                (self.stage.function_name(fn), str(cfg["Version"]))
-                for fn, cfg in self.versions.items()
+                (self._name(fn), str(cfg["Version"])) for fn, cfg in self.versions.items()
             ),
             aliases=tuple(self.aliases),
         )

@@ -63,6 +63,7 @@ class LayerArtifact:
     compatible_runtimes: tuple[str, ...]
     compatible_architectures: tuple[str, ...]
     description: str = ""
+    layer_name: str = ""  # its name on the stage ("": the stage's prefix + its folder name)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class FunctionArtifact:
     environment: Mapping[str, str] = field(default_factory=dict)
     health_event: bytes = DEFAULT_HEALTH_EVENT
     zipped_bytes: int = 0
+    function_name: str = ""  # its name on the stage ("": the stage's prefix + its folder name)
 
 
 @dataclass(frozen=True)

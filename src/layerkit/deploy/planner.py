@@ -353,7 +353,7 @@ class _Planner:
         self.layer_steps.append(
             PublishLayerVersion(
                 layer=layer.name,
-                layer_name=self.stage.layer_name(layer.name),
+                layer_name=layer.layer_name or self.stage.layer_name(layer.name),
                 key=key,
                 sha256=layer.sha256,
                 compatible_runtimes=layer.compatible_runtimes,
@@ -383,7 +383,7 @@ class _Planner:
 
     def function(self, fn: FunctionArtifact) -> None:
         """Create or update ``$LATEST``; publish, check and alias a version unless live already."""
-        name = self.stage.function_name(fn.name)
+        name = fn.function_name or self.stage.function_name(fn.name)
         config = self.config(fn)
         cur = self.current.functions.get(fn.name)
         steps = self.function_steps

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +35,17 @@ class StageInvokeResult:
     logs: str  # the log tail, the REPORT line last
 
 
-def function_spec(spec: str, stage: Stage, project: Project | None = None) -> tuple[str, str, str]:
+def function_spec(
+    spec: str,
+    stage: Stage,
+    project: Project | None = None,
+    names: Mapping[str, str] | None = None,
+) -> tuple[str, str, str]:
     """``FUNCTION[:ALIAS|:VERSION]`` as (folder name, AWS function name, qualifier).
 
     With ``project``, FUNCTION may also be a template logical id; the default qualifier is the
-    stage's alias.
+    stage's alias. ``names`` maps a folder name to its name on the stage (the template's
+    FunctionName, resolved); a folder it does not list gets the stage's prefix.
     """
     name, _, qualifier = spec.partition(":")
     if not name or (qualifier == "" and spec.endswith(":")):
@@ -48,7 +55,8 @@ def function_spec(spec: str, stage: Stage, project: Project | None = None) -> tu
         )
     if project is not None:
         name = project.function(name).name
-    return name, stage.function_name(name), qualifier or stage.alias
+    aws_name = (names or {}).get(name) or stage.function_name(name)
+    return name, aws_name, qualifier or stage.alias
 
 
 def invoke_on_stage(
@@ -57,9 +65,14 @@ def invoke_on_stage(
     spec: str,
     event: Any,
     project: Project | None = None,
+    *,
+    names: Mapping[str, str] | None = None,
 ) -> StageInvokeResult:
-    """Invoke ``spec`` (``FUNCTION[:ALIAS|:VERSION]``) on ``stage`` with the JSON ``event``."""
-    _, function_name, qualifier = function_spec(spec, stage, project)
+    """Invoke ``spec`` (``FUNCTION[:ALIAS|:VERSION]``) on ``stage`` with the JSON ``event``.
+
+    ``names``: see :func:`function_spec`.
+    """
+    _, function_name, qualifier = function_spec(spec, stage, project, names)
     try:
         payload = json.dumps(event).encode()
     except (TypeError, ValueError) as exc:

@@ -69,12 +69,13 @@ def read_current(clients: Clients, stage: Stage, desired: DesiredState) -> Curre
     try:
         layers = {}
         for layer in desired.layers:
-            found = _latest_layer(clients.lambda_, stage.layer_name(layer.name))
+            found = _latest_layer(clients.lambda_, layer.layer_name or stage.layer_name(layer.name))
             if found is not None:
                 layers[layer.name] = found
         functions = {}
         for fn in desired.functions:
-            current = _current_function(clients.lambda_, stage.function_name(fn.name), stage.alias)
+            name = fn.function_name or stage.function_name(fn.name)
+            current = _current_function(clients.lambda_, name, stage.alias)
             if current is not None:
                 functions[fn.name] = current
         keys = {artifact_key(a.sha256) for a in (*desired.layers, *desired.functions)}

@@ -18,13 +18,21 @@ prefix = "staging-"
 alias = "live"
 role = "arn:aws:iam::111122223333:role/layerkit-staging-lambda"
 health_check = true
+
+[stages.staging.parameters]   # values of the template's Parameters on this stage
+Stage = "staging"
+LogLevel = "INFO"
 ```
+
+Every key is documented in :data:`STAGE_KEYS` (the README's table, and what ``layerkit init``
+writes as comments: :func:`stages_file_text`).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +47,77 @@ else:  # pragma: no cover
 
 STAGES_FILE = "stages.toml"
 
-_KEYS = {"region", "bucket", "prefix", "alias", "role", "endpoint", "local", "health_check"}
+
+@dataclass(frozen=True)
+class StageKey:
+    """One key of a stage's table in stages.toml: its type, default and meaning (README)."""
+
+    name: str
+    type: str
+    default: str
+    meaning: str
+
+
+#: Every key of a ``[stages.<name>]`` table, in the order the README lists them.
+STAGE_KEYS: tuple[StageKey, ...] = (
+    StageKey(
+        "region", "string", "AWS_REGION / the profile's", "the AWS region the stage deploys to"
+    ),
+    StageKey(
+        "bucket",
+        "string",
+        "required",
+        "S3 bucket (it must exist) for artifacts/<sha256>.zip, releases/<stage>/ and the deploy "
+        "lock locks/<stage>.lock",
+    ),
+    StageKey(
+        "prefix",
+        "string",
+        '""',
+        "prefix of the names of functions and layers whose resource has no FunctionName or "
+        'LayerName ("staging-" deploys the function folder orders_api as staging-orders-api)',
+    ),
+    StageKey(
+        "alias",
+        "string",
+        "required",
+        "the alias that carries traffic; moved only after the new version passed its checks",
+    ),
+    StageKey("role", "string", "required", "the functions' execution role (an IAM role ARN)"),
+    StageKey(
+        "endpoint", "string", "AWS_ENDPOINT_URL, else AWS", "another endpoint URL (LocalStack ...)"
+    ),
+    StageKey(
+        "local",
+        "boolean",
+        "false",
+        "true: the embedded moto server (no credentials; state in .layerkit/local-stage), whose "
+        "Invoke runs the deployed zips in layerkit's Lambda sandbox",
+    ),
+    StageKey(
+        "health_check",
+        "boolean",
+        "true",
+        "invoke each new version before moving the alias, and each version of a release "
+        "before rolling back to it",
+    ),
+    StageKey(
+        "parameters",
+        "table",
+        "{}",
+        "values of the template's Parameters on this stage (over samconfig.toml's "
+        "parameter_overrides; --parameter-overrides wins)",
+    ),
+)
+_KEYS = {key.name for key in STAGE_KEYS}
 _REQUIRED = ("bucket", "alias", "role")
+INIT_HINT = "run `layerkit init` (or `inv init`) to write a commented stages.toml"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _ALIAS_RE = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$")
 _ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
 _EXAMPLE = (
-    "each stage is a [stages.<name>] table with bucket, alias and role (see the stages.toml of "
-    "the layerkit repository)"
+    "each stage is a [stages.<name>] table with bucket, alias and role (the README's "
+    '"Stages" section lists every key)'
 )
 
 
@@ -63,6 +134,7 @@ class Stage:
     endpoint: str | None = None  # None: AWS_ENDPOINT_URL (if set) or the real AWS endpoints
     local: bool = False  # True: the embedded moto server (layerkit.deploy.localstage)
     health_check: bool = True
+    parameters: tuple[tuple[str, str], ...] = ()  # the template's Parameters on this stage
 
     def layer_name(self, layer: str) -> str:
         """The AWS layer name for the project layer ``layer`` (``staging-core-data-science``)."""
@@ -122,6 +194,7 @@ def parse_stages(data: Mapping[str, Any], where: str) -> dict[str, Stage]:
         for key in ("local", "health_check"):
             if key in table and not isinstance(table[key], bool):
                 raise SpecError(f"{here}: {key} must be true or false.")
+        parameters = _parameters(table.get("parameters", {}), here)
         if not _ALIAS_RE.match(table["alias"]):
             raise SpecError(
                 f"{here}: alias {table['alias']!r} is not a valid Lambda alias name "
@@ -142,8 +215,32 @@ def parse_stages(data: Mapping[str, Any], where: str) -> dict[str, Stage]:
             endpoint=table.get("endpoint"),
             local=table.get("local", False),
             health_check=table.get("health_check", True),
+            parameters=parameters,
         )
     return stages
+
+
+def _parameters(table: Any, here: str) -> tuple[tuple[str, str], ...]:
+    """A stage's ``parameters`` table as (name, value) pairs; a list joins with commas."""
+    if not isinstance(table, Mapping):
+        raise SpecError(
+            f'{here}: parameters must be a table, for example parameters = {{ Stage = "dev" }}.'
+        )
+    out = []
+    for name, value in table.items():
+        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        if not isinstance(value, str):
+            raise SpecError(
+                f"{here}: parameters.{name} is {value!r}; write a string, a number or a list "
+                "of strings (a CommaDelimitedList)."
+            )
+        out.append((str(name), value))
+    return tuple(out)
 
 
 #: The stage a project without a stages file has: the embedded moto server, no credentials.
@@ -168,7 +265,7 @@ def load_stages(root: Path, file: str | Path = STAGES_FILE) -> dict[str, Stage]:
     except FileNotFoundError:
         raise SpecError(
             f"{path} not found: deploy stages (region, bucket, prefix, alias, role) live there; "
-            "copy the stages.toml of the layerkit repository and edit it."
+            f"{INIT_HINT}, then edit it."
         ) from None
     try:
         data = tomllib.loads(text)
@@ -192,6 +289,48 @@ def get_stage(root: Path, name: str, file: str | Path = STAGES_FILE) -> Stage:
     if name not in stages:
         raise SpecError(
             f"there is no stage {name!r} in {path}; the stages are: "
-            f"{', '.join(stages)}. Use --stage=local for the embedded local stage."
+            f'{", ".join(stages)}. Add a [stages.{name}] table there (the README\'s "Stages" '
+            "section lists every key; `layerkit init` writes a commented example into a new "
+            "project), or use --stage=local for the embedded local stage."
         )
     return stages[name]
+
+
+def stages_file_text() -> str:
+    """The commented stages.toml ``layerkit init`` writes: every key, a local and a real stage."""
+    width = max(len(key.name) for key in STAGE_KEYS)
+    lines = [
+        "# Deploy stages: `layerkit deploy --stage=<name>` (and rollback, releases, package).",
+        "# Each stage is a [stages.<name>] table; its keys:",
+        "#",
+    ]
+    for key in STAGE_KEYS:
+        text = f"{key.type}, default {key.default}: {key.meaning}"
+        wrapped = textwrap.wrap(text, 96 - width - 4)
+        lines.append(f"# {key.name.ljust(width)}  {wrapped[0]}")
+        lines += [f"# {' ' * width}  {more}" for more in wrapped[1:]]
+    lines += [
+        "",
+        "# The embedded local stage: a moto server in .layerkit/local-stage, no credentials.",
+        "[stages.local]",
+        "local = true",
+        'region = "us-east-1"',
+        'bucket = "layerkit-local-artifacts"',
+        'prefix = "local-"',
+        'alias = "live"',
+        'role = "arn:aws:iam::123456789012:role/layerkit-local-lambda"',
+        "",
+        "# A stage on AWS: uncomment and fill in (the bucket and the role must exist).",
+        "# [stages.staging]",
+        '# region = "eu-west-1"',
+        '# bucket = "my-project-layerkit-staging"',
+        '# prefix = "staging-"',
+        '# alias = "live"',
+        '# role = "arn:aws:iam::111122223333:role/my-project-staging-lambda"',
+        "# health_check = true",
+        "#",
+        "# [stages.staging.parameters]  # the template's Parameters on this stage",
+        '# Stage = "staging"',
+        "",
+    ]
+    return "\n".join(lines)

@@ -208,3 +208,35 @@ def test_without_the_config_both_flag_cfn_lints_lifecycle_rule(
     assert code != 0
     assert rules & set(LIFECYCLE_RULES)
     assert layerkit_rules(repo_copy) == rules
+
+
+def test_validate_reports_per_stage_what_the_direct_deploy_would_refuse(
+    make_project: Callable[..., Path],
+) -> None:
+    from layerkit.check.template import stage_findings
+    from layerkit.project.spec import load_project
+    from tests.conftest import TEMPLATE
+
+    template = TEMPLATE.replace(
+        "Resources:",
+        "Parameters:\n  Stage: {Type: String, Default: dev, AllowedValues: [dev, local, prod]}\n"
+        "Resources:",
+    ).replace(
+        "      Handler: app.handler\n",
+        "      Handler: app.handler\n      Environment:\n        Variables:\n"
+        "          STAGE: !Ref Stage\n",
+    )
+    root = make_project(template=template)
+    project = load_project(root)
+    assert stage_findings(project) == ()  # `STAGE: !Ref Stage` resolves on the local stage
+    (root / "stages.toml").write_text(
+        '[stages.qa]\nbucket = "b"\nalias = "live"\nrole = "arn:aws:iam::111122223333:role/r"\n'
+        '[stages.qa.parameters]\nStage = "qa"\n'
+        '[stages.prod]\nbucket = "b"\nalias = "live"\nrole = "arn:aws:iam::111122223333:role/r"\n'
+    )
+    (found,) = stage_findings(project)
+    assert found.severity is Severity.ERROR
+    assert found.message.startswith("stage qa: stages.toml [stages.qa.parameters], stage 'qa':")
+    assert "AllowedValues do not include (dev, local, prod)" in found.message
+    # a value from the command line is checked the same way, on every stage
+    assert len(stage_findings(project, {"Stage": "nope"})) == 2

@@ -156,3 +156,114 @@ def test_each_path_refuses_what_the_other_owns():
     refuse_not_stack_owned([stack], stage)  # sam deploy updates its own stack
     with pytest.raises(DeployError, match=r"deployed by `inv deploy`.*not managed by any"):
         refuse_not_stack_owned([mine, hand], stage)
+
+
+SHOP = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage:
+    Type: String
+    Default: dev
+    AllowedValues: [dev, prod]
+Globals:
+  Function:
+    Runtime: python3.9
+    Environment:
+      Variables:
+        STAGE: !Ref Stage
+Resources:
+  BaseLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      LayerName: !Sub shop-common-${Stage}
+      ContentUri: dist/layers/base.zip
+      CompatibleRuntimes: [python3.9]
+  TopLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: dist/layers/top.zip
+      CompatibleRuntimes: [python3.9]
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: dist/functions/fn.zip
+      Handler: app.handler
+      Layers: [!Ref BaseLayer, !Ref TopLayer]
+"""
+SHOP_KEYS = {
+    "layers/base.zip": "artifacts/" + "1" * 64 + ".zip",
+    "layers/top.zip": "artifacts/" + "2" * 64 + ".zip",
+    "functions/fn.zip": "artifacts/" + "3" * 64 + ".zip",
+}
+
+
+def test_a_default_outside_allowed_values_is_never_written_and_cfn_lint_passes(
+    make_project, tmp_path
+):
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE
+
+    project = load_project(make_project(template=SHOP))
+    doc = P.packaged_document(project, DEFAULT_LOCAL_STAGE, SHOP_KEYS)
+    # "local" is not among Stage's AllowedValues: the Default stays (no E2015)
+    assert doc["Parameters"]["Stage"]["Default"] == "dev"
+    # the intrinsics stay CloudFormation's
+    assert doc["Resources"]["BaseLayer"]["Properties"]["LayerName"] == {
+        "Fn::Sub": "shop-common-${Stage}"
+    }
+    # a function or layer without a name gets the direct deploy's name: both paths agree
+    assert doc["Resources"]["Fn"]["Properties"]["FunctionName"] == "local-fn"
+    assert doc["Resources"]["TopLayer"]["Properties"]["LayerName"] == "local-top"
+    assert P.function_names(doc) == ("local-fn",)
+    assert P.layer_names(doc) == ("shop-common-dev", "local-top")
+    path = tmp_path / P.PACKAGED_TEMPLATE
+    path.write_text(P.render(doc, DEFAULT_LOCAL_STAGE), encoding="utf-8")
+    problems = cfn_lint(path, config_file(REPO))  # the runtime lifecycle is said elsewhere
+    assert [str(p) for p in problems if p.severity is Severity.ERROR] == []
+
+
+def test_the_stage_values_become_the_defaults_and_match_the_direct_deploy(make_project):
+    from layerkit.project.parameters import for_stage
+    from layerkit.project.stages import Stage
+
+    project = load_project(make_project(template=SHOP))
+    prod = Stage("prod", "bucket", "live", "arn:aws:iam::444455556666:role/r", prefix="p-")
+    doc = P.packaged_document(project, prod, SHOP_KEYS)
+    assert doc["Parameters"]["Stage"]["Default"] == "prod"
+    view = for_stage(project, prod)
+    assert P.function_names(doc) == tuple(view.function_names.values())
+    assert P.layer_names(doc) == tuple(view.layer_names.values())
+    assert view.environments["Fn"] == {"STAGE": "prod"}
+
+
+def test_package_leaves_what_only_cloudformation_resolves_to_it(make_project):
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE
+
+    template = SHOP.replace("STAGE: !Ref Stage", "TABLE: !ImportValue shared-table")
+    project = load_project(make_project(template=template))
+    doc = P.packaged_document(project, DEFAULT_LOCAL_STAGE, SHOP_KEYS)
+    env = doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert env == {"TABLE": {"Fn::ImportValue": "shared-table"}}
+
+
+def test_package_output_lists_what_it_packaged(tmp_path):
+    from layerkit.commands import PackageOutput
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE
+
+    result = P.PackageResult(
+        stage="local",
+        template=tmp_path / "dist" / P.PACKAGED_TEMPLATE,
+        uploaded=("artifacts/1.zip",),
+        reused=(),
+        locations={},
+        parameters={"Stage": "dev"},
+        function_names=("local-fn",),
+        layer_names=("shop-common-dev", "local-top"),
+        stack_name="shop",
+    )
+    lines = PackageOutput(tmp_path, DEFAULT_LOCAL_STAGE, result).render().splitlines()
+    assert "  functions: local-fn" in lines
+    assert "  layers: shop-common-dev, local-top" in lines
+    assert "  parameter defaults: Stage=dev" in lines
+    assert lines[-1].startswith("deploy it with: sam deploy --template-file ")
+    assert "--stack-name shop " in lines[-1]

@@ -161,3 +161,39 @@ def test_a_damaged_stages_file_is_one_paragraph_naming_it_and_the_fix(tmp_path, 
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)
     assert "[stages." in str(info.value)  # says what a stage looks like
+
+
+def test_missing_stages_file_and_missing_stage_say_layerkit_init(tmp_path):
+    with pytest.raises(SpecError, match=r"run `layerkit init` \(or `inv init`\)") as caught:
+        get_stage(tmp_path, "staging")
+    assert "layerkit repository" not in str(caught.value)
+    (tmp_path / "stages.toml").write_text(
+        '[stages.dev]\nbucket = "b"\nalias = "live"\nrole = "arn:aws:iam::111122223333:role/r"\n'
+    )
+    with pytest.raises(SpecError, match=r"Add a \[stages.prod\] table there .*`layerkit init`"):
+        get_stage(tmp_path, "prod")
+
+
+def test_init_writes_a_commented_stages_file_that_loads_and_refuses_to_overwrite(tmp_path):
+    from layerkit import commands
+    from layerkit.project.stages import STAGE_KEYS
+
+    out = commands.init(tmp_path)
+    assert out.path == tmp_path / "stages.toml"
+    text = out.path.read_text()
+    for key in STAGE_KEYS:  # every key is explained in the file
+        assert f"# {key.name} " in text
+    assert load_stages(tmp_path)["local"].local is True
+    out.path.write_text(text + "# mine\n")
+    with pytest.raises(SpecError, match="exists already; `init` does not overwrite it"):
+        commands.init(tmp_path)
+    assert out.path.read_text().endswith("# mine\n")
+
+
+def test_readme_documents_every_stages_key():
+    from layerkit.project.stages import STAGE_KEYS
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for key in STAGE_KEYS:
+        assert f"| `{key.name}` | {key.type} | {key.default} |" in readme, key.name
