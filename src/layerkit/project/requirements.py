@@ -317,6 +317,30 @@ def read_requirements(path: Path, display: Path | None = None) -> tuple[LineRequ
     return parse_requirements(text, display or path, real=path)
 
 
+def settings_index_lines(
+    index_url: str,
+    extra_index_urls: Sequence[str],
+    find_links: Sequence[str],
+    path: Path,
+    text: str,
+) -> tuple[LineRequirement, ...]:
+    """A settings file's index keys (layer.toml's) as index lines, each at the line of its key."""
+
+    def line_of(key: str) -> int:
+        found = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+        return text.count("\n", 0, found.start()) + 1 if found else 0
+
+    keyed = [("index-url", LineKind.INDEX_URL, [index_url] if index_url else [])]
+    keyed += [("extra-index-urls", LineKind.EXTRA_INDEX_URL, list(extra_index_urls))]
+    keyed += [("find-links", LineKind.FIND_LINKS, list(find_links))]
+    return tuple(
+        LineRequirement(NormalizedName(""), value.strip(), path, line_of(key), (), kind)
+        for key, kind, values in keyed
+        for value in values
+        if value.strip()
+    )
+
+
 def requirement_lines(lines: Sequence[LineRequirement]) -> tuple[LineRequirement, ...]:
     """The lines that require a distribution (no constraints, no index lines)."""
     return tuple(r for r in lines if r.is_requirement)
