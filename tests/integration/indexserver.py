@@ -77,12 +77,10 @@ def pypiserver(packages: Path, user: str = "", password: str = "") -> Iterator[S
     args = [sys.executable, "-m", "pypiserver", "run", "-p", str(port), "-i", "127.0.0.1"]
     args += ["--disable-fallback", "--hash-algo", "sha256"]
     if user:
-        from passlib.apache import HtpasswdFile
-
+        # Apache's {SHA} form, which pypiserver reads with passlib (its extra "passlib")
+        digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
         htpasswd = packages.parent / f".htpasswd-{port}"
-        ht = HtpasswdFile(str(htpasswd), new=True)
-        ht.set_password(user, password)
-        ht.save()
+        htpasswd.write_text(f"{user}:{{SHA}}{digest}\n")
         args += ["-a", "download,list,update", "-P", str(htpasswd)]
     else:
         args += ["-a", ".", "-P", "."]

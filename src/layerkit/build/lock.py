@@ -759,7 +759,9 @@ def index_failure(stderr: str, indexes: Indexes, target: Target, log: Path) -> L
     auth = _AUTH_RE.search(text) or _STATUS_RE.search(text)
     if auth is not None:
         where = _index_of(auth.group("url"), indexes)
-        meaning = "credentials missing or wrong" if auth.group("code") == "401" else "refused"
+        meaning = (
+            "credentials missing or wrong" if auth.group("code") == "401" else "credentials refused"
+        )
         return LockError(
             f"the index {where} refused layerkit's request for {target.key} with HTTP "
             f"{auth.group('code')} ({meaning}). "
