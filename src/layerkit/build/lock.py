@@ -669,10 +669,17 @@ def _choose(
 def _spots(project: Project, target: Target, name: str) -> list[LineRequirement]:
     return [
         req
-        for reqs in sources(project, target).values()
+        for reqs in requirement_sources(project, target).values()
         for req in reqs
         if req.name == canonicalize_name(name)
     ]
+
+
+def _index_words(indexes: Indexes) -> str:
+    """``PyPI`` when that is the only index, else every index asked (without credentials)."""
+    if not indexes.extra and not indexes.find_links and indexes.default is None:
+        return "PyPI"
+    return f"any index asked ({indexes.shown()})"
 
 
 def _where(project: Project, target: Target, name: str) -> str:
@@ -692,7 +699,8 @@ def explain_failure(
     if found:
         name = found.group(1)
         return SpecError(
-            f"package {name!r} is not on PyPI; {_where(project, target, name)}. Check the "
+            f"package {name!r} is not on {_index_words(uv.indexes)}; "
+            f"{_where(project, target, name)}. Check the "
             f"spelling of the requirement. uv's full output: {log}."
         )
     name = uv.failing_name(stderr)
@@ -707,7 +715,7 @@ def explain_failure(
     cause = cause.removeprefix("cause:").strip().rstrip(".")
     cause = cause if len(cause) <= 300 else cause[:297] + "..."
     files = ", ".join(
-        str(source_file(project, s)) for s, r in sources(project, target).items() if r
+        str(source_file(project, s)) for s, r in requirement_sources(project, target).items() if r
     )
     return LockError(
         f"the requirements for {target.key} cannot be resolved together (from {files}). uv "
@@ -898,7 +906,7 @@ def _sources_of(project: Project, target: Target, name: str) -> list[str]:
     """The layer sources whose lines name ``name``, else every layer built for the target."""
     direct = [
         s
-        for s, reqs in sources(project, target).items()
+        for s, reqs in requirement_sources(project, target).items()
         if s.startswith("layer:") and any(r.name == canonicalize_name(name) for r in reqs)
     ]
     return direct or [s for s in sources(project, target) if s.startswith("layer:")]
@@ -970,7 +978,7 @@ def find_conflict(project: Project, target: Target, uv: _Uv, index: PackageIndex
     markers evaluated for the runtime) is intersected and tested against every release.
     """
     lines: list[LineGraph] = []
-    for source, reqs in sources(project, target).items():
+    for source, reqs in requirement_sources(project, target).items():
         for req in reqs:
             one = uv.tmp / f"line-{len(lines)}.txt"
             one.write_text(req.text + "\n")
