@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -339,6 +340,18 @@ def settings_index_lines(
         for value in values
         if value.strip()
     )
+
+
+def redacted_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A settings table with the credentials of its index keys masked (what a digest may read)."""
+    out = dict(data)
+    for key in ("index-url", "extra-index-urls", "find-links"):
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = redact_url(value)
+        elif isinstance(value, list):
+            out[key] = [redact_url(v) if isinstance(v, str) else v for v in value]
+    return out
 
 
 def requirement_lines(lines: Sequence[LineRequirement]) -> tuple[LineRequirement, ...]:

@@ -29,6 +29,7 @@ from layerkit.project.requirements import (
     LineRequirement,
     canonical_text,
     read_requirements,
+    redacted_settings,
     settings_index_lines,
 )
 from layerkit.project.template import Template, TemplateFunction, read_template
@@ -400,7 +401,9 @@ def load_layer(path: Path, root: Path) -> Layer:
         slim=slim,
         bytecode=bytecode,
         smoke_test=smoke_path,
-        config_sha256=_config_digest(data, canonical_text(requirements), raw_smoke),
+        config_sha256=_config_digest(
+            redacted_settings(data), canonical_text(requirements), raw_smoke
+        ),
         over_budget_reason=reason,
         allow_sdist=_allow_sdist(_typed(data, "allow-sdist", [], where), where),
     )
