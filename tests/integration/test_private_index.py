@@ -8,6 +8,7 @@ checked for the credentials.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from layerkit.build import lock as L
 from layerkit.build.install import install_packages
-from layerkit.errors import LockError
+from layerkit.errors import LayerkitError, LockError
 from layerkit.project.spec import load_project
 from layerkit.runtime.target import Target
 from tests.conftest import write_project
@@ -131,3 +132,34 @@ def test_an_unreachable_index_is_named_not_taken_for_a_clash(
     assert PASSWORD not in message
     assert "Relax or align" not in message
     no_secret_below(root)
+
+
+def test_hashes_constraints_and_includes_read_as_pip_does(
+    tmp_path: Path, servers: tuple[Server, Server]
+) -> None:
+    private, public = servers
+    wheel = tmp_path / "indexes-copy"
+    good = hashlib.sha256(write_wheel(wheel, "privonly", "1.0").read_bytes()).hexdigest()
+    root = project_at(tmp_path, public, "-r more/base.txt\n-c ../../constraints.txt\nconfused\n")
+    base = root / "layers" / "base" / "more"
+    base.mkdir()
+    (base / "base.txt").write_text(
+        f"--extra-index-url {private.url()}\nprivonly==1.0 \\\n    --hash=sha256:{good}\n"
+    )
+    (root / "constraints.txt").write_text("confused<2\n")
+    lock = L.resolve(load_project(root), PY39)
+    assert {p.name: p.version for p in lock.packages} == {"privonly": "1.0", "confused": "1.0"}
+    # the constraint binds, and the public index's 9.0 is still never taken
+    (root / "constraints.txt").write_text("confused>=2\n")
+    with pytest.raises(LayerkitError) as clash:
+        L.resolve(load_project(root), PY39)
+    assert "The constraint constraints.txt:1 (confused>=2) takes part" in str(clash.value)
+    (root / "constraints.txt").write_text("confused<2\n")
+    (base / "base.txt").write_text(
+        f"--extra-index-url {private.url()}\nprivonly==1.0 --hash=sha256:{'0' * 64}\n"
+    )
+    with pytest.raises(LockError) as caught:
+        L.resolve(load_project(root), PY39)
+    assert str(caught.value).startswith(
+        "layers/base/more/base.txt:2: privonly==1.0 allows 1 hash(es), but"
+    )

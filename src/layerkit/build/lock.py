@@ -717,9 +717,22 @@ def explain_failure(
     files = ", ".join(
         str(source_file(project, s)) for s, r in requirement_sources(project, target).items() if r
     )
+    named = {canonicalize_name(w) for w in re.findall(_NAME, cause)}
+    limits = [
+        f"{r.where} ({r.text})"
+        for reqs in sources(project, target).values()
+        for r in reqs
+        if r.kind is LineKind.CONSTRAINT and r.name in named
+    ]
+    also = f" The constraint {', '.join(limits)} takes part." if limits else ""
+    if uv.indexes.extra and named:
+        also += (
+            " A name found on an extra index is taken from that index only (first-index: "
+            "no other index's releases of it are considered)."
+        )
     return LockError(
         f"the requirements for {target.key} cannot be resolved together (from {files}). uv "
-        f"concludes: {cause or 'no solution'}. Relax or align the requirement lines it names "
+        f"concludes: {cause or 'no solution'}.{also} Relax or align the requirement lines it names "
         f"and run `inv lock` again; uv's full output ({len(stderr.splitlines())} lines): {log}."
     )
 
