@@ -326,3 +326,19 @@ def test_the_wrong_password_names_the_index_and_where_it_is_set() -> None:
 def test_a_real_clash_is_not_taken_for_an_index_failure() -> None:
     stderr = "  x No solution found\n  `-> Because six==1.0 and six==2.0 conflict ...\n"
     assert L.index_failure(stderr, Indexes(), Target("python3.9"), Path("x.log")) is None
+
+
+def test_lock_output_prints_the_moves_as_a_table() -> None:
+    from layerkit.commands import LockedTarget, LockOutput
+
+    move = L.VersionMove(
+        "layer:base", "six", "1.17.0", "1.16.0", "layers/x/requirements.txt:1 (six==1.16.0)", False
+    )  # type: ignore[arg-type]
+    diff = L.LockDiff("python3.9-x86_64", (move,))
+    big = L.SizeEstimate("layer:base", 80_000_000, (("torch==2.5.0", 80_000_000),))
+    text = LockOutput((LockedTarget("locks/python3.9-x86_64.toml", 3, (), diff, (big,)),)).render()
+    assert "1 locked version(s) changed:" in text
+    assert "six           1.17.0  1.16.0  layers/x/requirements.txt:1 (six==1.16.0)" in text
+    assert "base is about 80.0 MB zipped and 240.0 MB unzipped" in text
+    quiet = LockOutput((LockedTarget("locks/python3.9-x86_64.toml", 3, (), L.LockDiff("t", ())),))
+    assert quiet.render().endswith("no locked version changed")
