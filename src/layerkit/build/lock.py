@@ -1326,6 +1326,21 @@ class TargetLock:
     sizes: tuple[SizeEstimate, ...]
 
 
+def _lock_on_disk(path: Path, *, tolerant: bool) -> Lock | None:
+    """The lock at ``path`` (None: none); with ``tolerant`` an unreadable one counts as none.
+
+    ``--upgrade`` ignores the locked versions, so it can replace a damaged or older lock.
+    """
+    if not path.exists():
+        return None
+    try:
+        return parse_lock(path.read_text(), path)
+    except LockError:
+        if tolerant:
+            return None
+        raise
+
+
 def lock_targets(
     project: Project,
     *,
@@ -1340,7 +1355,7 @@ def lock_targets(
     done = []
     for target in project.targets:
         path = lock_path(project.root, target)
-        before = parse_lock(path.read_text(), path) if path.exists() else None
+        before = _lock_on_disk(path, tolerant=upgrade)
         if on_target is not None:
             on_target(target)
         after = resolve(

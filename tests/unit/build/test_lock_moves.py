@@ -342,3 +342,13 @@ def test_lock_output_prints_the_moves_as_a_table() -> None:
     assert "base is about 80.0 MB zipped and 240.0 MB unzipped" in text
     quiet = LockOutput((LockedTarget("locks/python3.9-x86_64.toml", 3, (), L.LockDiff("t", ())),))
     assert quiet.render().endswith("no locked version changed")
+
+
+def test_upgrade_replaces_an_unreadable_lock_and_a_plain_relock_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "locks" / "python3.9-x86_64.toml"
+    path.parent.mkdir()
+    path.write_text("version = 0\n")
+    assert L._lock_on_disk(path, tolerant=True) is None
+    with pytest.raises(LockError, match="lock format 0"):
+        L._lock_on_disk(path, tolerant=False)
+    assert L._lock_on_disk(tmp_path / "none.toml", tolerant=False) is None
