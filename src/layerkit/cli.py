@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument(
         "--upgrade", action="store_true", help="re-resolve every version, not only changed ones"
     )
+    lock.add_argument(
+        "--upgrade-package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let this distribution move (repeatable)",
+    )
 
     build = _verb(sub, "build", _build_all, "build layers and function packages (dist/)", p)
     builds = build.add_subparsers(title="what", metavar="WHAT")
@@ -218,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _lock(a: argparse.Namespace, fb: commands.Feedback) -> commands.LockOutput:
-    return commands.lock(a.project_dir, upgrade=a.upgrade, feedback=fb)
+    return commands.lock(
+        a.project_dir, upgrade=a.upgrade, upgrade_packages=a.upgrade_package, feedback=fb
+    )
 
 
 def _build_all(a: argparse.Namespace, fb: commands.Feedback) -> commands.BuildOutput:

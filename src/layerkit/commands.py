@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
-from layerkit.build.lock import lock_all, partition
+from layerkit.build.lock import LockDiff, SizeEstimate, lock_targets, partition, source_label
 from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
 from layerkit.build.pipeline import (
     BuildEvent,
@@ -36,6 +36,7 @@ from layerkit.build.pipeline import clean as clean_layer
 from layerkit.build.pipeline import clean_all as clean_everything
 from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
+from layerkit.check.sizes import FUNCTION_UNZIPPED_LIMIT as LAMBDA_LIMIT
 from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import PLACEHOLDER_REGION, runtime_findings, stage_findings
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
@@ -230,6 +231,8 @@ class LockedTarget:
     path: str
     distributions: int
     shared: tuple[tuple[str, tuple[str, ...]], ...]  # (distribution, layers carrying it)
+    diff: LockDiff | None = None  # every version the relock changed, per layer and function
+    sizes: tuple[SizeEstimate, ...] = ()  # estimated from the index's file sizes
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,7 @@ class LockOutput(_Output):
     locks: tuple[LockedTarget, ...]
 
     def render(self) -> str:
-        """A line per lock, and a note per distribution independent layers both carry."""
+        """A line per lock, a note per distribution independent layers both carry, the moves."""
         lines = []
         for lock in self.locks:
             lines.append(f"{lock.path}: {lock.distributions} distributions")
@@ -247,25 +250,49 @@ class LockOutput(_Output):
                 f"  note: {name} is carried by {', '.join(owners)} (independent layers)"
                 for name, owners in lock.shared
             )
+            lines.extend(
+                f"  note: {source_label(e.owner)} is about {e.zipped / 1e6:,.1f} MB zipped and "
+                f"{e.unzipped / 1e6:,.1f} MB unzipped (estimated before any download)"
+                for e in lock.sizes
+                if e.unzipped > 0.8 * LAMBDA_LIMIT
+            )
+        rows = [row for lock in self.locks if lock.diff for row in lock.diff.rows()]
+        if rows:
+            lines.append(f"{len(rows)} locked version(s) changed:")
+            lines.append(format_table(list(LockDiff.HEADERS), rows))
+        else:
+            lines.append("no locked version changed")
         return "\n".join(lines)
 
 
-def lock(project: ProjectLike, *, upgrade: bool = False, feedback: Feedback = QUIET) -> LockOutput:
+def lock(
+    project: ProjectLike,
+    *,
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    feedback: Feedback = QUIET,
+) -> LockOutput:
     """Resolve all requirements once per target with uv and write ``locks/<target>.toml``.
 
     Every target resolves before any lock is written (all or nothing); locked versions are kept
-    unless ``upgrade``.
+    unless ``upgrade`` (or, for the names in ``upgrade_packages``, those); a version that would
+    move in a layer or function whose own requirements did not change is refused.
     """
     project = open_project(project)
-    written = lock_all(
-        project, upgrade=upgrade, on_target=lambda t: feedback.note(f"resolving {t.key} ...")
+    written = lock_targets(
+        project,
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+        on_target=lambda t: feedback.note(f"resolving {t.key} ..."),
     )
     return LockOutput(
         tuple(
             LockedTarget(
                 str(path.relative_to(project.root)),
-                len(result.packages),
-                tuple(partition(project, result).shared().items()),
+                len(result.lock.packages),
+                tuple(partition(project, result.lock).shared().items()),
+                result.diff,
+                result.sizes,
             )
             for path, result in written
         )

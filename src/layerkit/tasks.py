@@ -175,10 +175,22 @@ def build_functions(c: Context, force: bool = False) -> Any:
     return commands.build_functions(project_dir(c), force=force, feedback=FEEDBACK)
 
 
-@layerkit_task(name="lock", help={"upgrade": "re-resolve every version instead of keeping them"})
-def lock(c: Context, upgrade: bool = False) -> Any:
+@layerkit_task(
+    name="lock",
+    help={
+        "upgrade": "re-resolve every version instead of keeping them",
+        "upgrade_package": "let this distribution move (repeatable)",
+    },
+    iterable=["upgrade_package"],
+)
+def lock(c: Context, upgrade: bool = False, upgrade_package: Any = None) -> Any:
     """Resolve all requirements once per target with uv and write locks/<target>.toml."""
-    return commands.lock(project_dir(c), upgrade=upgrade, feedback=FEEDBACK)
+    return commands.lock(
+        project_dir(c),
+        upgrade=upgrade,
+        upgrade_packages=tuple(upgrade_package or ()),
+        feedback=FEEDBACK,
+    )
 
 
 @layerkit_task(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from layerkit.build.lock import LockedPackage
 from layerkit.build.sdist import sdist_wheel
-from layerkit.build.uv import run_uv, target_args
+from layerkit.build.uv import Indexes, run_uv, target_args
 from layerkit.errors import InstallError
 from layerkit.runtime.target import Target
 
@@ -44,10 +44,17 @@ def requirement_lines(
     return "".join(lines)
 
 
-def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Target) -> None:
+def install_packages(
+    packages: Sequence[LockedPackage],
+    dest: Path,
+    target: Target,
+    indexes: Indexes | None = None,
+) -> None:
     """Install ``packages`` into ``dest`` (created if needed) for ``target``.
 
-    Leaves no uv ``.lock`` file and no ``bin/`` folder behind.
+    ``indexes`` are the project's (the lock's wheels may come from a private index); with a
+    warm uv cache and ``UV_OFFLINE=1`` nothing is fetched. Leaves no uv ``.lock`` file and no
+    ``bin/`` folder behind.
     """
     dest.mkdir(parents=True, exist_ok=True)
     if not packages:
@@ -67,6 +74,7 @@ def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Targ
                 "hardlink",
                 "--no-compile",
                 *target_args(target),
+                *(indexes.args() if indexes is not None else []),
                 "-r",
                 str(req),
             ],
@@ -76,7 +84,7 @@ def install_packages(packages: Sequence[LockedPackage], dest: Path, target: Targ
         names = ", ".join(p.pin for p in packages)
         raise InstallError(
             f"installing {names} for {target.key} failed; uv said:\n{proc.stderr.strip()}\n"
-            "If a hash does not match, the lock is out of date with PyPI: run `inv lock`."
+            + _install_hint(proc.stderr, indexes)
         )
     tidy_target(dest)
 
@@ -106,3 +114,21 @@ def drop_script_entries(record: str) -> str:
     """
     kept = [line for line in record.splitlines(keepends=True) if not line.startswith("bin/")]
     return "".join(kept)
+
+
+def _install_hint(stderr: str, indexes: Indexes | None) -> str:
+    """The fix for a failed install: offline without the wheels, an index, or a stale lock."""
+    asked = indexes.shown() if indexes is not None else "https://pypi.org/simple"
+    if "Network connectivity is disabled" in stderr:
+        return (
+            "uv runs offline (UV_OFFLINE is set) and its cache lacks these wheels: build once "
+            f"online (indexes: {asked}) to warm the cache, then offline builds install from it."
+        )
+    if any(code in stderr for code in ("401", "403")):
+        return (
+            f"An index refused the request ({asked}): give uv its credentials (netrc, keyring, "
+            "UV_INDEX_<NAME>_USERNAME/PASSWORD or ${VAR} in the URL) and build again."
+        )
+    if "Failed to fetch" in stderr or "error sending request" in stderr:
+        return f"An index could not be reached ({asked}); check the URL and the network."
+    return "If a hash does not match, the lock is out of date with its index: run `inv lock`."

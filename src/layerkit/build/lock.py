@@ -23,6 +23,7 @@ overlap in /opt are byte-identical. :func:`Partition.shared` lists those.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -41,10 +42,12 @@ from packaging.version import Version
 
 from layerkit.build.index import IndexFile, PackageIndex, PyPI
 from layerkit.build.sdist import check_sdist
-from layerkit.build.uv import run_uv, target_args
+from layerkit.build.uv import Index, Indexes, run_uv, target_args
+from layerkit.check.sizes import FUNCTION_UNZIPPED_LIMIT
 from layerkit.errors import LayerkitError, LockError, SpecError, WheelTagError
-from layerkit.project.requirements import LineRequirement, canonical_text
+from layerkit.project.requirements import LineKind, LineRequirement, canonical_text
 from layerkit.project.spec import Project
+from layerkit.redact import redact_text, redact_url
 from layerkit.runtime.target import Target, best_wheel, wheel_fits, wheel_tags_text
 
 if sys.version_info >= (3, 11):
@@ -66,6 +69,7 @@ class LockedPackage:
     sha256: str
     size: int
     required_by: tuple[str, ...]  # package names, or sources such as "layer:core-data-science"
+    index: str = ""  # the index it came from, without credentials ("": the default, PyPI)
 
     @property
     def filename(self) -> str:
@@ -121,6 +125,68 @@ def sources(
     return found
 
 
+def requirement_sources(
+    project: Project, target: Target | None = None
+) -> dict[str, tuple[LineRequirement, ...]]:
+    """Like :func:`sources`, each with only its requirement lines (no constraints, no indexes)."""
+    return {
+        s: tuple(r for r in reqs if r.is_requirement)
+        for s, reqs in sources(project, target).items()
+    }
+
+
+def target_indexes(project: Project, target: Target | None = None) -> Indexes:
+    """The indexes a target resolves and installs from: the project's, then each source's.
+
+    ``[tool.layerkit]`` comes first, then layer.toml keys and requirements-file lines in the
+    order of the sources. Every source shares one resolution per target, so their indexes are
+    pooled (each URL once); two different default indexes (``index-url``) are an error naming
+    both places.
+    """
+    config = project.config
+    where = "pyproject.toml [tool.layerkit]"
+    default = Index.parse(config.index_url, f"{where} index-url") if config.index_url else None
+    extra = [Index.parse(u, f"{where} extra-index-urls") for u in config.extra_index_urls]
+    links = [Index.parse(u, f"{where} find-links") for u in config.find_links]
+    for reqs in sources(project, target).values():
+        for r in reqs:
+            if not r.kind.is_index:
+                continue
+            index = Index.parse(r.text, r.where)
+            if r.kind is LineKind.FIND_LINKS:
+                if "://" not in index.url:
+                    folder = (project.root / r.path.parent / index.url).resolve()
+                    index = Index(str(folder), r.where)
+                links.append(index)
+            elif r.kind is LineKind.EXTRA_INDEX_URL:
+                extra.append(index)
+            elif default is None:
+                default = index
+            elif default.url.rstrip("/") != index.url.rstrip("/"):
+                raise SpecError(
+                    f"{r.where} sets the default index to {index.shown}, but {default.where} "
+                    f"sets it to {default.shown}; one resolution per target has one default "
+                    "index. Keep one `index-url` and make the other an `--extra-index-url`."
+                )
+    links = [
+        Index(str(project.root / i.url), i.where, i.name)
+        if "://" not in i.url and not Path(i.url).is_absolute()
+        else i
+        for i in links
+    ]
+    return Indexes(default, tuple(_once(extra)), tuple(_once(links)))
+
+
+def _once(indexes: Iterable[Index]) -> list[Index]:
+    seen: set[str] = set()
+    kept = []
+    for index in indexes:
+        if index.url.rstrip("/") not in seen:
+            seen.add(index.url.rstrip("/"))
+            kept.append(index)
+    return kept
+
+
 def source_file(project: Project, source: str) -> Path:
     """The requirements.txt of a source, relative to the project root."""
     kind, _, name = source.partition(":")
@@ -135,11 +201,21 @@ def source_label(source: str) -> str:
 
 
 def input_hashes(project: Project, target: Target | None = None) -> dict[str, str]:
-    """Hash of each source's requirement lines (comments and blank lines do not count)."""
-    return {
+    """Hash of each source's requirement lines (comments and blank lines do not count).
+
+    The project's own index settings count as one more input, ``project:indexes``, only when
+    it has any (so the locks of a project without them keep their inputs).
+    """
+    found = {
         source: hashlib.sha256(canonical_text(reqs).encode()).hexdigest()
         for source, reqs in sources(project, target).items()
     }
+    config = project.config
+    if config.index_url or config.extra_index_urls or config.find_links:
+        shown = [redact_url(config.index_url), *map(redact_url, config.extra_index_urls)]
+        shown += [f"find-links {u}" for u in map(redact_url, config.find_links)]
+        found["project:indexes"] = hashlib.sha256("\n".join(shown).encode()).hexdigest()
+    return found
 
 
 def lock_path(root: Path, target: Target) -> Path:
@@ -179,6 +255,8 @@ def render_lock(lock: Lock) -> str:
             f"sha256 = {_quote(pkg.sha256)}",
             f"size = {pkg.size}",
         ]
+        if pkg.index:
+            out.append(f"index = {_quote(redact_url(pkg.index))}")
     return "\n".join(out) + "\n"
 
 
@@ -199,6 +277,7 @@ def parse_lock(text: str, path: Path) -> Lock:
                 sha256=p["sha256"],
                 size=int(p["size"]),
                 required_by=tuple(p["required-by"]),
+                index=str(p.get("index", "")),
             )
             for p in data.get("package", [])
         )
@@ -301,7 +380,7 @@ def parse_compiled(
         if body.startswith("-r "):
             path = body[3:].strip()
             parents.append(file_sources.get(path, path))
-        elif body.startswith(("-c ", "This file")):
+        elif body.startswith(("-c ", "This file", "from ")):
             continue
         else:
             parents.append(canonicalize_name(body.split()[0]))
@@ -337,11 +416,14 @@ class _Uv:
     sdists: set[str] = field(default_factory=set)
     excluded: dict[NormalizedName, set[str]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    indexes: Indexes = field(default_factory=Indexes)
+    constraints: tuple[str, ...] = ()  # the project's -c lines, for every resolution
 
     def compile(self, files: Iterable[str], extra: Sequence[str]) -> tuple[bool, str, str]:
         constraints = self.tmp / "excluded.txt"
         constraints.write_text(
-            "".join(
+            "".join(f"{c}\n" for c in self.constraints)
+            + "".join(
                 f"{name}{','.join(f'!={v}' for v in sorted(vs))}\n"
                 for name, vs in sorted(self.excluded.items())
             )
@@ -351,6 +433,7 @@ class _Uv:
             "compile",
             *files,
             *target_args(self.target, self.sdists),
+            *self.indexes.args(),
             "--no-header",
             "--quiet",
             "--annotation-style",
@@ -360,7 +443,8 @@ class _Uv:
             *extra,
         ]
         proc = run_uv(args, cwd=self.project.root)
-        self.log.append(f"$ uv {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+        shown = " ".join(redact_text(a) for a in args)
+        self.log.append(f"$ uv {shown}\n{proc.stdout}{proc.stderr}")
         return proc.returncode == 0, proc.stdout, proc.stderr
 
     def failing_name(self, stderr: str) -> NormalizedName | None:
@@ -379,8 +463,35 @@ class _Uv:
         rel = LOG_DIR / f"lock-{self.target.key}.log"
         path = self.project.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(self.log), encoding="utf-8")
+        path.write_text(redact_text("\n".join(self.log)), encoding="utf-8")
         return rel
+
+
+def uv_inputs(project: Project, target: Target, folder: Path) -> dict[str, str]:
+    """One requirements file per source in ``folder`` (its requirement lines only); path -> source.
+
+    uv reads these, not the project's files: its constraints and indexes are passed on their
+    own, the ``--hash`` options are checked by :func:`check_hashes`, and the ``# via -r``
+    annotations name one file per source.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    for number, (source, reqs) in enumerate(requirement_sources(project, target).items()):
+        if reqs:
+            path = folder / f"{number}-{source.replace(':', '-')}.txt"
+            path.write_text("".join(f"{r.text}\n" for r in reqs), encoding="utf-8")
+            files[str(path)] = source
+    return files
+
+
+def user_constraints(project: Project, target: Target) -> tuple[str, ...]:
+    """Every ``-c`` line of the sources built for ``target`` (they bind the whole resolution)."""
+    return tuple(
+        r.text
+        for reqs in sources(project, target).values()
+        for r in reqs
+        if r.kind is LineKind.CONSTRAINT
+    )
 
 
 def resolve(
@@ -388,11 +499,13 @@ def resolve(
     target: Target,
     previous: Lock | None = None,
     index: PackageIndex | None = None,
+    upgrade_packages: Iterable[str] = (),
 ) -> Lock:
     """Resolve the requirements of the layers and functions built for ``target`` (network I/O).
 
     Versions in ``previous`` are kept where they still satisfy the requirements, so changing one
-    layer's requirements does not move every other layer (pass ``None`` to upgrade everything).
+    layer's requirements does not move every other layer (pass ``None`` to upgrade everything;
+    ``upgrade_packages`` lets those names move to their newest release).
     """
     if target not in project.targets:
         raise SpecError(
@@ -400,22 +513,27 @@ def resolve(
             f"{', '.join(t.key for t in project.targets)}. Add the runtime to `runtimes` (and "
             "the architecture to `architectures`) in a layer's layer.toml to build it."
         )
+    indexes = target_indexes(project, target)
     index = index or PyPI()
-    files = {  # a missing requirements.txt means no requirements, as when the spec is read
-        str(source_file(project, s)): s
-        for s, reqs in sources(project, target).items()
-        if reqs and (project.root / source_file(project, s)).is_file()
-    }
     allowed = {
         n for layer in project.layers if target in layer.targets() for n in layer.allow_sdist
     }
+    moving = {canonicalize_name(n) for n in upgrade_packages}
     with tempfile.TemporaryDirectory(prefix="layerkit-lock-") as tmp:
-        uv = _Uv(project, target, Path(tmp))
+        files = uv_inputs(project, target, Path(tmp) / "inputs")
+        uv = _Uv(
+            project,
+            target,
+            Path(tmp),
+            indexes=indexes,
+            constraints=user_constraints(project, target),
+        )
         pins_file = Path(tmp) / "resolved.txt"
         if previous is not None:
-            pins_file.write_text("".join(f"{p.pin}\n" for p in previous.packages))
+            kept = [p for p in previous.packages if p.name not in moving]
+            pins_file.write_text("".join(f"{p.pin}\n" for p in kept))
         for _ in range(MAX_PASSES):
-            ok, _, err = uv.compile(files, ["-o", str(pins_file)])
+            ok, _, err = uv.compile(files, ["-o", str(pins_file), "--emit-index-annotation"])
             if not ok:
                 name = uv.failing_name(err)
                 if name is not None and name in allowed and name not in uv.sdists:
@@ -423,14 +541,16 @@ def resolve(
                     uv.excluded.pop(name, None)  # releases without a wheel are fine now
                     continue
                 raise explain_failure(project, target, err, uv, index)
-            graph = parse_compiled(pins_file.read_text(), files)
+            compiled = pins_file.read_text()
+            graph = parse_compiled(compiled, files)
+            origins = index_annotations(compiled)
             ok, out, err = uv.compile(files, ["-c", str(pins_file), "--format", "pylock.toml"])
             if not ok:
                 raise explain_failure(project, target, err, uv, index)
             entries = {
                 canonicalize_name(p["name"]): p for p in tomllib.loads(out).get("packages", [])
             }
-            packages, unloadable = _choose(graph, entries, target)
+            packages, unloadable = _choose(graph, entries, target, origins, indexes)
             if not unloadable:
                 break
             for name, version in unloadable:
@@ -447,6 +567,7 @@ def resolve(
             if pkg.is_sdist:
                 check_sdist(project, target, pkg, Path(tmp))
     lock = Lock(target, input_hashes(project, target), tuple(packages))
+    check_hashes(project, lock)
     reached = closure((n for s in sources(project, target) for n in _direct(lock, s)), lock)
     orphans = sorted({p.name for p in packages} - reached)
     if orphans:
@@ -457,10 +578,57 @@ def resolve(
     return lock
 
 
+_FROM_RE = re.compile(r"^\s*#\s*from\s+(\S+)\s*$")
+
+
+def index_annotations(text: str) -> dict[NormalizedName, str]:
+    """``name -> index URL`` from uv's ``--emit-index-annotation`` output (``# from URL``)."""
+    found: dict[NormalizedName, str] = {}
+    current: NormalizedName | None = None
+    for raw in text.splitlines():
+        match = _PIN_RE.match(raw)
+        if match:
+            current = canonicalize_name(match.group(1))
+            continue
+        origin = _FROM_RE.match(raw)
+        if origin and current is not None:
+            found[current] = redact_url(origin.group(1))
+    return found
+
+
+def _origin(name: NormalizedName, origins: Mapping[NormalizedName, str], indexes: Indexes) -> str:
+    """The index a distribution came from, as the lock records it ("" for the default PyPI)."""
+    url = origins.get(name, "")
+    if not url or url.rstrip("/") == indexes.default_url.rstrip("/") == "https://pypi.org/simple":
+        return ""
+    return redact_url(url)
+
+
+def check_hashes(project: Project, lock: Lock) -> None:
+    """Refuse a lock whose wheel is not one a requirement's ``--hash`` options allow (pure)."""
+    for reqs in requirement_sources(project, lock.target).values():
+        for req in reqs:
+            if not req.hashes:
+                continue
+            locked = next((p for p in lock.packages if p.name == req.name), None)
+            if locked is None or locked.sha256 in req.hashes:
+                continue
+            raise LockError(
+                f"{req.where}: {req.text} allows {len(req.hashes)} hash(es), but the "
+                f"{lock.target.key} lock resolves {locked.pin} to {locked.filename} with sha256 "
+                f"{locked.sha256}, which is not one of them. Either the index serves other "
+                f"files than when the hashes were written (check {locked.index or 'PyPI'}), "
+                "or the hashes belong to another version: regenerate them (`pip-compile "
+                "--generate-hashes`, or `pip hash` of the wheel) and run `inv lock` again."
+            )
+
+
 def _choose(
     graph: Mapping[NormalizedName, tuple[str, tuple[str, ...]]],
     entries: Mapping[NormalizedName, Mapping[str, Any]],
     target: Target,
+    origins: Mapping[NormalizedName, str] | None = None,
+    indexes: Indexes | None = None,
 ) -> tuple[list[LockedPackage], list[tuple[NormalizedName, str]]]:
     """The one file per distribution, and the distributions whose release has no loadable wheel."""
     packages: list[LockedPackage] = []
@@ -485,10 +653,11 @@ def _choose(
             LockedPackage(
                 name=name,
                 version=version,
-                wheel=chosen["url"],
+                wheel=redact_url(chosen["url"]),
                 sha256=chosen["hashes"]["sha256"],
                 size=int(chosen.get("size", 0)),
                 required_by=required_by,
+                index=_origin(name, origins or {}, indexes or Indexes()),
             )
         )
     return packages, unloadable
@@ -500,10 +669,17 @@ def _choose(
 def _spots(project: Project, target: Target, name: str) -> list[LineRequirement]:
     return [
         req
-        for reqs in sources(project, target).values()
+        for reqs in requirement_sources(project, target).values()
         for req in reqs
         if req.name == canonicalize_name(name)
     ]
+
+
+def _index_words(indexes: Indexes) -> str:
+    """``PyPI`` when that is the only index, else every index asked (without credentials)."""
+    if not indexes.extra and not indexes.find_links and indexes.default is None:
+        return "PyPI"
+    return f"any index asked ({indexes.shown()})"
 
 
 def _where(project: Project, target: Target, name: str) -> str:
@@ -516,11 +692,15 @@ def explain_failure(
 ) -> LayerkitError:
     """Turn uv's failure into one paragraph: what clashes, through what, and the fix."""
     log = uv.write_log()
+    unreachable = index_failure(stderr, uv.indexes, target, log)
+    if unreachable is not None:
+        return unreachable
     found = _NOT_FOUND_RE.search(stderr)
     if found:
         name = found.group(1)
         return SpecError(
-            f"package {name!r} is not on PyPI; {_where(project, target, name)}. Check the "
+            f"package {name!r} is not on {_index_words(uv.indexes)}; "
+            f"{_where(project, target, name)}. Check the "
             f"spelling of the requirement. uv's full output: {log}."
         )
     name = uv.failing_name(stderr)
@@ -535,13 +715,110 @@ def explain_failure(
     cause = cause.removeprefix("cause:").strip().rstrip(".")
     cause = cause if len(cause) <= 300 else cause[:297] + "..."
     files = ", ".join(
-        str(source_file(project, s)) for s, r in sources(project, target).items() if r
+        str(source_file(project, s)) for s, r in requirement_sources(project, target).items() if r
     )
+    named = {canonicalize_name(w) for w in re.findall(_NAME, cause)}
+    limits = [
+        f"{r.where} ({r.text})"
+        for reqs in sources(project, target).values()
+        for r in reqs
+        if r.kind is LineKind.CONSTRAINT and r.name in named
+    ]
+    also = f" The constraint {', '.join(limits)} takes part." if limits else ""
+    if uv.indexes.extra and named:
+        also += (
+            " A name found on an extra index is taken from that index only (first-index: "
+            "no other index's releases of it are considered)."
+        )
     return LockError(
         f"the requirements for {target.key} cannot be resolved together (from {files}). uv "
-        f"concludes: {cause or 'no solution'}. Relax or align the requirement lines it names "
+        f"concludes: {cause or 'no solution'}.{also} Relax or align the requirement lines it names "
         f"and run `inv lock` again; uv's full output ({len(stderr.splitlines())} lines): {log}."
     )
+
+
+_AUTH_RE = re.compile(
+    r"(?:index|URL)\s*\(?`?(?P<url>[a-z][a-z0-9+.-]*://[^\s`)]+)`?\)? returned an? "
+    r"(?P<code>401|403)\b"
+)
+_STATUS_RE = re.compile(
+    r"(?:HTTP status|status code|status)\D{0,20}(?P<code>401|403)\b.*?(?P<url>[a-z][a-z0-9+.-]*://[^\s`)]+)",
+    re.IGNORECASE,
+)
+_FETCH_RE = re.compile(r"Failed to fetch:? `?(?P<url>[a-z][a-z0-9+.-]*://[^\s`]+)`?")
+_OFFLINE_RE = re.compile(
+    r"Network connectivity is disabled|not found in the cache|offline", re.IGNORECASE
+)
+_NETWORK_RE = re.compile(
+    r"error sending request|tcp connect error|Connection refused|dns error|failed to lookup "
+    r"address|timed out|operation timed out|Could not connect|connection reset|tls|certificate",
+    re.IGNORECASE,
+)
+
+
+def _index_of(url: str, indexes: Indexes) -> str:
+    """The configured index that ``url`` lies under (shown without credentials), else ``url``."""
+    bare = redact_url(url)
+    for index in indexes.all:
+        prefix = _without_auth(index.shown).rstrip("/")
+        if prefix and _without_auth(bare).startswith(prefix.rsplit("/simple", 1)[0]):
+            return f"{index.shown} ({index.where})"
+    return bare
+
+
+def _without_auth(url: str) -> str:
+    return url.replace("***@", "")
+
+
+def index_failure(stderr: str, indexes: Indexes, target: Target, log: Path) -> LockError | None:
+    """One paragraph when uv failed because an index refused or could not be reached (pure).
+
+    That is never a requirements clash: the paragraph names the index (without credentials),
+    what it answered, and the fix (credentials, the URL, or the offline hint).
+    """
+    text = redact_text(stderr)
+    auth = _AUTH_RE.search(text) or _STATUS_RE.search(text)
+    if auth is not None:
+        where = _index_of(auth.group("url"), indexes)
+        meaning = (
+            "credentials missing or wrong" if auth.group("code") == "401" else "credentials refused"
+        )
+        return LockError(
+            f"the index {where} refused layerkit's request for {target.key} with HTTP "
+            f"{auth.group('code')} ({meaning}). "
+            "Give uv the right user and password: in the URL (`https://user:${TOKEN}@host/simple`, "
+            "the variable read from the environment), in ~/.netrc, with keyring "
+            "(UV_KEYRING_PROVIDER=subprocess), or for an index named in layerkit's settings "
+            "(`name=URL`) in UV_INDEX_<NAME>_USERNAME and UV_INDEX_<NAME>_PASSWORD; then run "
+            f"`inv lock` again. uv's full output: {log}."
+        )
+    offline = _OFFLINE_RE.search(text)
+    fetch = _FETCH_RE.search(text)
+    if offline is not None and (fetch is not None or "cache" in offline.group(0).lower()):
+        return LockError(
+            f"resolving {target.key} needs the network, but uv runs offline (UV_OFFLINE is set) "
+            f"and its cache lacks what the indexes ({indexes.shown()}) would answer. Run "
+            "`inv lock` once online (a build installs from the lock and uv's warm cache "
+            f"offline, a new resolution does not). uv's full output: {log}."
+        )
+    if fetch is not None and _NETWORK_RE.search(text):
+        where = _index_of(fetch.group("url"), indexes)
+        cause = next(
+            (
+                ln.strip().removeprefix("cause:").strip()
+                for ln in reversed(text.splitlines())
+                if "cause:" in ln
+            ),
+            "no answer",
+        )
+        return LockError(
+            f"the index {where} could not be reached while resolving {target.key} ({cause}); "
+            "this is not a requirements clash. Check the URL and the network (a proxy, a VPN), "
+            "or, to build from what was already downloaded, keep the committed lock: builds "
+            "install from it and uv's cache, and work offline with UV_OFFLINE=1. uv's full "
+            f"output: {log}."
+        )
+    return None
 
 
 def no_wheel_error(
@@ -642,7 +919,7 @@ def _sources_of(project: Project, target: Target, name: str) -> list[str]:
     """The layer sources whose lines name ``name``, else every layer built for the target."""
     direct = [
         s
-        for s, reqs in sources(project, target).items()
+        for s, reqs in requirement_sources(project, target).items()
         if s.startswith("layer:") and any(r.name == canonicalize_name(name) for r in reqs)
     ]
     return direct or [s for s in sources(project, target) if s.startswith("layer:")]
@@ -714,7 +991,7 @@ def find_conflict(project: Project, target: Target, uv: _Uv, index: PackageIndex
     markers evaluated for the runtime) is intersected and tested against every release.
     """
     lines: list[LineGraph] = []
-    for source, reqs in sources(project, target).items():
+    for source, reqs in requirement_sources(project, target).items():
         for req in reqs:
             one = uv.tmp / f"line-{len(lines)}.txt"
             one.write_text(req.text + "\n")
@@ -803,6 +1080,293 @@ def lock_all(
             on_target(target)
         locks.append(resolve(project, target, previous))
     return tuple((write_lock(project, lock), lock) for lock in locks)
+
+
+# ---------------------------------------------------------------- what a relock moves
+
+
+class MoveKind(enum.Enum):
+    """How one distribution's locked version changed for one layer or function."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    UPGRADED = "upgraded"
+    DOWNGRADED = "downgraded"
+
+
+@dataclass(frozen=True)
+class VersionMove:
+    """One distribution of one layer or function whose locked version changed."""
+
+    owner: str  # "layer:<name>" or "function:<name>"
+    name: NormalizedName
+    before: str  # "" when added
+    after: str  # "" when removed
+    cause: str  # "path:line (requirement)" of the line behind it, or a sentence, or ""
+    owner_changed: bool  # whether the owner's own requirement lines changed
+
+    @property
+    def kind(self) -> MoveKind:
+        """Added, removed, upgraded or downgraded."""
+        if not self.before:
+            return MoveKind.ADDED
+        if not self.after:
+            return MoveKind.REMOVED
+        return (
+            MoveKind.UPGRADED if Version(self.after) > Version(self.before) else MoveKind.DOWNGRADED
+        )
+
+    @property
+    def label(self) -> str:
+        """``core-data-science`` or ``function fn``."""
+        return source_label(self.owner)
+
+
+@dataclass(frozen=True)
+class LockDiff:
+    """Every locked version that a relock of one target changed, per layer and function."""
+
+    target: str
+    moves: tuple[VersionMove, ...]
+
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "target",
+        "layer or function",
+        "distribution",
+        "from",
+        "to",
+        "because of",
+    )
+
+    def rows(self) -> list[list[str]]:
+        """The table rows, in the order of :attr:`HEADERS`."""
+        return [
+            [self.target, m.label, m.name, m.before or "-", m.after or "-", m.cause or "--upgrade"]
+            for m in self.moves
+        ]
+
+
+def _shares(project: Project, lock: Lock) -> dict[str, dict[NormalizedName, str]]:
+    """``owner -> {distribution: version}`` of what each layer and function carries."""
+    versions = {p.name: p.version for p in lock.packages}
+    parts = partition(project, lock)
+    shares = {f"layer:{k}": {n: versions[n] for n in v} for k, v in parts.layers.items()}
+    shares.update(
+        {f"function:{k}": {n: versions[n] for n in v} for k, v in parts.functions.items()}
+    )
+    return shares
+
+
+def _cause(
+    project: Project, target: Target, name: NormalizedName, owner: str, changed: Sequence[str]
+) -> str:
+    """The line that most likely moved ``name``: a changed source's, else the owner's."""
+    reqs = requirement_sources(project, target)
+    lines = [r for s in changed for r in reqs.get(s, ()) if r.name == name]
+    lines = lines or [r for r in reqs.get(owner, ()) if r.name == name]
+    if lines:
+        return f"{lines[0].where} ({lines[0].text})"
+    files = [str(source_file(project, s)) for s in changed if s in reqs]
+    return f"a change in {', '.join(files)}" if files else ""
+
+
+def diff_locks(project: Project, before: Lock | None, after: Lock) -> LockDiff:
+    """What moved from ``before`` to ``after``, per layer and function (pure; empty: first lock)."""
+    if before is None:
+        return LockDiff(after.target.key, ())
+    changed = stale_sources(before, after.inputs)
+    old, new = _shares(project, before), _shares(project, after)
+    moves = []
+    for owner in sorted(set(old) | set(new)):
+        was, now = old.get(owner, {}), new.get(owner, {})
+        for name in sorted(set(was) | set(now)):
+            if was.get(name) == now.get(name):
+                continue
+            moves.append(
+                VersionMove(
+                    owner,
+                    name,
+                    was.get(name, ""),
+                    now.get(name, ""),
+                    _cause(project, after.target, name, owner, changed),
+                    owner in changed,
+                )
+            )
+    return LockDiff(after.target.key, tuple(moves))
+
+
+def refuse_silent_moves(
+    project: Project, diff: LockDiff, upgrade: bool, upgrade_packages: Iterable[str] = ()
+) -> None:
+    """Refuse a version move in a layer or function whose own requirements did not change.
+
+    Such a move is forced by another source (a new pin, a function's pin) and needs
+    ``--upgrade`` or ``--upgrade-package NAME``; the paragraph names the pin and what it moves.
+    """
+    if upgrade:
+        return
+    allowed = {canonicalize_name(n) for n in upgrade_packages}
+    silent = [
+        m
+        for m in diff.moves
+        if m.before and m.after and not m.owner_changed and m.name not in allowed
+    ]
+    if not silent:
+        return
+    name = silent[0].name
+    mine = [m for m in silent if m.name == name]
+    moved = ", ".join(f"{m.label} ({m.before} -> {m.after})" for m in mine)
+    cause = mine[0].cause
+    forced = f"the pin {cause} forces it" if "(" in cause else (cause or "a changed requirement")
+    function_pin = any(
+        cause.startswith(f"{source_file(project, f'function:{fn.name}').parent}/")
+        for fn in project.functions
+    )
+    both = (
+        f"; that function pin conflicts with the {name} {mine[0].before} that "
+        f"{', '.join(m.label for m in mine if m.owner.startswith('layer:'))} carries"
+        if function_pin and any(m.owner.startswith("layer:") for m in mine)
+        else ""
+    )
+    others = sorted({m.name for m in silent} - {name})
+    also = f" It would also move {', '.join(others)}." if others else ""
+    raise LockError(
+        f"locking {diff.target} would move {name} in {moved}, whose own requirements did not "
+        f"change: {forced}{both}. Nothing was written. To accept the move run `inv lock "
+        f"--upgrade-package {name}` (or `--upgrade` for every distribution); to keep "
+        f"{name} {mine[0].before}, change that line to allow it.{also}"
+    )
+
+
+# ---------------------------------------------------------------- size before download
+
+#: Installed bytes per byte of wheel, measured on this repository's locks: 2.99 for
+#: python3.12-x86_64 (95.0 MB of wheels install to 283.7 MB) and 2.96 for python3.9-x86_64
+#: (100.8 MB to 298.8 MB); single wheels range from 1.28 (botocore) to 7.07 (boto3).
+UNZIPPED_PER_WHEEL_BYTE = 3.0
+#: Lambda's limit for a function and all its layers, unzipped (the same as check.sizes').
+LAMBDA_UNZIPPED_LIMIT = FUNCTION_UNZIPPED_LIMIT
+
+
+@dataclass(frozen=True)
+class SizeEstimate:
+    """One layer's or function's size, estimated from its wheels' sizes before any download."""
+
+    owner: str
+    wheel_bytes: int  # the sum of its locked files' sizes, as the index gives them
+    biggest: tuple[tuple[str, int], ...]  # (pin, bytes), largest first
+    unknown: tuple[str, ...] = ()  # distributions whose size the index did not give
+
+    @property
+    def zipped(self) -> int:
+        """About the zip's size: wheels are zips of the same files, deflated alike."""
+        return self.wheel_bytes
+
+    @property
+    def unzipped(self) -> int:
+        """About the unpacked size: :data:`UNZIPPED_PER_WHEEL_BYTE` times the wheels' bytes."""
+        return int(self.wheel_bytes * UNZIPPED_PER_WHEEL_BYTE)
+
+    @property
+    def certainly_over(self) -> bool:
+        """Whether even the compressed wheels exceed Lambda's unzipped limit.
+
+        Unpacking never shrinks a wheel (the smallest ratio measured is 1.28), and slimming
+        removes tests and docs, not gigabytes of libraries.
+        """
+        return self.wheel_bytes > LAMBDA_UNZIPPED_LIMIT
+
+
+def estimate_sizes(project: Project, lock: Lock) -> tuple[SizeEstimate, ...]:
+    """Each layer's and function's estimated size from the lock's file sizes (pure)."""
+    by_name = {p.name: p for p in lock.packages}
+    parts = partition(project, lock)
+    owned = [(f"layer:{k}", v) for k, v in parts.layers.items()]
+    owned += [(f"function:{k}", v) for k, v in parts.functions.items()]
+    found = []
+    for owner, names in owned:
+        if not names:
+            continue
+        pkgs = [by_name[n] for n in names]
+        biggest = sorted(((p.pin, p.size) for p in pkgs), key=lambda x: (-x[1], x[0]))
+        found.append(
+            SizeEstimate(
+                owner,
+                sum(p.size for p in pkgs),
+                tuple(biggest[:5]),
+                tuple(sorted(p.pin for p in pkgs if p.size <= 0)),
+            )
+        )
+    return tuple(found)
+
+
+def refuse_oversized(project: Project, lock: Lock, estimates: Sequence[SizeEstimate]) -> None:
+    """One paragraph for a layer or function certain to exceed Lambda's limit (pure)."""
+    for est in estimates:
+        if not est.certainly_over:
+            continue
+        biggest = ", ".join(f"{pin} ({size / 1e6:,.1f} MB)" for pin, size in est.biggest[:3])
+        raise LockError(
+            f"{source_label(est.owner)} on {lock.target.key} cannot fit in Lambda: its wheels "
+            f"alone are {est.wheel_bytes:,} bytes (about {est.unzipped:,} unpacked), over "
+            f"Lambda's {LAMBDA_UNZIPPED_LIMIT:,}-byte unzipped limit, so nothing was downloaded "
+            f"or written. Biggest: {biggest}. Ways out: a smaller build of the biggest from "
+            "another index (a CPU-only index for machine-learning libraries: add it with "
+            "`--extra-index-url` or `extra-index-urls`), moving some distributions to another "
+            "layer that functions attach only where needed, or a container image (up to 10 GB)."
+        )
+
+
+@dataclass(frozen=True)
+class TargetLock:
+    """One target's new lock, what it moved and its size estimates (not yet written)."""
+
+    lock: Lock
+    diff: LockDiff
+    sizes: tuple[SizeEstimate, ...]
+
+
+def _lock_on_disk(path: Path, *, tolerant: bool) -> Lock | None:
+    """The lock at ``path`` (None: none); with ``tolerant`` an unreadable one counts as none.
+
+    ``--upgrade`` ignores the locked versions, so it can replace a damaged or older lock.
+    """
+    if not path.exists():
+        return None
+    try:
+        return parse_lock(path.read_text(), path)
+    except LockError:
+        if tolerant:
+            return None
+        raise
+
+
+def lock_targets(
+    project: Project,
+    *,
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    on_target: Callable[[Target], None] | None = None,
+) -> tuple[tuple[Path, TargetLock], ...]:
+    """Resolve every target, refuse silent moves and certain oversizes, then write all locks.
+
+    All or nothing: no lock is written unless every target resolved and passed both checks.
+    """
+    done = []
+    for target in project.targets:
+        path = lock_path(project.root, target)
+        before = _lock_on_disk(path, tolerant=upgrade)
+        if on_target is not None:
+            on_target(target)
+        after = resolve(
+            project, target, None if upgrade else before, upgrade_packages=upgrade_packages
+        )
+        diff = diff_locks(project, before, after)
+        refuse_silent_moves(project, diff, upgrade, upgrade_packages)
+        sizes = estimate_sizes(project, after)
+        refuse_oversized(project, after, sizes)
+        done.append(TargetLock(after, diff, sizes))
+    return tuple((write_lock(project, t.lock), t) for t in done)
 
 
 # ---------------------------------------------------------------- partition

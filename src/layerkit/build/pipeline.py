@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerkit.build import cache as build_cache
-from layerkit.build.lock import Partition
+from layerkit.build.lock import Partition, target_indexes
 from layerkit.build.manifest import (
     MANIFEST,
     ArtifactKind,
@@ -302,7 +302,7 @@ def build(
     if layers is not None:
         layers = _wanted_layers(project, target, layers, dependents)
     check_target(project, target)
-    tools = tools or real_tools(target, project.root)
+    tools = tools or real_tools(target, project.root, target_indexes(project, target))
     tracker = Tracker(progress)
     with build_lock(project.dist_dir):
         sweep(project.dist_dir)

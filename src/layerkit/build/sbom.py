@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -31,22 +30,17 @@ from packaging.utils import canonicalize_name
 from layerkit import __version__
 from layerkit.build.lock import Lock, LockedPackage
 from layerkit.build.manifest import ArtifactKind, ArtifactRecord
+from layerkit.redact import redact_url
 
 SPEC_VERSION = "1.5"
 SUFFIX = ".cdx.json"
 _NAMESPACE = uuid.UUID("6f1b2a53-3c1e-4c55-9a43-9d3c5e0f7a10")  # layerkit's SBOM serials
 _CLASSIFIER = "License :: "
-_CREDENTIALS = re.compile(r"(?<=://)[^/@]+@")
 
 
 def sbom_path(zip_path: str) -> str:
     """The SBOM's path beside a zip's (``layers/x.zip`` -> ``layers/x.cdx.json``)."""
     return str(PurePosixPath(zip_path).with_suffix("")) + SUFFIX
-
-
-def _without_credentials(url: str) -> str:
-    """``https://user:token@host/…`` -> ``https://host/…``: an SBOM is shared, never a secret."""
-    return _CREDENTIALS.sub("", url)
 
 
 def licence_of(metadata: str) -> dict[str, Any] | None:
@@ -101,12 +95,11 @@ def _component(pkg: LockedPackage, licence: Mapping[str, Any] | None) -> dict[st
     }
     if licence is not None:
         component["licenses"] = [dict(licence)]
-    url = _without_credentials(pkg.wheel)
-    component["externalReferences"] = [{"type": "distribution", "url": url}]
-    index = getattr(pkg, "index", "")
-    if index:
+    # an SBOM is shared: credentials never reach it (the lock holds none either)
+    component["externalReferences"] = [{"type": "distribution", "url": redact_url(pkg.wheel)}]
+    if pkg.index:
         component["externalReferences"].append(
-            {"type": "distribution-intake", "url": _without_credentials(index)}
+            {"type": "distribution-intake", "url": redact_url(pkg.index)}
         )
     return component
 

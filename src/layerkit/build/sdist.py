@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from layerkit.build.uv import run_uv
 from layerkit.errors import LockError
+from layerkit.redact import redact_text
 from layerkit.runtime.target import Target, find_interpreter, wheel_fits
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ def download(url: str, sha256: str, dest: Path) -> Path:
         with urllib.request.urlopen(url, timeout=60) as resp, path.open("wb") as out:
             shutil.copyfileobj(resp, out)
     except (urllib.error.URLError, OSError) as exc:
-        raise LockError(f"could not download {url} ({exc}); check the network and retry.") from None
+        raise LockError(
+            redact_text(f"could not download {url} ({exc}); check the network and retry.")
+        ) from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
         raise LockError(

@@ -24,7 +24,7 @@ from layerkit.build.bytecode import (
     compile_tree,
     top_level_modules,
 )
-from layerkit.build.lock import Lock, LockedPackage, Partition
+from layerkit.build.lock import LAMBDA_UNZIPPED_LIMIT, Lock, LockedPackage, Partition
 from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path
 from layerkit.build.plan import Planned, function_files, overlay
 from layerkit.build.slim import slim_tree
@@ -197,11 +197,39 @@ class Slim:
             }
             for p in slimmed.passes
         )
+        refuse_over_lambda_limit(job)
         return StepOutcome(
             f"removed {slimmed.removed_files} files, {slimmed.removed_bytes / 1e6:.1f} MB "
             f"in {len(slimmed.passes)} passes",
             {"slim": passes, "modules": top_level_modules(job.site)},
         )
+
+
+def refuse_over_lambda_limit(job: Job) -> None:
+    """Stop a layer whose installed, slimmed tree is already over Lambda's unzipped limit.
+
+    Checked before compiling and zipping (both only add bytes), so a layer that cannot be
+    deployed costs no more time; the paragraph names its biggest distributions.
+    """
+    sizes: dict[str, int] = {}
+    total = 0
+    for path in job.site.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            size = path.stat().st_size
+            total += size
+            top = path.relative_to(job.site).parts[0]
+            sizes[top] = sizes.get(top, 0) + size
+    if total <= LAMBDA_UNZIPPED_LIMIT:
+        return
+    biggest = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    named = ", ".join(f"{name} ({size / 1e6:,.1f} MB)" for name, size in biggest)
+    raise BuildError(
+        f"layer {job.planned.name} for {job.target.key} is {total:,} bytes once installed and "
+        f"slimmed, over Lambda's {LAMBDA_UNZIPPED_LIMIT:,}-byte unzipped limit; stopped before "
+        f"compiling and zipping. Biggest: {named}. Ways out: a smaller build from another index "
+        "(a CPU-only index for machine-learning libraries), some distributions in another "
+        "layer, or a container image (up to 10 GB)."
+    )
 
 
 def _bytecode_record(compiled: BytecodeResult) -> dict[str, Any]:

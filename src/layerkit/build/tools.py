@@ -32,6 +32,7 @@ from typing import Protocol
 
 from layerkit.build.lock import LockedPackage
 from layerkit.build.memo import Memo, NoMemo, step_cache
+from layerkit.build.uv import Indexes
 from layerkit.errors import BuildError
 from layerkit.runtime.host import Execution, HostSupport, host_support
 from layerkit.runtime.layercache import default_cache_dir
@@ -181,16 +182,17 @@ def byte_shaping_versions(stripper: Stripper) -> dict[str, str]:
 class UvInstaller:
     """Installs with ``uv pip install --target`` (see :mod:`layerkit.build.install`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, indexes: Indexes | None = None) -> None:
         # Finding uv reads sysconfig, whose first use is not thread-safe (another thread may
         # see it half-initialised, EXE = None); builds install from several threads at once.
         sysconfig.get_config_vars()
+        self.indexes = indexes  # the project's indexes (None: uv's default, PyPI)
 
     def install(self, packages: Sequence[LockedPackage], dest: Path, target: Target) -> None:
         """Install exactly ``packages`` into ``dest`` for ``target``."""
         from layerkit.build.install import install_packages
 
-        install_packages(packages, dest, target)
+        install_packages(packages, dest, target, self.indexes)
 
 
 @functools.lru_cache(maxsize=8)
@@ -427,7 +429,7 @@ def as_target_python(python: TargetPython | Path) -> TargetPython:
     return TargetInterpreter(python) if isinstance(python, Path) else python
 
 
-def real_tools(target: Target, cwd: Path | None = None) -> Tools:
+def real_tools(target: Target, cwd: Path | None = None, indexes: Indexes | None = None) -> Tools:
     """uv, ``target``'s interpreter (found on first use) and the system's strip.
 
     For a target this host runs through qemu-user the interpreter is the emulated one its
@@ -440,4 +442,6 @@ def real_tools(target: Target, cwd: Path | None = None) -> Tools:
         if support.execution is Execution.EMULATED and support.interpreter is not None
         else TargetInterpreter.for_target(target, cwd)
     )
-    return Tools(UvInstaller(), python, SystemStrip(), support, step_cache(default_cache_dir(cwd)))
+    return Tools(
+        UvInstaller(indexes), python, SystemStrip(), support, step_cache(default_cache_dir(cwd))
+    )

@@ -12,6 +12,9 @@ template = "template.yaml"     # the SAM template
 dist-dir = "dist"              # build output (zips, manifest.json, report)
 stages-file = "stages.toml"    # deploy stages (without it: only the built-in local stage)
 ```
+
+Where distributions come from (see the README's "Private indexes"), not paths:
+``index-url`` (a string), ``extra-index-urls`` and ``find-links`` (lists of strings).
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ class ProjectConfig:
     template: str = "template.yaml"
     dist_dir: str = "dist"
     stages_file: str = "stages.toml"
+    index_url: str = ""  # uv's default index ("" : PyPI); "name=URL" names it for credentials
+    extra_index_urls: tuple[str, ...] = ()  # asked before the default index
+    find_links: tuple[str, ...] = ()  # folders (relative to the project root) or URLs
+
+
+#: The settings that name indexes, not paths.
+INDEX_KEYS = ("index-url", "extra-index-urls", "find-links")
 
 
 def _key(name: str) -> str:
@@ -57,10 +67,14 @@ def parse_config(table: Mapping[str, Any], where: str) -> ProjectConfig:
     if unknown:
         raise SpecError(
             f"{where} [tool.layerkit]: unknown key(s) {', '.join(unknown)}; the settings are "
-            f"{', '.join(_KEYS)} (each a path relative to the project root)."
+            f"{', '.join(_KEYS)} (each a path relative to the project root, but the index "
+            "settings)."
         )
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for key, value in table.items():
+        if key in INDEX_KEYS:
+            values[_KEYS[key]] = _index_value(key, value, where)
+            continue
         if not isinstance(value, str) or not value.strip():
             raise SpecError(
                 f"{where} [tool.layerkit]: {key} must be a non-empty string, a path relative "
@@ -74,6 +88,23 @@ def parse_config(table: Mapping[str, Any], where: str) -> ProjectConfig:
             )
         values[_KEYS[key]] = value
     return ProjectConfig(**values)
+
+
+def _index_value(key: str, value: Any, where: str) -> str | tuple[str, ...]:
+    """An index setting: ``index-url`` a string, the other two lists of strings."""
+    if key == "index-url":
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(
+                f"{where} [tool.layerkit]: index-url must be a URL string such as "
+                f'"https://pkgs.example.com/simple" (got a {type(value).__name__}).'
+            )
+        return value.strip()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise SpecError(
+            f"{where} [tool.layerkit]: {key} must be a list of non-empty strings, for example "
+            f'{key} = ["https://pkgs.example.com/simple"].'
+        )
+    return tuple(v.strip() for v in value)
 
 
 def load_config(root: Path) -> ProjectConfig:

@@ -25,7 +25,13 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from layerkit.errors import SpecError
 from layerkit.project.config import ProjectConfig, load_config
-from layerkit.project.requirements import LineRequirement, canonical_text, read_requirements
+from layerkit.project.requirements import (
+    LineRequirement,
+    canonical_text,
+    read_requirements,
+    redacted_settings,
+    settings_index_lines,
+)
 from layerkit.project.template import Template, TemplateFunction, read_template
 from layerkit.runtime.target import ARCHITECTURES, RUNTIMES, Target
 
@@ -221,6 +227,9 @@ LAYER_KEYS: tuple[LayerKey, ...] = (
     LayerKey("smoke", "string", "none", "smoke test file in the layer folder"),
     LayerKey("over-budget-reason", "string", "none", "a reviewed reason to accept an overrun"),
     LayerKey("allow-sdist", "list of strings", "[]", "distributions that may be built from source"),
+    LayerKey("index-url", "string", "PyPI", "the default index for this layer's requirements"),
+    LayerKey("extra-index-urls", "list of strings", "[]", "indexes asked before the default"),
+    LayerKey("find-links", "list of strings", "[]", "folders (relative to the layer) of wheels"),
     LayerKey("slim", "table", "{}", "the [slim] keys below"),
     LayerKey("slim.remove", "list of strings", "[]", "glob patterns removed from the layer"),
     LayerKey("slim.keep", "list of strings", "[]", "glob patterns kept (wins over remove)"),
@@ -371,7 +380,13 @@ def load_layer(path: Path, root: Path) -> Layer:
             'size limit above zero, e.g. budget = "100 MB".'
         )
     req_path = path / "requirements.txt"
-    requirements = read_requirements(req_path, req_path.relative_to(root))
+    requirements = settings_index_lines(
+        _typed(data, "index-url", "", where),
+        _typed(data, "extra-index-urls", [], where),
+        _typed(data, "find-links", [], where),
+        display,
+        raw_toml.decode("utf-8"),
+    ) + read_requirements(req_path, req_path.relative_to(root))
     # the smoke test is an input too: in "imported" mode it decides what gets compiled
     raw_smoke = smoke_path.read_bytes() if smoke_path is not None else b""
     return Layer(
@@ -386,7 +401,9 @@ def load_layer(path: Path, root: Path) -> Layer:
         slim=slim,
         bytecode=bytecode,
         smoke_test=smoke_path,
-        config_sha256=_config_digest(data, canonical_text(requirements), raw_smoke),
+        config_sha256=_config_digest(
+            redacted_settings(data), canonical_text(requirements), raw_smoke
+        ),
         over_budget_reason=reason,
         allow_sdist=_allow_sdist(_typed(data, "allow-sdist", [], where), where),
     )

@@ -487,3 +487,31 @@ def test_a_required_layer_built_beside_is_read_from_its_staged_tree(
     assert again.built == ("layers/top.zip",)
     base_sha = again.records["layers/base.zip"].sha256
     assert paths[-1][1] == str(zips / base_sha / "python")  # base's zip, unzipped once
+
+
+class _HugeInstaller(FakeInstaller):
+    """Installs like FakeInstaller, plus one sparse 300 MB file per package (no disk used)."""
+
+    def install(self, packages, dest, target) -> None:  # type: ignore[no-untyped-def]
+        super().install(packages, dest, target)
+        for p in packages:
+            with (dest / p.name / "huge.so").open("wb") as fh:
+                fh.truncate(300_000_000)
+
+
+def test_a_layer_over_lambdas_limit_stops_before_compile_and_zip(project: Project) -> None:
+    from dataclasses import replace
+
+    from layerkit.errors import BuildError
+
+    python = FakePython()
+    tools = replace(TOOLS, installer=_HugeInstaller(), python=python)
+    with pytest.raises(BuildError) as caught:
+        build(project, functions=False, tools=tools)
+    message = str(caught.value)
+    assert "over Lambda's 262,144,000-byte unzipped limit" in message
+    assert "stopped before compiling and zipping" in message
+    assert "Biggest: six (300.0 MB)" in message or "Biggest: pytz (300.0 MB)" in message
+    out = B.output_dir(project, T)
+    assert not (out / "layers" / "base.zip").exists()
+    assert not (out / "layers" / "top.zip").exists()

@@ -75,7 +75,18 @@ def test_credentials_in_a_wheel_url_never_reach_the_sbom() -> None:
     text = json.dumps(document(record(), [private], {}))
     assert "s3cret" not in text
     assert "deploy" not in text
-    assert "https://pypi.corp.example/p/internal-1.0.whl" in text
+    assert "https://***@pypi.corp.example/p/internal-1.0.whl" in text
+
+
+def test_the_index_a_wheel_came_from_is_named_without_credentials() -> None:
+    private = L.LockedPackage(
+        "internal", "1.0", "https://pkgs.example/internal-1.0-py3-none-any.whl", "ab" * 32, 1,
+        ("layer:x",), index="https://bot:tok@pkgs.example/simple/",
+    )  # type: ignore[arg-type]  # fmt: skip
+    doc = document(record(), [private], {})
+    valid(doc)
+    refs = doc["components"][0]["externalReferences"]
+    assert refs[1] == {"type": "distribution-intake", "url": "https://***@pkgs.example/simple/"}
 
 
 def test_a_function_document_names_the_layers_it_attaches() -> None:
