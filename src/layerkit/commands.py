@@ -45,7 +45,14 @@ from layerkit.project.spec import Project, load_project
 from layerkit.project.stages import Stage, get_stage
 from layerkit.report.console import Terminal
 from layerkit.report.files import write_report
-from layerkit.report.table import format_table, mb
+from layerkit.report.table import (
+    artifact_order,
+    build_state,
+    format_table,
+    in_order,
+    mb,
+    verdict,
+)
 from layerkit.report.text import render_table
 from layerkit.runtime.host import host_support, notice_once
 from layerkit.runtime.target import Target
@@ -256,25 +263,18 @@ def lock(project: ProjectLike, *, upgrade: bool = False, feedback: Feedback = QU
 # ---------------------------------------------------------------- build
 
 
-_STATUS_OF = {
-    Severity.ERROR: "OVER BUDGET",
-    Severity.WARNING: "over budget (accepted)",
-    Severity.INFO: "ok (S3)",
-}
-
-
 @dataclass(frozen=True)
 class BuildOutput(_Output):
-    """What a build left in its output folder: one row per artifact."""
+    """What a build left in its output folder: one row per artifact, layers then functions."""
 
     out_dir: Path
     target: Target
     built: tuple[str, ...]
-    rows: tuple[tuple[str, str, str, int, str, str], ...]  # artifact .. status
+    rows: tuple[tuple[str, str, str, int, str, str, str], ...]  # artifact .. state, check
 
     def render(self) -> str:
-        """The output folder and a table of artifacts, sizes, budgets and status."""
-        headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "status"]
+        """The output folder and a table of artifacts, sizes, budgets, state and size check."""
+        headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "state", "check"]
         table = format_table(headers, [list(row) for row in self.rows])
         return f"{self.out_dir} ({self.target.key})\n{table}"
 
@@ -284,13 +284,25 @@ def _build_output(project: Project, result: BuildResult) -> BuildOutput:
         project, result.target, result.records, today=date.today(), template=False, handlers=False
     )
     rows = []
-    for path, rec in sorted(result.records.items()):
+    for path in sorted(result.records, key=artifact_order):
+        rec = result.records[path]
         worst = sizes.worst(path)
-        status = "ok" if worst is None else _STATUS_OF[worst]
-        status += " (built)" if path in result.built else ""
-        status += " (from cache)" if path in result.cached else ""
+        found = [f for f in sizes.findings if f.subject == path and f.severity == worst]
+        check = verdict(
+            found[0].code if found else None, accepted=worst is Severity.WARNING and bool(found)
+        )
+        state = build_state(path in result.built, path in result.cached)
+        budget = mb(rec.budget) if rec.budget else "-"
         rows.append(
-            (path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status)
+            (
+                path,
+                mb(rec.unzipped_bytes),
+                mb(rec.zipped_bytes),
+                rec.files,
+                budget,
+                str(state),
+                check,
+            )
         )
     return BuildOutput(result.out_dir, result.target, result.built, tuple(rows))
 
@@ -400,10 +412,12 @@ class StatusOutput(_Output):
         """Seconds per build step, one row per artifact (as its last build recorded them)."""
         records = {path: rec for path, _, rec in self.rows if rec is not None}
         per_artifact = step_timings(records)
-        steps = list(dict.fromkeys(step for t in per_artifact.values() for step in t))
+        from layerkit.build.steps import pipeline_order
+
+        steps = in_order((step for t in per_artifact.values() for step in t), pipeline_order())
         rows = [
             [path, *(f"{t[s]:.1f}" if s in t else "-" for s in steps), f"{sum(t.values()):.1f}"]
-            for path, t in per_artifact.items()
+            for path, t in sorted(per_artifact.items(), key=lambda item: artifact_order(item[0]))
         ]
         return format_table(["artifact (s)", *steps, "total"], rows)
 
@@ -426,9 +440,11 @@ def status(
     try:
         planned = plan(project, target)[0]
     except LockError as exc:  # what is on disk is still worth showing
-        rows = tuple((path, "unknown", rec) for path, rec in sorted(read_manifest(out).items()))
+        found = read_manifest(out)
+        rows = tuple((path, "unknown", found[path]) for path in sorted(found, key=artifact_order))
         return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}", timings)
-    rows = tuple((p.path, p.state, p.record) for p in planned)
+    ordered = sorted(planned, key=lambda p: artifact_order(p.path))
+    rows = tuple((p.path, p.state, p.record) for p in ordered)
     return StatusOutput(out, target, rows, timings=timings)
 
 

@@ -34,6 +34,7 @@ from layerkit.check.imports import (
 from layerkit.errors import BuildError
 from layerkit.project.spec import Function, Layer, Project
 from layerkit.report.data import distribution_sizes
+from layerkit.report.table import plural
 from layerkit.runtime.layercache import default_cache_dir, extracted
 from layerkit.runtime.target import Target
 
@@ -192,8 +193,8 @@ class Slim:
             for p in slimmed.passes
         )
         return StepOutcome(
-            f"removed {slimmed.removed_files} files, {slimmed.removed_bytes / 1e6:.1f} MB "
-            f"in {len(slimmed.passes)} passes",
+            f"removed {plural(slimmed.removed_files, 'file')}, {slimmed.removed_bytes / 1e6:.1f} "
+            f"MB in {plural(len(slimmed.passes), 'pass', 'passes')}",
             {"slim": passes, "modules": top_level_modules(job.site)},
         )
 
@@ -241,7 +242,7 @@ class Bytecode:
         if static is not None:
             record["found_by"] = "static analysis"
         return StepOutcome(
-            f"{compiled.mode}: {compiled.compiled_files} modules with {python.name} "
+            f"{compiled.mode}: {plural(compiled.compiled_files, 'module')} with {python.name} "
             f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
             {"bytecode": record},
         )
@@ -320,7 +321,7 @@ class Copy:
             dest.unlink(missing_ok=True)  # an installed file is a link into uv's cache
             shutil.copy2(source, dest)
         extra = f" and {len(own)} of {job.target.key}'s own ({', '.join(r for r, _ in own)})"
-        return StepOutcome(f"{len(files)} files" + (extra if own else ""))
+        return StepOutcome(plural(len(files), "file") + (extra if own else ""))
 
 
 class Imports:
@@ -371,7 +372,7 @@ class FunctionBytecode:
         compiled = compile_tree(
             job.tree, job.tools.python, "all", dest_dir="/var/task", memo=job.tools.memo
         )
-        return StepOutcome(f"{compiled.compiled_files} modules")
+        return StepOutcome(plural(compiled.compiled_files, "module"))
 
 
 LAYER_STEPS: tuple[Step, ...] = (Install(), Slim(), Bytecode(), ImportCheck(), Zip())
@@ -405,3 +406,14 @@ def base_record(job: Job) -> dict[str, Any]:
 def step_names(kind: ArtifactKind) -> Sequence[str]:
     """The NAMEs of ``kind``'s steps (the keys of its timings)."""
     return tuple(step.NAME for step in steps_for(kind))
+
+
+def pipeline_order() -> tuple[str, ...]:
+    """Every step name in the order a build runs them, layer and function steps merged.
+
+    install, slim, copy, imports, bytecode, import-check, zip: the columns of every timings
+    table, whatever order an artifact's record lists its steps in.
+    """
+    from layerkit.report.table import merged_order
+
+    return merged_order(step_names(ArtifactKind.LAYER), step_names(ArtifactKind.FUNCTION))
