@@ -312,7 +312,7 @@ def _run(argv: Sequence[str] | None) -> int:
         err(f"interrupted: {exc}")
         return exc.exit_code
     except LayerkitError as exc:
-        err(f"error: {exc}")
+        err(commands.error_text(exc))  # the paragraph, then any notice the command had
         return 1
     except KeyboardInterrupt:
         err(

@@ -38,7 +38,7 @@ from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
 from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import runtime_findings
-from layerkit.errors import CheckError, DeployError, LockError, SpecError
+from layerkit.errors import CheckError, DeployError, LayerkitError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.spec import Project, load_project
@@ -55,7 +55,7 @@ from layerkit.report.table import (
 )
 from layerkit.report.text import render_table
 from layerkit.runtime.host import host_support, notice_once
-from layerkit.runtime.target import Target
+from layerkit.runtime.target import ARCHITECTURES, RUNTIMES, Target
 
 if TYPE_CHECKING:  # each verb imports what only it needs: `inv build.all` starts faster
     from layerkit.check.layer import LayerValidation
@@ -192,6 +192,16 @@ def target_for(project: Project, runtime: str | None, arch: str | None = None) -
     if runtime is None and arch is None:
         return project.deploy_target
     deploy = project.deploy_target
+    if runtime is not None and runtime not in RUNTIMES:
+        raise SpecError(
+            f"--runtime {runtime}: not a Lambda runtime layerkit knows ({', '.join(RUNTIMES)}). "
+            f"Pass one of them, or leave --runtime out to use the template's ({deploy.runtime})."
+        )
+    if arch is not None and arch not in ARCHITECTURES:
+        raise SpecError(
+            f"--arch {arch}: not a Lambda architecture; pass x86_64 or arm64, or leave --arch "
+            f"out to use the template's ({deploy.architecture})."
+        )
     target = Target(runtime or deploy.runtime, arch or deploy.architecture)
     check_target(project, target)
     return target
@@ -307,6 +317,35 @@ def _build_output(project: Project, result: BuildResult) -> BuildOutput:
     return BuildOutput(result.out_dir, result.target, result.built, tuple(rows))
 
 
+@contextlib.contextmanager
+def runtime_notice(project: Project, feedback: Feedback) -> Iterator[None]:
+    """Say the template runtime's deprecation notice once, after the block's work.
+
+    On success the notice goes to ``feedback.note`` when the block ends (after the progress,
+    before the output); when the block raises a LayerkitError, it is added to the error as a
+    note, which the front doors print after the error's paragraph (:func:`error_text`), never
+    before it.
+    """
+    notices = [f"warning: {f.message}" for f in runtime_findings(project, date.today())]
+    try:
+        yield
+    except LayerkitError as exc:
+        for notice in notices:
+            exc.add_note(notice)
+        raise
+    for notice in notices:
+        feedback.note(notice)
+
+
+def error_text(exc: BaseException, prefix: str = "error") -> str:
+    """What a front door prints for an error: ``error: PARAGRAPH``, then its notes, a line each.
+
+    The notes are what the command had to say anyway (a deprecated runtime), said after the
+    error that stopped it.
+    """
+    return "\n".join([f"{prefix}: {exc}", *getattr(exc, "__notes__", ())])
+
+
 def build_cache(
     project: Project, option: str | None, feedback: Feedback = QUIET
 ) -> CacheStore | None:
@@ -333,16 +372,16 @@ def build(
 ) -> BuildOutput:
     """Build every layer and function package that is not fresh (``dist/``).
 
-    A deprecated runtime is noted first (cfn-lint's lifecycle data). With a shared build cache
-    (``cache``, see :func:`build_cache`), artifacts built elsewhere are downloaded, not rebuilt.
+    A deprecated runtime is noted once, after the build (:func:`runtime_notice`). With a shared
+    build cache (``cache``, see :func:`build_cache`), artifacts built elsewhere are downloaded,
+    not rebuilt.
     """
     project = open_project(project)
-    for finding in runtime_findings(project, date.today()):
-        feedback.note(f"{finding.severity}: {finding.message}")
-    target = target_for(project, runtime, arch)
-    store = build_cache(project, cache, feedback)
-    result = builder(project, target, force=force, progress=feedback.progress, cache=store)
-    return _build_output(project, result)
+    with runtime_notice(project, feedback):
+        target = target_for(project, runtime, arch)
+        store = build_cache(project, cache, feedback)
+        result = builder(project, target, force=force, progress=feedback.progress, cache=store)
+        return _build_output(project, result)
 
 
 def build_layer(
@@ -595,7 +634,10 @@ class ValidateOutput(_Output):
         lines = [format_table(headers, rows)]
         # sentences, not a table: they are long
         # includes the runtime lifecycle warning
-        lines += [f"{f.severity}: {f}" for f in self.checks.report.findings]
+        lines += [
+            f"{f.severity}: {f.message if f.code == 'lifecycle' else f}"  # one wording everywhere
+            for f in self.checks.report.findings
+        ]
         from layerkit.check.layer import format_validation
 
         lines += [format_validation(v) for v in self.layers]

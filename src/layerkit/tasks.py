@@ -94,7 +94,7 @@ class LayerkitTask(Task[Any]):
         except DeployInterrupted as exc:  # undone already; say what was being done
             raise Exit(f"interrupted: {exc}", code=exc.exit_code) from None
         except LayerkitError as exc:
-            raise Exit(f"error: {exc}", code=1) from None
+            raise Exit(commands.error_text(exc), code=1) from None
         except KeyboardInterrupt:
             raise Exit(
                 f"interrupted during `inv {getattr(self, 'qualified_name', self.name)}`: nothing "
