@@ -51,6 +51,7 @@ from layerkit.report.table import (
     format_table,
     in_order,
     mb,
+    plural,
     verdict,
 )
 from layerkit.report.text import render_table
@@ -240,7 +241,7 @@ class LockOutput(_Output):
         """A line per lock, and a note per distribution independent layers both carry."""
         lines = []
         for lock in self.locks:
-            lines.append(f"{lock.path}: {lock.distributions} distributions")
+            lines.append(f"{lock.path}: {plural(lock.distributions, 'distribution')}")
             lines.extend(
                 f"  note: {name} is carried by {', '.join(owners)} (independent layers)"
                 for name, owners in lock.shared
@@ -895,7 +896,7 @@ class DeployOutput(_Output):
         elif self.dry_run:  # a real deploy streamed its steps as they happened
             lines += [s.describe() for s in out.steps]
         if self.dry_run and out.steps:
-            lines.append(f"dry run: {len(out.steps)} steps planned, nothing was changed")
+            lines.append(f"dry run: {plural(len(out.steps), 'step')} planned, nothing was changed")
         if out.result and out.result.release:
             lines += [
                 f"{fn.function_name}:{self.stage.alias} -> {fn.version}  "
@@ -953,7 +954,8 @@ class PackageOutput(_Output):
         st, result = self.stage, self.result
         lines = [f"uploaded s3://{st.bucket}/{key}" for key in result.uploaded]
         if result.reused:
-            lines.append(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded)")
+            reused = plural(len(result.reused), "zip")
+            lines.append(f"{reused} already in s3://{st.bucket}/ (not uploaded)")
         lines.append(
             f"wrote {result.template.relative_to(self.root)} "
             f"(functions: {', '.join(result.function_names)})"

@@ -167,7 +167,7 @@ class Install:
             job.tools.installer.install(job.packages, job.site, job.target)
         which = "function-only " if job.planned.kind == ArtifactKind.FUNCTION else ""
         return StepOutcome(
-            f"{len(job.packages)} {which}distributions",
+            plural(len(job.packages), f"{which}distribution"),
             {"distributions": {p.name: p.version for p in job.packages}},
         )
 
@@ -265,9 +265,10 @@ class ImportCheck:
         if host is not None and not host.runs_code:
             return StepOutcome(f"not run ({host.execution.value}: {host.host_machine} host)")
         if compiled["mode"] == "imported" and compiled["compiled_files"]:  # it probed them
-            return StepOutcome(f"{len(modules)} top-level modules import (bytecode step's probe)")
+            found = plural(len(modules), "top-level module")
+            return StepOutcome(f"{found} import (bytecode step's probe)")
         imported_files(job.site, job.tools.python, modules, search_path=job.search_path)
-        return StepOutcome(f"{len(modules)} top-level modules import")
+        return StepOutcome(f"{plural(len(modules), 'top-level module')} import")
 
 
 class Zip:
