@@ -30,7 +30,7 @@ def _style(cell: str) -> str:
     """Red for a verdict that fails, yellow for an accepted one (colour only on a terminal)."""
     if cell.startswith("OVER (accepted)") or "over budget (accepted)" in cell:
         return "yellow"
-    return "bold red" if cell.startswith(("OVER", "FAIL")) else ""
+    return "bold red" if cell.startswith(("OVER", "FAIL", "TOO MANY")) else ""
 
 
 def table(
