@@ -111,3 +111,57 @@ def test_the_runtime_notice_follows_the_work_or_the_error(monkeypatch):
         "error: --runtime python3.7: not a Lambda runtime layerkit knows",
         "warning: runtime python3.9 is deprecated",  # ... but after it
     ]
+
+
+def test_the_build_summary_lists_layers_first_one_state_word_and_budgets_only_for_layers(
+    repo_copy: Path,
+):
+    from layerkit.build.manifest import ArtifactKind
+    from layerkit.build.pipeline import BuildResult
+    from layerkit.commands import _build_output
+    from layerkit.project.spec import load_project
+
+    project = load_project(repo_copy)
+    target = project.deploy_target
+
+    def rec(kind: ArtifactKind, name: str, unzipped: int, budget: int | None = None):
+        path = f"{'layers' if kind == ArtifactKind.LAYER else 'functions'}/{name}.zip"
+        layers = () if kind == ArtifactKind.LAYER else tuple(x.name for x in project.layers)
+        return ArtifactRecord(kind, name, target.key, path, "0", 1, unzipped, 1, "h",
+                              budget=budget, layers=layers)  # fmt: skip
+
+    records = {
+        r.path: r
+        for r in (
+            rec(ArtifactKind.FUNCTION, "predictions", 12_000),  # a 12 KB function ...
+            rec(ArtifactKind.LAYER, "core-data-science", 200_000_000, 100_000_000),
+            rec(ArtifactKind.LAYER, "ml-libraries", 105_700_000, 100_000_000),
+            rec(ArtifactKind.LAYER, "aws-utilities", 8_000_000, 50_000_000),
+        )
+    }  # ... whose layers add up to more than Lambda allows
+    result = BuildResult(
+        repo_copy / "dist", target, ("layers/aws-utilities.zip",), records, None,  # type: ignore[arg-type]
+        cached=("layers/ml-libraries.zip",),
+    )  # fmt: skip
+    out = _build_output(project, result)
+    rows = {row[0]: row for row in out.rows}
+    assert [row[0] for row in out.rows][-1] == "functions/predictions.zip"  # layers first
+    assert [row[0] for row in out.rows][:3] == sorted(p for p in rows if p.startswith("layers/"))
+    state = {path: row[5] for path, row in rows.items()}
+    assert state == {
+        "layers/aws-utilities.zip": "built",
+        "layers/ml-libraries.zip": "cached",
+        "layers/core-data-science.zip": "fresh",
+        "functions/predictions.zip": "fresh",
+    }
+    check = {path: row[6] for path, row in rows.items()}
+    assert check["layers/core-data-science.zip"] == "OVER BUDGET"
+    assert check["layers/ml-libraries.zip"] == "over budget (accepted)"  # its layer.toml says why
+    assert check["layers/aws-utilities.zip"] == "ok"
+    assert "budget" not in check["functions/predictions.zip"].lower()  # it has no budget
+    assert check["functions/predictions.zip"].startswith("OVER LAMBDA'S LIMIT")
+    assert rows["functions/predictions.zip"][4] == "-"  # no budget column value either
+    rendered = out.render().splitlines()
+    assert rendered[1].split() == [
+        "artifact", "unzipped", "MB", "zipped", "MB", "files", "budget", "MB", "state", "check",
+    ]  # fmt: skip
