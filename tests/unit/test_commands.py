@@ -165,3 +165,24 @@ def test_the_build_summary_lists_layers_first_one_state_word_and_budgets_only_fo
     assert rendered[1].split() == [
         "artifact", "unzipped", "MB", "zipped", "MB", "files", "budget", "MB", "state", "check",
     ]  # fmt: skip
+
+
+def test_validate_says_the_deprecation_notice_in_the_same_words_as_build_and_deploy():
+    from datetime import date
+
+    from layerkit.check.findings import CheckReport, Severity
+    from layerkit.check.template import lifecycle_finding
+    from layerkit.commands import BuildChecks, ValidateOutput
+    from layerkit.runtime.lifecycle import deprecation_notice, runtime_lifecycle
+    from tests.unit.runtime.test_lifecycle import TABLE
+
+    today = date(2026, 6, 15)
+    status = runtime_lifecycle("python3.9", today, TABLE)
+    finding = lifecycle_finding(status, today)
+    assert finding is not None
+    assert finding.severity is Severity.WARNING
+    out = ValidateOutput(Target("python3.9"), BuildChecks((), CheckReport((finding,))), ())
+    notice = deprecation_notice("python3.9", status, today, status.source)
+    lines = out.render().splitlines()
+    assert f"warning: {notice}" in lines  # no "template.yaml:" in front: one wording
+    assert sum("is deprecated" in line for line in lines) == 1
