@@ -30,11 +30,12 @@ model.qualified_name = "build.model"
 
 @task(help={"machine": "where the sizes were measured (default: this machine's cores, arch)"})
 def readme(c: Context, machine: str | None = None) -> None:
-    """Rewrite the README's generated figures from the locks and dist/report.json."""
+    """Rewrite the README's generated figures: locks, dist/report.json, the bench's JSON."""
     from layerkit.report.readme import main
 
     root = project_dir(c)
     argv = [str(root / "README.md"), "--report", str(root / "dist" / "report.json")]
+    argv += ["--bench", str(root / "dist" / "benchmark-compare-pip-target.json")]
     if main(argv + (["--machine", machine] if machine else [])):
         raise Exit(code=1)
 

@@ -12,7 +12,10 @@ from ``dist/report.json`` and the committed locks. What a block may say:
 
 - ``sizes-<runtime>``: each layer's unzipped size and budget on that target, from a report
   (``inv report``), with the day it was measured and the machine (:func:`sizes_block`).
-- ``versions-<old>-<new>``: what moving from one runtime's lock to another's changes, from the
+- ``bench-pip-target``: the import times and sizes of ``nox -s bench``'s comparison with the
+  pip --target baseline (``dist/benchmark-compare-pip-target.json``), with the day and machine
+  (:func:`bench_block`); left as it is when that file is absent.
+- ``versions-<old>..<new>``: what moving from one runtime's lock to another's changes, from the
   committed locks alone (:func:`versions_block`); a unit test regenerates it and fails when the
   README and the locks disagree.
 """
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import ReportError
-from layerkit.report.table import mb
+from layerkit.report.table import mb, plural
 
 BLOCK = re.compile(
     r"<!-- layerkit:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /layerkit:(?P=name) -->", re.S
@@ -92,6 +95,63 @@ def sizes_block(report: Mapping[str, Any], target: str, measured: dt.date, machi
     )
 
 
+#: What the benchmark's output calls its baseline (tests/benchmarks/test_compare_pip_target.py).
+BASELINE = "pip-target"
+BASELINE_NAME = "pip --target with find/delete cleanup"
+
+
+def _case(case: str) -> str:
+    """``boto3 + s3 client`` -> ```import boto3` + s3 client``."""
+    module, _, rest = case.partition(" ")
+    return f"`import {module}`" + (f" {rest}" if rest else "")
+
+
+def bench_block(results: Mapping[str, Any], measured: dt.date, machine: str) -> str:
+    """The baseline comparison as a markdown table: median import times, then total sizes.
+
+    ``results`` is the benchmark's JSON: ``{"times": {"CASE|METHOD": seconds or "FAIL (why)"},
+    "sizes": {METHOD: {layer: bytes}}}``.
+    """
+    times: Mapping[str, Any] = results.get("times", {})
+    sizes: Mapping[str, Mapping[str, int]] = results.get("sizes", {})
+    lines = [
+        _wrap(
+            f"Measured {measured.isoformat()} on {machine} (median of each case's rounds):"
+        ).rstrip("\n"),
+        "",
+        f"| | {BASELINE_NAME} (no bytecode) | layerkit | |",
+        "|---|---|---|---|",
+    ]
+    cases = list(dict.fromkeys(key.split("|")[0] for key in times))
+    for case in cases:
+        base, ours = times.get(f"{case}|{BASELINE}"), times.get(f"{case}|layerkit")
+
+        def cell(value: Any) -> str:
+            if isinstance(value, (int, float)):
+                return f"{value:.3f} s"
+            if value is None:
+                return "-"
+            why = str(value).removeprefix("FAIL (").removesuffix(")")
+            return f"fails ({why[:60]})"
+
+        ratio = (
+            f"{base / ours:.1f}x faster"
+            if isinstance(base, (int, float)) and isinstance(ours, (int, float)) and ours
+            else ""
+        )
+        lines.append(
+            f"| {_case(case)} | {cell(base)} | {cell(ours)} |{' ' + ratio if ratio else ''} |"
+        )
+    if sizes.get(BASELINE) and sizes.get("layerkit"):
+        base_mb = sum(sizes[BASELINE].values())
+        ours_mb = sum(sizes["layerkit"].values())
+        lines.append(
+            f"| {plural(len(sizes['layerkit']), 'layer')}, unzipped | {mb(base_mb)} MB | "
+            f"{mb(ours_mb)} MB | |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _versions(lock_text: str) -> dict[str, str]:
     import tomllib
 
@@ -136,13 +196,20 @@ def update_blocks(
     report: Mapping[str, Any] | None,
     measured: dt.date,
     machine: str,
+    bench: Mapping[str, Any] | None = None,
+    bench_measured: dt.date | None = None,
 ) -> str:
-    """Every ``sizes-*`` and ``versions-*`` block of ``text`` rewritten from ``root``'s files.
+    """Every ``sizes-*``, ``versions-*`` and ``bench-*`` block of ``text`` rewritten.
 
-    ``sizes-<runtime>`` blocks need ``report`` (``dist/report.json``); without one they are
-    left as they are.
+    ``sizes-<runtime>`` blocks need ``report`` (``dist/report.json``) and ``bench-pip-target``
+    needs ``bench`` (its JSON, measured on ``bench_measured``); without them they are left as
+    they are. ``versions-`` blocks come from ``root``'s committed locks.
     """
     for name in blocks(text):
+        if name == f"bench-{BASELINE}" and bench is not None:
+            text = replace_block(
+                text, name, bench_block(bench, bench_measured or measured, machine)
+            )
         if name.startswith("sizes-") and report is not None:
             target = name.removeprefix("sizes-")
             target = target if "-" in target else f"{target}-x86_64"
@@ -170,17 +237,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m layerkit.report.readme")
     parser.add_argument("readme", nargs="?", default="README.md", type=Path)
     parser.add_argument("--report", type=Path, default=Path("dist/report.json"))
+    parser.add_argument(
+        "--bench", type=Path, default=Path(f"dist/benchmark-compare-{BASELINE}.json")
+    )
     parser.add_argument("--machine", default=machine_note(), help="where the sizes were measured")
     args = parser.parse_args(argv)
-    report = None
-    measured = dt.date.today()
+    report = bench = None
+    measured = bench_day = dt.date.today()
     if args.report.is_file():
         report = json.loads(args.report.read_text(encoding="utf-8"))
         measured = dt.date.fromtimestamp(args.report.stat().st_mtime)
+    if args.bench.is_file():
+        bench = json.loads(args.bench.read_text(encoding="utf-8"))
+        bench_day = dt.date.fromtimestamp(args.bench.stat().st_mtime)
     root = args.readme.resolve().parent
     try:
         old = args.readme.read_text(encoding="utf-8")
-        new = update_blocks(old, root, report, measured, args.machine)
+        new = update_blocks(old, root, report, measured, args.machine, bench, bench_day)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -101,3 +101,34 @@ def test_the_script_rewrites_in_place_and_says_so(tmp_path: Path, capsys) -> Non
     assert "six 1.16.0 -> 1.17.0" in readme.read_text()
     assert main([str(readme), "--report", str(tmp_path / "none.json")]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("already current")
+
+
+def test_the_bench_block_is_a_table_of_medians_ratios_and_sizes_with_its_day() -> None:
+    from layerkit.report.readme import bench_block
+
+    results = {
+        "sizes": {"pip-target": {"a": 300_000_000, "b": 22_600_000},
+                  "layerkit": {"a": 200_000_000, "b": 9_300_000}},
+        "times": {
+            "pandas|pip-target": 3.599, "pandas|layerkit": 0.671,
+            "boto3 + s3 client|pip-target": "FAIL (No module named 'botocore.docs')",
+            "boto3 + s3 client|layerkit": 0.617,
+        },
+    }  # fmt: skip
+    text = bench_block(results, dt.date(2026, 12, 2), "a 2-core x86_64 machine")
+    lines = text.splitlines()
+    assert lines[0].startswith("Measured 2026-12-02 on a 2-core x86_64 machine")
+    assert "| pip --target with find/delete cleanup (no bytecode) | layerkit | |" in text
+    assert "| `import pandas` | 3.599 s | 0.671 s | 5.4x faster |" in lines
+    assert (
+        "| `import boto3` + s3 client | fails (No module named 'botocore.docs') | 0.617 s | |"
+        in lines
+    )
+    assert lines[-1] == "| 2 layers, unzipped | 322.6 MB | 209.3 MB | |"
+    assert "seed" not in text.lower()
+
+
+def test_the_readmes_bench_table_names_the_baseline_and_its_day() -> None:
+    body = blocks(README)["bench-pip-target"]
+    assert re.match(r"Measured \d{4}-\d{2}-\d{2} on a \d+-core \w+ machine", body)
+    assert "pip --target with find/delete cleanup" in body
