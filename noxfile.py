@@ -76,7 +76,7 @@ def deploy_tests(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: cold-start imports and handler init, seeds' method vs layerkit (slow)."""
+    """Benchmarks: cold-start imports and handler init, pip --target baseline vs layerkit (slow)."""
     _install(session, "test")
     session.install("aws-sam-cli")  # tests/benchmarks/test_sam_build.py: sam build side by side
     session.run("inv", "build.all")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import Context
+from invoke import Context, Exit, task
 
 import model_training
 from layerkit.tasks import FEEDBACK, collection, layerkit_task, project_dir
@@ -26,3 +26,18 @@ ns = collection()
 ns.configure({"layerkit": {"builder": model_training.build_with_model}})
 ns.collections["build"].add_task(model)
 model.qualified_name = "build.model"
+
+
+@task(help={"machine": "where the sizes were measured (default: this machine's cores, arch)"})
+def readme(c: Context, machine: str | None = None) -> None:
+    """Rewrite the README's generated figures: locks, dist/report.json, the bench's JSON."""
+    from layerkit.report.readme import main
+
+    root = project_dir(c)
+    argv = [str(root / "README.md"), "--report", str(root / "dist" / "report.json")]
+    argv += ["--bench", str(root / "dist" / "benchmark-compare-pip-target.json")]
+    if main(argv + (["--machine", machine] if machine else [])):
+        raise Exit(code=1)
+
+
+ns.add_task(readme)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from layerkit import __version__, commands
+from layerkit import __version__, commands, helptext
 from layerkit.errors import DeployInterrupted, LayerkitError
 from layerkit.report.console import Terminal
 
@@ -28,38 +28,22 @@ _SAFE = {
 _SAFE_DEFAULT = "a build keeps only complete zips and manifest entries"
 
 
-def _runtime(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--runtime", metavar="R", help="use this runtime (e.g. python3.12), not the template's"
-    )
-    parser.add_argument(
-        "--arch", choices=("x86_64", "arm64"), help="target architecture, not the template's"
-    )
+def _runtime(parser: argparse.ArgumentParser, arch: bool = True) -> None:
+    parser.add_argument("--runtime", metavar="R", help=helptext.RUNTIME)
+    if arch:
+        parser.add_argument("--arch", choices=("x86_64", "arm64"), help=helptext.ARCH)
 
 
 def _force(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help=commands.FORCE_HELP,
-    )
+    parser.add_argument("--force", action="store_true", help=helptext.FORCE)
 
 
 def _cache(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache",
-        metavar="URL",
-        help="shared build cache: s3://BUCKET/PREFIX, file:///DIR, or none "
-        "(default: LAYERKIT_CACHE, else [tool.layerkit] cache)",
-    )
+    parser.add_argument("--cache", metavar="URL", help=helptext.CACHE)
 
 
 def _stage(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--stage",
-        default="local",
-        help="a stage of the stages file (default: local, an embedded moto server, no credentials)",
-    )
+    parser.add_argument("--stage", default="local", help=helptext.STAGE)
 
 
 def _overrides(parser: argparse.ArgumentParser) -> None:
@@ -69,19 +53,32 @@ def _overrides(parser: argparse.ArgumentParser) -> None:
         action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="template parameter values (SAM's form: Stage=prod 'Owner=a b'); they win over "
-        "stages.toml's `parameters` and samconfig.toml's parameter_overrides",
+        help=helptext.OVERRIDES,
     )
 
 
 def _verb(
-    sub: Any, name: str, run: Run, help_text: str, parents: list[argparse.ArgumentParser]
+    sub: Any,
+    name: str,
+    run: Run,
+    help_text: str | None,
+    parents: list[argparse.ArgumentParser],
+    group: str = "",
 ) -> argparse.ArgumentParser:
+    """A verb's parser; its help is :mod:`layerkit.helptext`'s unless ``help_text`` is given.
+
+    ``group``: the verb's parent (``build`` for ``build layer``).
+    """
+    text = help_text or helptext.summary(f"{group} {name}".strip())
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=help_text, description=help_text, parents=parents
+        name, help=text, description=text, parents=parents
     )
     parser.set_defaults(run=run, doing=parser.prog.split(" ", 1)[-1])
     return parser
+
+
+def _help(verb: str, name: str) -> str:
+    return helptext.option(verb, name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,113 +108,97 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
 
-    lock = _verb(sub, "lock", _lock, "resolve all requirements once per target; write locks/", p)
-    lock.add_argument(
-        "--upgrade", action="store_true", help="re-resolve every version, not only changed ones"
-    )
+    lock = _verb(sub, "lock", _lock, None, p)
+    lock.add_argument("--upgrade", action="store_true", help=_help("lock", "upgrade"))
     lock.add_argument(
         "--upgrade-package",
         action="append",
         default=[],
         metavar="NAME",
-        help="let this distribution move (repeatable)",
+        help=_help("lock", "upgrade_package"),
     )
 
     build = _verb(sub, "build", _build_all, "build layers and function packages (dist/)", p)
     builds = build.add_subparsers(title="what", metavar="WHAT")
-    b_all = _verb(builds, "all", _build_all, "build every layer and function that is stale", p)
+    b_all = _verb(builds, "all", _build_all, None, p, "build")
     _runtime(b_all)
     _force(b_all)
     _cache(b_all)
-    b_layer = _verb(builds, "layer", _build_layer, "build one layer (and those it requires)", p)
-    b_layer.add_argument("name", help="the layer folder name")
+    b_layer = _verb(builds, "layer", _build_layer, None, p, "build")
+    b_layer.add_argument("name", help=helptext.LAYER_NAME)
     _runtime(b_layer)
     _force(b_layer)
-    _force(_verb(builds, "functions", _build_functions, "build the function packages", p))
+    _force(_verb(builds, "functions", _build_functions, None, p, "build"))
     build.set_defaults(
         runtime=None, arch=None, force=False, cache=None
     )  # `layerkit build`: build all
 
-    status = _verb(sub, "status", _status, "what is built, fresh or stale, and its sizes", p)
+    status = _verb(sub, "status", _status, None, p)
     _runtime(status)
-    status.add_argument("--timings", action="store_true", help="also the seconds of each step")
+    status.add_argument("--timings", action="store_true", help=_help("status", "timings"))
 
     validate = _verb(sub, "validate", _validate_all, "check sizes, the template and layers", p)
     checks = validate.add_subparsers(title="what", metavar="WHAT")
-    v_all = _verb(checks, "all", _validate_all, "sizes, Lambda limits, template, every layer", p)
+    v_all = _verb(checks, "all", _validate_all, None, p, "validate")
     _runtime(v_all)
     _overrides(v_all)
-    v_layer = _verb(checks, "layer", _validate_layer, "prove one layer on its runtime", p)
-    v_layer.add_argument("name", help="the layer folder name")
-    v_layer.add_argument("-v", "--verbose", action="store_true", help=commands.SMOKE_OUTPUT_HELP)
+    v_layer = _verb(checks, "layer", _validate_layer, None, p, "validate")
+    v_layer.add_argument("name", help=helptext.LAYER_NAME)
+    v_layer.add_argument(
+        "-v", "--verbose", action="store_true", help=_help("validate layer", "verbose")
+    )
     _runtime(v_layer)
     # `layerkit validate` alone: validate all
     validate.set_defaults(runtime=None, arch=None, parameter_overrides=[])
 
-    opt = _verb(sub, "optimize", _optimize, "trace what functions load; prune the rest", p)
-    opt.add_argument("--layer", help="advise (and prune) only this layer")
-    opt.add_argument(
-        "--apply", action="store_true", help="prune into layer.toml, rebuild, prove it works"
-    )
-    opt.add_argument("--bytecode", action="store_true", help="also measure every bytecode mode")
-    _runtime(opt)
+    opt = _verb(sub, "optimize", _optimize, None, p)
+    opt.add_argument("--layer", help=_help("optimize", "layer"))
+    opt.add_argument("--apply", action="store_true", help=_help("optimize", "apply"))
+    opt.add_argument("--bytecode", action="store_true", help=_help("optimize", "bytecode"))
+    _runtime(opt, arch=False)
 
-    up = _verb(sub, "upgrade-runtime", _upgrade, "move template and layers to a new runtime", p)
-    up.add_argument("runtime", help="the runtime to move to, for example python3.12")
-    up.add_argument(
-        "--dry-run", action="store_true", help="rehearse in a scratch copy; write nothing"
-    )
+    up = _verb(sub, "upgrade-runtime", _upgrade, None, p)
+    up.add_argument("runtime", help=_help("upgrade-runtime", "runtime"))
+    up.add_argument("--dry-run", action="store_true", help=_help("upgrade-runtime", "dry_run"))
 
-    report = _verb(sub, "report", _report, "write dist/report.json and dist/report.html", p)
-    report.add_argument("--verbose", action="store_true", help="every slimming pass, all rows")
+    report = _verb(sub, "report", _report, None, p)
+    report.add_argument("--verbose", action="store_true", help=_help("report", "verbose"))
 
-    inv = _verb(sub, "invoke", _invoke, "run a built function in the local Lambda sandbox", p)
-    inv.add_argument("function", help="the function's folder name or logical id")
-    inv.add_argument(
-        "--event",
-        metavar="FILE",
-        help="event JSON, or its name in the function's or the project's events/ "
-        "(default: events/basic.json)",
-    )
-    inv.add_argument(
-        "--env-vars",
-        metavar="FILE",
-        help='SAM\'s environment file: {"LogicalId": {"VAR": "v"}, "Parameters": {"VAR": "v"}}',
-    )
-    inv.add_argument(
-        "--stage",
-        help="invoke what this stage runs (FUNCTION[:ALIAS|:VERSION]; local: the deployed zips)",
-    )
+    inv = _verb(sub, "invoke", _invoke, None, p)
+    inv.add_argument("function", help=_help("invoke", "function"))
+    inv.add_argument("--event", metavar="FILE", help=_help("invoke", "event"))
+    inv.add_argument("--env-vars", metavar="FILE", help=_help("invoke", "env_vars"))
+    inv.add_argument("--stage", help=_help("invoke", "stage"))
     _overrides(inv)
 
-    deploy = _verb(sub, "deploy", _deploy, "deploy the current build; roll back on failure", p)
+    deploy = _verb(sub, "deploy", _deploy, None, p)
     _stage(deploy)
-    deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    deploy.add_argument("--dry-run", action="store_true", help=_help("deploy", "dry_run"))
     deploy.add_argument(
         "--allow-deprecated-runtime",
         action="store_true",
-        help="deploy a runtime AWS blocks (real AWS only)",
+        help=_help("deploy", "allow_deprecated_runtime"),
     )
     _overrides(deploy)
 
-    package = _verb(sub, "package", _package, "upload the zips; write a template for sam deploy", p)
+    package = _verb(sub, "package", _package, None, p)
     _stage(package)
     _overrides(package)
 
-    rollback = _verb(sub, "rollback", _rollback, "move a stage back to a recorded release", p)
+    rollback = _verb(sub, "rollback", _rollback, None, p)
     _stage(rollback)
-    rollback.add_argument("--release", help="the release id (default: the previous release)")
+    rollback.add_argument("--release", help=_help("rollback", "release"))
 
-    releases = _verb(sub, "releases", _releases, "list the releases recorded for a stage", p)
+    releases = _verb(sub, "releases", _releases, None, p)
     _stage(releases)
-    releases.add_argument("--limit", type=int, default=20, help="show only the newest N")
+    releases.add_argument("--limit", type=int, default=20, help=_help("releases", "limit"))
 
-    _stage(_verb(sub, "unlock", _unlock, "remove a stale deploy lock of a stage", p))
+    _stage(_verb(sub, "unlock", _unlock, None, p))
 
-    _verb(sub, "init", _init, "write a commented stages.toml (refuses to overwrite one)", p)
+    _verb(sub, "init", _init, None, p)
 
-    clean = _verb(sub, "clean", _clean, "remove dist/, or one layer's zips", p)
-    clean.add_argument("--layer", help="remove only this layer's zips (every target)")
+    clean = _verb(sub, "clean", _clean, None, p)
+    clean.add_argument("--layer", help=_help("clean", "layer"))
     return parser
 
 
@@ -374,7 +355,7 @@ def _run(argv: Sequence[str] | None) -> int:
         err(f"interrupted: {exc}")
         return exc.exit_code
     except LayerkitError as exc:
-        err(f"error: {exc}")
+        err(commands.error_text(exc))  # the paragraph, then any notice the command had
         return 1
     except KeyboardInterrupt:
         err(

@@ -39,7 +39,7 @@ from layerkit.check.findings import CheckReport, Severity
 from layerkit.check.sizes import FUNCTION_UNZIPPED_LIMIT as LAMBDA_LIMIT
 from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import PLACEHOLDER_REGION, runtime_findings, stage_findings
-from layerkit.errors import CheckError, DeployError, LockError, SpecError
+from layerkit.errors import CheckError, DeployError, LayerkitError, LockError, SpecError
 from layerkit.gitinfo import git_commit
 from layerkit.project.config import ProjectConfig, load_config
 from layerkit.project.parameters import for_stage, health_events, parse_overrides
@@ -53,10 +53,18 @@ from layerkit.project.stages import (
 )
 from layerkit.report.console import Terminal
 from layerkit.report.files import write_report
-from layerkit.report.table import format_table, mb
+from layerkit.report.table import (
+    artifact_order,
+    build_state,
+    format_table,
+    in_order,
+    mb,
+    plural,
+    verdict,
+)
 from layerkit.report.text import render_table
 from layerkit.runtime.host import host_support, notice_once
-from layerkit.runtime.target import Target
+from layerkit.runtime.target import ARCHITECTURES, RUNTIMES, Target
 
 if TYPE_CHECKING:  # each verb imports what only it needs: `inv build.all` starts faster
     from layerkit.check.layer import LayerValidation
@@ -72,11 +80,6 @@ if TYPE_CHECKING:  # each verb imports what only it needs: `inv build.all` start
 
 ProjectLike = Project | Path | str
 #: What ``--force`` does, for every front door's help.
-FORCE_HELP = (
-    "rebuild even fresh artifacts (the step cache still serves unchanged files; "
-    "LAYERKIT_STEP_CACHE=off computes everything again)"
-)
-SMOKE_OUTPUT_HELP = "also show what the smoke test printed (stdout and stderr), passed or not"
 
 
 def _ignore(line: str) -> None:
@@ -194,6 +197,16 @@ def target_for(project: Project, runtime: str | None, arch: str | None = None) -
     if runtime is None and arch is None:
         return project.deploy_target
     deploy = project.deploy_target
+    if runtime is not None and runtime not in RUNTIMES:
+        raise SpecError(
+            f"--runtime {runtime}: not a Lambda runtime layerkit knows ({', '.join(RUNTIMES)}). "
+            f"Pass one of them, or leave --runtime out to use the template's ({deploy.runtime})."
+        )
+    if arch is not None and arch not in ARCHITECTURES:
+        raise SpecError(
+            f"--arch {arch}: not a Lambda architecture; pass x86_64 or arm64, or leave --arch "
+            f"out to use the template's ({deploy.architecture})."
+        )
     target = Target(runtime or deploy.runtime, arch or deploy.architecture)
     check_target(project, target)
     return target
@@ -245,7 +258,7 @@ class LockOutput(_Output):
         """A line per lock, a note per distribution independent layers both carry, the moves."""
         lines = []
         for lock in self.locks:
-            lines.append(f"{lock.path}: {lock.distributions} distributions")
+            lines.append(f"{lock.path}: {plural(lock.distributions, 'distribution')}")
             lines.extend(
                 f"  note: {name} is carried by {', '.join(owners)} (independent layers)"
                 for name, owners in lock.shared
@@ -302,25 +315,18 @@ def lock(
 # ---------------------------------------------------------------- build
 
 
-_STATUS_OF = {
-    Severity.ERROR: "OVER BUDGET",
-    Severity.WARNING: "over budget (accepted)",
-    Severity.INFO: "ok (S3)",
-}
-
-
 @dataclass(frozen=True)
 class BuildOutput(_Output):
-    """What a build left in its output folder: one row per artifact."""
+    """What a build left in its output folder: one row per artifact, layers then functions."""
 
     out_dir: Path
     target: Target
     built: tuple[str, ...]
-    rows: tuple[tuple[str, str, str, int, str, str], ...]  # artifact .. status
+    rows: tuple[tuple[str, str, str, int, str, str, str], ...]  # artifact .. state, check
 
     def render(self) -> str:
-        """The output folder and a table of artifacts, sizes, budgets and status."""
-        headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "status"]
+        """The output folder and a table of artifacts, sizes, budgets, state and size check."""
+        headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "state", "check"]
         table = format_table(headers, [list(row) for row in self.rows])
         return f"{self.out_dir} ({self.target.key})\n{table}"
 
@@ -330,15 +336,56 @@ def _build_output(project: Project, result: BuildResult) -> BuildOutput:
         project, result.target, result.records, today=date.today(), template=False, handlers=False
     )
     rows = []
-    for path, rec in sorted(result.records.items()):
+    for path in sorted(result.records, key=artifact_order):
+        rec = result.records[path]
         worst = sizes.worst(path)
-        status = "ok" if worst is None else _STATUS_OF[worst]
-        status += " (built)" if path in result.built else ""
-        status += " (from cache)" if path in result.cached else ""
+        found = [f for f in sizes.findings if f.subject == path and f.severity == worst]
+        check = verdict(
+            found[0].code if found else None, accepted=worst is Severity.WARNING and bool(found)
+        )
+        state = build_state(path in result.built, path in result.cached)
+        budget = mb(rec.budget) if rec.budget else "-"
         rows.append(
-            (path, mb(rec.unzipped_bytes), mb(rec.zipped_bytes), rec.files, mb(rec.budget), status)
+            (
+                path,
+                mb(rec.unzipped_bytes),
+                mb(rec.zipped_bytes),
+                rec.files,
+                budget,
+                str(state),
+                check,
+            )
         )
     return BuildOutput(result.out_dir, result.target, result.built, tuple(rows))
+
+
+@contextlib.contextmanager
+def runtime_notice(project: Project, feedback: Feedback) -> Iterator[None]:
+    """Say the template runtime's deprecation notice once, after the block's work.
+
+    On success the notice goes to ``feedback.note`` when the block ends (after the progress,
+    before the output); when the block raises a LayerkitError, it is added to the error as a
+    note, which the front doors print after the error's paragraph (:func:`error_text`), never
+    before it.
+    """
+    notices = [f"warning: {f.message}" for f in runtime_findings(project, date.today())]
+    try:
+        yield
+    except LayerkitError as exc:
+        for notice in notices:
+            exc.add_note(notice)
+        raise
+    for notice in notices:
+        feedback.note(notice)
+
+
+def error_text(exc: BaseException, prefix: str = "error") -> str:
+    """What a front door prints for an error: ``error: PARAGRAPH``, then its notes, a line each.
+
+    The notes are what the command had to say anyway (a deprecated runtime), said after the
+    error that stopped it.
+    """
+    return "\n".join([f"{prefix}: {exc}", *getattr(exc, "__notes__", ())])
 
 
 def build_cache(
@@ -367,16 +414,16 @@ def build(
 ) -> BuildOutput:
     """Build every layer and function package that is not fresh (``dist/``).
 
-    A deprecated runtime is noted first (cfn-lint's lifecycle data). With a shared build cache
-    (``cache``, see :func:`build_cache`), artifacts built elsewhere are downloaded, not rebuilt.
+    A deprecated runtime is noted once, after the build (:func:`runtime_notice`). With a shared
+    build cache (``cache``, see :func:`build_cache`), artifacts built elsewhere are downloaded,
+    not rebuilt.
     """
     project = open_project(project)
-    for finding in runtime_findings(project, date.today()):
-        feedback.note(f"{finding.severity}: {finding.message}")
-    target = target_for(project, runtime, arch)
-    store = build_cache(project, cache, feedback)
-    result = builder(project, target, force=force, progress=feedback.progress, cache=store)
-    return _build_output(project, result)
+    with runtime_notice(project, feedback):
+        target = target_for(project, runtime, arch)
+        store = build_cache(project, cache, feedback)
+        result = builder(project, target, force=force, progress=feedback.progress, cache=store)
+        return _build_output(project, result)
 
 
 def build_layer(
@@ -446,10 +493,12 @@ class StatusOutput(_Output):
         """Seconds per build step, one row per artifact (as its last build recorded them)."""
         records = {path: rec for path, _, rec in self.rows if rec is not None}
         per_artifact = step_timings(records)
-        steps = list(dict.fromkeys(step for t in per_artifact.values() for step in t))
+        from layerkit.build.steps import pipeline_order
+
+        steps = in_order((step for t in per_artifact.values() for step in t), pipeline_order())
         rows = [
             [path, *(f"{t[s]:.1f}" if s in t else "-" for s in steps), f"{sum(t.values()):.1f}"]
-            for path, t in per_artifact.items()
+            for path, t in sorted(per_artifact.items(), key=lambda item: artifact_order(item[0]))
         ]
         return format_table(["artifact (s)", *steps, "total"], rows)
 
@@ -472,9 +521,11 @@ def status(
     try:
         planned = plan(project, target)[0]
     except LockError as exc:  # what is on disk is still worth showing
-        rows = tuple((path, "unknown", rec) for path, rec in sorted(read_manifest(out).items()))
+        found = read_manifest(out)
+        rows = tuple((path, "unknown", found[path]) for path in sorted(found, key=artifact_order))
         return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}", timings)
-    rows = tuple((p.path, p.state, p.record) for p in planned)
+    ordered = sorted(planned, key=lambda p: artifact_order(p.path))
+    rows = tuple((p.path, p.state, p.record) for p in ordered)
     return StatusOutput(out, target, rows, timings=timings)
 
 
@@ -628,7 +679,10 @@ class ValidateOutput(_Output):
         lines = [format_table(headers, rows)]
         # sentences, not a table: they are long
         # includes the runtime lifecycle warning
-        lines += [f"{f.severity}: {f}" for f in self.checks.report.findings]
+        lines += [
+            f"{f.severity}: {f.message if f.code == 'lifecycle' else f}"  # one wording everywhere
+            for f in self.checks.report.findings
+        ]
         from layerkit.check.layer import format_validation
 
         lines += [format_validation(v) for v in self.layers]
@@ -931,7 +985,7 @@ class DeployOutput(_Output):
         elif self.dry_run:  # a real deploy streamed its steps as they happened
             lines += [s.describe() for s in out.steps]
         if self.dry_run and out.steps:
-            lines.append(f"dry run: {len(out.steps)} steps planned, nothing was changed")
+            lines.append(f"dry run: {plural(len(out.steps), 'step')} planned, nothing was changed")
         if out.result and out.result.release:
             lines += [
                 f"{fn.function_name}:{self.stage.alias} -> {fn.version}  "
@@ -995,7 +1049,8 @@ class PackageOutput(_Output):
         st, result = self.stage, self.result
         lines = [f"uploaded s3://{st.bucket}/{key}" for key in result.uploaded]
         if result.reused:
-            lines.append(f"{len(result.reused)} zips already in s3://{st.bucket}/ (not uploaded)")
+            reused = plural(len(result.reused), "zip")
+            lines.append(f"{reused} already in s3://{st.bucket}/ (not uploaded)")
         lines.append(f"wrote {result.template.relative_to(self.root)}")
         lines.append(f"  functions: {', '.join(result.function_names) or 'none'}")
         lines.append(f"  layers: {', '.join(result.layer_names) or 'none'}")

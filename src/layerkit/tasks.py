@@ -11,6 +11,8 @@ after any task name, positional arguments included.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, Program, Task, task
 from invoke.parser import ParserContext
 
-from layerkit import commands
+from layerkit import commands, helptext
 from layerkit.build.pipeline import build as run_build
 from layerkit.errors import DeployInterrupted, LayerkitError
 from layerkit.report.console import Terminal
@@ -49,14 +51,36 @@ def project_dir(c: Context) -> Path:
 
 
 def print_task_help(t: Task[Any], name: str | None = None) -> None:
-    """Print invoke's own help for the task ``t`` (``inv --help NAME`` prints the same)."""
+    """Print invoke's help for the task ``t``, its positional arguments in the usage line."""
     name = name or getattr(t, "qualified_name", t.name)
     program = Program(binary="inv[oke]")
     program.parser = SimpleNamespace(  # type: ignore[assignment]
         contexts={name: ParserContext(name=name, args=t.get_arguments())}
     )
     program.collection = {name: t}  # type: ignore[assignment]
-    program.print_task_help(name)
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        program.print_task_help(name)
+    print(usage_with_positionals(captured.getvalue(), t), end="")
+
+
+def usage_with_positionals(text: str, t: Task[Any]) -> str:
+    """Invoke's help ``text`` for ``t`` with its positional arguments in the usage line.
+
+    invoke writes ``Usage: inv[oke] [--core-opts] build.layer [--options] [other tasks ...]``
+    for a task that needs a NAME; this names it there, as ``layerkit build layer --help`` does:
+    ``... build.layer [--options] NAME [other tasks here ...]``.
+    """
+    names = " ".join(p.replace("_", "-").upper() for p in t.positional)
+    if not names:
+        return text
+    first, _, rest = text.partition("\n")
+    marker = "[other tasks here"
+    if marker in first:
+        first = first.replace(marker, f"{names} {marker}", 1)
+    else:  # pragma: no cover - an invoke that words its usage line differently
+        first = f"{first.rstrip()} {names}"
+    return f"{first}\n{rest}"
 
 
 class LayerkitTask(Task[Any]):
@@ -94,7 +118,7 @@ class LayerkitTask(Task[Any]):
         except DeployInterrupted as exc:  # undone already; say what was being done
             raise Exit(f"interrupted: {exc}", code=exc.exit_code) from None
         except LayerkitError as exc:
-            raise Exit(f"error: {exc}", code=1) from None
+            raise Exit(commands.error_text(exc), code=1) from None
         except KeyboardInterrupt:
             raise Exit(
                 f"interrupted during `inv {getattr(self, 'qualified_name', self.name)}`: nothing "
@@ -110,28 +134,27 @@ class LayerkitTask(Task[Any]):
         return output
 
 
-def layerkit_task(**kwargs: Any) -> Callable[[Callable[..., Any]], LayerkitTask]:
-    """``@task(...)`` making a :class:`LayerkitTask`: for a project's own tasks too."""
-    return task(klass=LayerkitTask, **kwargs)  # type: ignore[no-any-return]
+def layerkit_task(
+    verb: str | None = None, **kwargs: Any
+) -> Callable[[Callable[..., Any]], LayerkitTask]:
+    """``@task(...)`` making a :class:`LayerkitTask`: for a project's own tasks too.
+
+    ``verb`` (``build layer``): the task's help and its options' help are that verb's in
+    :data:`layerkit.helptext.HELP`, the same words ``layerkit VERB --help`` says.
+    """
+    if verb is None:
+        return task(klass=LayerkitTask, **kwargs)  # type: ignore[no-any-return]
+    said = helptext.HELP[verb]
+
+    def decorate(body: Callable[..., Any]) -> LayerkitTask:
+        body.__doc__ = said.summary
+        made: LayerkitTask = task(klass=LayerkitTask, help=dict(said.options), **kwargs)(body)
+        return made
+
+    return decorate
 
 
-_RUNTIME = "build for this runtime instead of the template's (e.g. python3.12)"
-_ARCH = "target architecture, x86_64 or arm64, instead of the template's"
-_STAGE = "a stage from stages.toml (local: an embedded moto server, no credentials)"
-_OVERRIDES = "template parameter values, SAM's form: 'Stage=prod Owner=team'"
-
-
-@layerkit_task(
-    name="all",
-    default=True,
-    help={
-        "runtime": _RUNTIME,
-        "arch": _ARCH,
-        "force": commands.FORCE_HELP,
-        "cache": "shared build cache: s3://BUCKET/PREFIX, file:///DIR or none "
-        "(default: LAYERKIT_CACHE, else [tool.layerkit] cache)",
-    },
-)
+@layerkit_task("build all", name="all", default=True)
 def build_all(
     c: Context,
     runtime: str | None = None,
@@ -139,7 +162,7 @@ def build_all(
     force: bool = False,
     cache: str | None = None,
 ) -> Any:
-    """Build every layer and function package that is not fresh (dist/)."""
+    """``layerkit build all`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.build(
         project_dir(c),
         runtime=runtime,
@@ -151,40 +174,25 @@ def build_all(
     )
 
 
-@layerkit_task(
-    name="layer",
-    help={
-        "name": "the layer folder name",
-        "runtime": _RUNTIME,
-        "arch": _ARCH,
-        "force": commands.FORCE_HELP,
-    },
-)
+@layerkit_task("build layer", name="layer")
 def build_layer(
     c: Context, name: str, runtime: str | None = None, arch: str | None = None, force: bool = False
 ) -> Any:
-    """Build one layer (and rebuild the layers that require it, if stale)."""
+    """``layerkit build layer`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.build_layer(
         project_dir(c), name, runtime=runtime, arch=arch, force=force, feedback=FEEDBACK
     )
 
 
-@layerkit_task(name="functions", help={"force": "rebuild even fresh packages"})
+@layerkit_task("build functions", name="functions")
 def build_functions(c: Context, force: bool = False) -> Any:
-    """Build the function packages (app code and function-only dependencies)."""
+    """``layerkit build functions`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.build_functions(project_dir(c), force=force, feedback=FEEDBACK)
 
 
-@layerkit_task(
-    name="lock",
-    help={
-        "upgrade": "re-resolve every version instead of keeping them",
-        "upgrade_package": "let this distribution move (repeatable)",
-    },
-    iterable=["upgrade_package"],
-)
+@layerkit_task("lock", name="lock", iterable=["upgrade_package"])
 def lock(c: Context, upgrade: bool = False, upgrade_package: Any = None) -> Any:
-    """Resolve all requirements once per target with uv and write locks/<target>.toml."""
+    """``layerkit lock`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.lock(
         project_dir(c),
         upgrade=upgrade,
@@ -193,32 +201,21 @@ def lock(c: Context, upgrade: bool = False, upgrade_package: Any = None) -> Any:
     )
 
 
-@layerkit_task(
-    name="status",
-    help={"runtime": _RUNTIME, "arch": _ARCH, "timings": "also the seconds of each build step"},
-)
+@layerkit_task("status", name="status")
 def status(
     c: Context, runtime: str | None = None, arch: str | None = None, timings: bool = False
 ) -> Any:
-    """Show what is built, whether it is fresh or stale, and its sizes."""
+    """``layerkit status`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.status(project_dir(c), runtime=runtime, arch=arch, timings=timings)
 
 
-@layerkit_task(name="clean", help={"layer": "remove only this layer's zips (every target)"})
+@layerkit_task("clean", name="clean")
 def clean(c: Context, layer: str | None = None) -> Any:
-    """Remove build output: all of dist/, or one layer."""
+    """``layerkit clean`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.clean(project_dir(c), layer=layer)
 
 
-@layerkit_task(
-    name="layer",
-    help={
-        "name": "the layer folder name",
-        "runtime": _RUNTIME,
-        "arch": _ARCH,
-        "verbose": commands.SMOKE_OUTPUT_HELP,
-    },
-)
+@layerkit_task("validate layer", name="layer")
 def validate_layer(
     c: Context,
     name: str,
@@ -226,21 +223,17 @@ def validate_layer(
     arch: str | None = None,
     verbose: bool = False,
 ) -> Any:
-    """Build (if stale) and prove one layer on its runtime: imports, smoke test, ELF/glibc."""
+    """``layerkit validate layer`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.validate_layer(
         project_dir(c), name, runtime=runtime, arch=arch, feedback=FEEDBACK, verbose=verbose
     )
 
 
-@layerkit_task(
-    name="all",
-    default=True,
-    help={"runtime": _RUNTIME, "arch": _ARCH, "parameter_overrides": _OVERRIDES},
-)
+@layerkit_task("validate all", name="all", default=True)
 def validate_all(
     c: Context, runtime: str | None = None, arch: str | None = None, parameter_overrides: str = ""
 ) -> Any:
-    """Check sizes and Lambda limits, the template, and every layer on its runtime."""
+    """``layerkit validate all`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.validate(
         project_dir(c),
         runtime=runtime,
@@ -251,31 +244,15 @@ def validate_all(
     )
 
 
-@layerkit_task(
-    name="upgrade-runtime",
-    help={
-        "runtime": "the runtime to move to, for example python3.12",
-        "dry_run": "rehearse every step in a scratch copy and print the changes; write nothing",
-    },
-)
+@layerkit_task("upgrade-runtime", name="upgrade-runtime")
 def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
-    """Move template and layers to a new runtime: re-lock, rebuild, validate, invoke; or nothing."""
+    """``layerkit upgrade-runtime`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.upgrade_runtime(
         project_dir(c), runtime, dry_run=dry_run, builder=builder(c), feedback=FEEDBACK
     )
 
 
-@layerkit_task(
-    name="invoke",
-    help={
-        "function": "folder name or logical id; with --stage also FUNCTION:ALIAS or :VERSION",
-        "event": "event JSON, or its name in the function's or the project's events/ "
-        "(default events/basic.json)",
-        "stage": "invoke what this stage runs (local: the deployed zips, run for real)",
-        "env_vars": 'SAM\'s environment file: {"LogicalId": {"VAR": "v"}, "Parameters": {...}}',
-        "parameter_overrides": _OVERRIDES,
-    },
-)
+@layerkit_task("invoke", name="invoke")
 def invoke_function(
     c: Context,
     function: str,
@@ -284,7 +261,7 @@ def invoke_function(
     env_vars: str | None = None,
     parameter_overrides: str = "",
 ) -> Any:
-    """Run a built function in the local Lambda sandbox; print logs, result and REPORT line."""
+    """``layerkit invoke`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.invoke(
         project_dir(c),
         function,
@@ -296,15 +273,7 @@ def invoke_function(
     )
 
 
-@layerkit_task(
-    name="deploy",
-    help={
-        "stage": _STAGE,
-        "dry_run": "print the plan, change nothing",
-        "allow_deprecated_runtime": "deploy a runtime AWS blocks (real AWS only)",
-        "parameter_overrides": _OVERRIDES,
-    },
-)
+@layerkit_task("deploy", name="deploy")
 def deploy(
     c: Context,
     stage: str = "local",
@@ -312,7 +281,7 @@ def deploy(
     allow_deprecated_runtime: bool = False,
     parameter_overrides: str = "",
 ) -> Any:
-    """Deploy the current build (dist/) to a stage; roll back on any failure."""
+    """``layerkit deploy`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.deploy(
         project_dir(c),
         stage=stage,
@@ -323,39 +292,31 @@ def deploy(
     )
 
 
-@layerkit_task(name="rollback", help={"stage": _STAGE, "release": "release id (default: previous)"})
+@layerkit_task("rollback", name="rollback")
 def rollback(c: Context, stage: str = "local", release: str | None = None) -> Any:
-    """Move a stage's aliases (and $LATEST) back to a recorded release."""
+    """``layerkit rollback`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.rollback(project_dir(c), stage=stage, release=release, feedback=FEEDBACK)
 
 
-@layerkit_task(name="releases", help={"stage": _STAGE, "limit": "show only the newest N"})
+@layerkit_task("releases", name="releases")
 def releases(c: Context, stage: str = "local", limit: int = 20) -> Any:
-    """List the releases recorded for a stage, oldest first."""
+    """``layerkit releases`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.releases(project_dir(c), stage=stage, limit=limit, feedback=FEEDBACK)
 
 
-@layerkit_task(name="unlock", help={"stage": _STAGE})
+@layerkit_task("unlock", name="unlock")
 def unlock(c: Context, stage: str = "local") -> Any:
-    """Remove a stage's deploy lock that a killed deploy or rollback left behind."""
+    """``layerkit unlock`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.unlock(project_dir(c), stage=stage, feedback=FEEDBACK)
 
 
-@layerkit_task(name="report", help={"verbose": "every slimming pass and all rows"})
+@layerkit_task("report", name="report")
 def report(c: Context, verbose: bool = False) -> Any:
-    """Write dist/report.json and dist/report.html for every built target; print the tables."""
+    """``layerkit report`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.report(project_dir(c), verbose=verbose)
 
 
-@layerkit_task(
-    name="optimize",
-    help={
-        "layer": "advise (and prune) only this layer",
-        "apply": "write the removals into layer.toml, rebuild and prove the functions still work",
-        "bytecode": "also measure every bytecode mode (size, each handler's cold init)",
-        "runtime": _RUNTIME,
-    },
-)
+@layerkit_task("optimize", name="optimize")
 def optimize(
     c: Context,
     layer: str | None = None,
@@ -363,23 +324,23 @@ def optimize(
     bytecode: bool = False,
     runtime: str | None = None,
 ) -> Any:
-    """Trace what every function loads; report what no function loads; --apply prunes it."""
+    """``layerkit optimize`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.optimize(
         project_dir(c), layer=layer, apply=apply, bytecode=bytecode, runtime=runtime
     )
 
 
-@layerkit_task(name="package", help={"stage": _STAGE, "parameter_overrides": _OVERRIDES})
+@layerkit_task("package", name="package")
 def package(c: Context, stage: str = "local", parameter_overrides: str = "") -> Any:
-    """Upload the current build to a stage's bucket; write dist/template.packaged.yaml for SAM."""
+    """``layerkit package`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.package(
         project_dir(c), stage=stage, parameter_overrides=parameter_overrides, feedback=FEEDBACK
     )
 
 
-@layerkit_task(name="init")
+@layerkit_task("init", name="init")
 def init(c: Context) -> Any:
-    """Write a commented stages.toml into the project (refuses to overwrite one)."""
+    """``layerkit init`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.init(project_dir(c))
 
 

@@ -39,7 +39,7 @@ from layerkit.project.upgrade import (
     upgrade_template,
     version_moves,
 )
-from layerkit.report.table import format_table, mb
+from layerkit.report.table import format_table, mb, plural
 from layerkit.runtime.host import host_support
 from layerkit.runtime.target import Target
 
@@ -111,7 +111,8 @@ class UpgradeReport:
         if self.dry_run:
             out.append("dry run: every step passed in a scratch copy; no project file was written")
         else:
-            out.append(f"wrote {len(self.written)} files; dist/ holds the {self.new.key} build")
+            written = plural(len(self.written), "file")
+            out.append(f"wrote {written}; dist/ holds the {self.new.key} build")
         return out
 
 

@@ -40,6 +40,7 @@ from layerkit.check.imports import (
 from layerkit.errors import BuildError
 from layerkit.project.spec import Function, Layer, Project
 from layerkit.report.data import distribution_sizes
+from layerkit.report.table import plural
 from layerkit.runtime.layercache import default_cache_dir, extracted
 from layerkit.runtime.target import Target
 
@@ -172,7 +173,7 @@ class Install:
             job.tools.installer.install(job.packages, job.site, job.target)
         which = "function-only " if job.planned.kind == ArtifactKind.FUNCTION else ""
         return StepOutcome(
-            f"{len(job.packages)} {which}distributions",
+            plural(len(job.packages), f"{which}distribution"),
             {"distributions": {p.name: p.version for p in job.packages}},
         )
 
@@ -199,8 +200,8 @@ class Slim:
         )
         refuse_over_lambda_limit(job)
         return StepOutcome(
-            f"removed {slimmed.removed_files} files, {slimmed.removed_bytes / 1e6:.1f} MB "
-            f"in {len(slimmed.passes)} passes",
+            f"removed {plural(slimmed.removed_files, 'file')}, {slimmed.removed_bytes / 1e6:.1f} "
+            f"MB in {plural(len(slimmed.passes), 'pass', 'passes')}",
             {"slim": passes, "modules": top_level_modules(job.site)},
         )
 
@@ -250,6 +251,11 @@ def _optional_record(optional: Sequence[OptionalModule]) -> dict[str, Any]:
     return {"optional_modules": [[o.module, o.distribution, o.needs] for o in optional]}
 
 
+def _modules_import(count: int) -> str:
+    """``1 top-level module imports`` / ``3 top-level modules import``."""
+    return f"{plural(count, 'top-level module')} import{'s' if count == 1 else ''}"
+
+
 def _with_notes(detail: str, optional: Sequence[OptionalModule]) -> str:
     """A step's progress line, with a note for each optional module left out."""
     return "".join([detail, *(f"; note: {o.note()}" for o in optional)])
@@ -289,8 +295,8 @@ class Bytecode:
             record["found_by"] = "static analysis"
         return StepOutcome(
             _with_notes(
-                f"{compiled.mode}: {compiled.compiled_files} modules with {python.name} "
-                f"({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
+                f"{compiled.mode}: {plural(compiled.compiled_files, 'module')} with "
+                f"{python.name} ({compiled.invalidation}), {compiled.added_bytes / 1e6:+.1f} MB",
                 compiled.optional,
             ),
             {"bytecode": record},
@@ -314,12 +320,12 @@ class ImportCheck:
         if host is not None and not host.runs_code:
             return StepOutcome(f"not run ({host.execution.value}: {host.host_machine} host)")
         if compiled["mode"] == "imported" and compiled["compiled_files"]:  # it probed them
-            return StepOutcome(f"{len(modules)} top-level modules import (bytecode step's probe)")
+            probed_ok = len(modules) - len(compiled.get("optional_modules", ()))
+            return StepOutcome(f"{_modules_import(probed_ok)} (bytecode step's probe)")
         probed = cold_start(job.site, job.tools.python, modules, search_path=job.search_path)
-        imported = len(modules) - len(probed.optional)
         optional = _optional_record(probed.optional)
         return StepOutcome(
-            _with_notes(f"{imported} top-level modules import", probed.optional),
+            _with_notes(_modules_import(len(modules) - len(probed.optional)), probed.optional),
             {"bytecode": {**compiled, **optional}} if optional else {},
         )
 
@@ -375,7 +381,7 @@ class Copy:
             dest.unlink(missing_ok=True)  # an installed file is a link into uv's cache
             shutil.copy2(source, dest)
         extra = f" and {len(own)} of {job.target.key}'s own ({', '.join(r for r, _ in own)})"
-        return StepOutcome(f"{len(files)} files" + (extra if own else ""))
+        return StepOutcome(plural(len(files), "file") + (extra if own else ""))
 
 
 class Imports:
@@ -426,7 +432,7 @@ class FunctionBytecode:
         compiled = compile_tree(
             job.tree, job.tools.python, "all", dest_dir="/var/task", memo=job.tools.memo
         )
-        return StepOutcome(f"{compiled.compiled_files} modules")
+        return StepOutcome(plural(compiled.compiled_files, "module"))
 
 
 LAYER_STEPS: tuple[Step, ...] = (Install(), Slim(), Bytecode(), ImportCheck(), Zip())
@@ -460,3 +466,14 @@ def base_record(job: Job) -> dict[str, Any]:
 def step_names(kind: ArtifactKind) -> Sequence[str]:
     """The NAMEs of ``kind``'s steps (the keys of its timings)."""
     return tuple(step.NAME for step in steps_for(kind))
+
+
+def pipeline_order() -> tuple[str, ...]:
+    """Every step name in the order a build runs them, layer and function steps merged.
+
+    install, slim, copy, imports, bytecode, import-check, zip: the columns of every timings
+    table, whatever order an artifact's record lists its steps in.
+    """
+    from layerkit.report.table import merged_order
+
+    return merged_order(step_names(ArtifactKind.LAYER), step_names(ArtifactKind.FUNCTION))

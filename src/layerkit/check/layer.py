@@ -28,6 +28,7 @@ from layerkit.check.elf import check_files, scan
 from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
+from layerkit.report.table import plural
 from layerkit.runtime.host import Execution, host_support
 from layerkit.runtime.layercache import default_cache_dir
 from layerkit.runtime.sandbox import Sandbox, prepare, run_code
@@ -399,6 +400,7 @@ def format_validation(v: LayerValidation, *, verbose: bool = False) -> str:
         lines.append("  imports and smoke test: not run (static only: the host cannot run them)")
     else:
         lines.extend(_run_lines(v, verbose=verbose))
-    lines.append(f"  ELF: {v.elf_files} files checked, {len(v.elf_problems)} problems")
+    checked, problems = plural(v.elf_files, "file"), plural(len(v.elf_problems), "problem")
+    lines.append(f"  ELF: {checked} checked, {problems}")
     lines.extend(f"    {p}" for p in v.elf_problems)
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.check.wiring import wiring_findings
 from layerkit.errors import CheckError, SpecError
 from layerkit.project.spec import TEMPLATE_FILE, Project
-from layerkit.runtime.lifecycle import RuntimeStatus, runtime_lifecycle
+from layerkit.runtime.lifecycle import RuntimeStatus, deprecation_notice, runtime_lifecycle
 
 #: cfn-lint's rules about the runtime lifecycle, which layerkit's lifecycle warning replaces
 #: when the project's .cfnlintrc ignores them (this repository's does).
@@ -78,43 +78,21 @@ def cfn_lint(path: Path, config: Path) -> tuple[Finding, ...]:
     )
 
 
-def _when(day: date | None, today: date, action: str) -> str | None:
-    if day is None:
-        return None
-    if day <= today:
-        return f"AWS has blocked {action} since {day}"
-    return f"AWS blocks {action} from {day}"
-
-
 def lifecycle_finding(
     status: RuntimeStatus, today: date, validated: tuple[str, ...] = ()
 ) -> Finding | None:
-    """A warning for a deprecated or (soon) blocked runtime, naming the dates and the way out.
+    """A warning for a deprecated or (soon) blocked runtime: :func:`deprecation_notice`'s words.
 
     Nothing for a runtime with no deprecation date yet, or one still ahead of it.
     """
     if not status.is_deprecated and not status.blocked_for_create:
         return None
-    blocks = [
-        text
-        for text in (
-            _when(status.create_blocked, today, "creating functions on it"),
-            _when(status.update_blocked, today, "updating them"),
-        )
-        if text
-    ]
-    others = f" ({', '.join(validated)} is built and validated too)" if validated else ""
-    successor = f"; AWS names {status.successor} as its successor" if status.successor else ""
-    return Finding(
-        Severity.WARNING,
-        TEMPLATE_FILE,
-        f"runtime {status.runtime} is deprecated since {status.deprecated}"
-        + (f": {' and '.join(blocks)}" if blocks else "")
-        + f" ({status.source}). The way out is one setting: Runtime in {TEMPLATE_FILE} "
-        f"Globals.Function, with the layers' CompatibleRuntimes{others}{successor}.",
-        code="lifecycle",
-        path=TEMPLATE_FILE,
+    notice = deprecation_notice(
+        status.runtime, status, today, status.source, validated=validated, template=TEMPLATE_FILE
     )
+    if notice is None:  # pragma: no cover - the condition above is stricter
+        return None
+    return Finding(Severity.WARNING, TEMPLATE_FILE, notice, code="lifecycle", path=TEMPLATE_FILE)
 
 
 def runtime_findings(project: Project, today: date) -> tuple[Finding, ...]:

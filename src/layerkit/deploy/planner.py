@@ -37,6 +37,7 @@ from layerkit.deploy.models import (
 )
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
+from layerkit.runtime.lifecycle import deprecation_notice
 
 __all__ = [  # the models are re-exported: the plan's callers read them from here too
     "DEFAULT_HEALTH_EVENT",
@@ -452,7 +453,10 @@ def runtime_problems(
     lifecycle: Callable[[str, dt.date], LifecycleStatus],
     source: str = "AWS's runtime lifecycle dates",
 ) -> tuple[tuple[str, bool], ...]:
-    """Runtime lifecycle findings for ``steps``: (message, blocked) pairs.
+    """Runtime lifecycle findings for ``steps``: a (message, blocked) pair per runtime.
+
+    The message is :func:`~layerkit.runtime.lifecycle.deprecation_notice`, the wording every
+    command uses.
 
     ``lifecycle(runtime, today)`` is the lifecycle as data (the deployer passes cfn-lint's
     table); ``source`` names it in messages. ``blocked`` is True when AWS refuses the step's
@@ -466,25 +470,7 @@ def runtime_problems(
         runtime, action = found
         status = lifecycle(runtime, today)
         blocked = status.blocked_for_create if action == "create" else status.blocked_for_update
-        block_day = status.create_blocked if action == "create" else status.update_blocked
-        later = (
-            " The way out is one setting: Runtime in template.yaml Globals.Function "
-            "(python3.12 is built and validated by `nox -s validate_layers`)"
-            + (f"; AWS names {status.successor} as the successor." if status.successor else ".")
-        )
-        key = f"{runtime}:{action}"
-        if blocked:
-            findings[key] = (
-                f"{runtime}: AWS blocks function {action}s since {block_day} ({source}).{later}",
-                True,
-            )
-        elif status.is_deprecated:
-            findings.setdefault(
-                key,
-                (
-                    f"{runtime} is deprecated since {status.deprecated}; AWS blocks {action}s "
-                    f"from {block_day or 'a date not yet set'}.{later}",
-                    False,
-                ),
-            )
+        notice = deprecation_notice(runtime, status, today, source)
+        if notice is not None:  # one notice per runtime: blocked if any of its steps is
+            findings[runtime] = (notice, blocked or findings.get(runtime, ("", False))[1])
     return tuple(findings.values())

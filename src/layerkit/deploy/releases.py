@@ -213,8 +213,18 @@ def previous_release_id(releases: tuple[Release, ...]) -> str:
     live = effective_release(by_id, releases[-1].release_id)
     older = [r for r in releases if r.release_id < live and r.kind == ReleaseKind.DEPLOY]
     if not older:
+        newer = [
+            r.release_id for r in releases if r.release_id > live and r.kind == ReleaseKind.DEPLOY
+        ]
+        if not newer:
+            raise DeployError(
+                f"nothing to roll back to: release {live} is the stage's only deploy, so there "
+                "is nothing older. To change what the stage runs, deploy another build "
+                "(`inv deploy`)."
+            )
         raise DeployError(
-            f"nothing to roll back to: release {live} is the stage's oldest deploy; name "
-            "another release with --release (see `inv releases`)."
+            f"nothing older to roll back to: release {live} is the stage's oldest deploy. To "
+            f"go forward again, name a newer one with --release (e.g. {newer[-1]}; "
+            "`inv releases` lists them), or deploy another build (`inv deploy`)."
         )
     return older[-1].release_id

@@ -56,6 +56,7 @@ from layerkit.optimize.trace import (
     trace_all,
 )
 from layerkit.project.spec import Project, load_project
+from layerkit.report.table import plural
 from layerkit.runtime.layercache import default_cache_dir
 from layerkit.runtime.target import Target, find_interpreter
 
@@ -510,7 +511,8 @@ def format_report(report: OptimizeReport) -> str:
     for item in report.layers:
         lines.append(
             f"layer {item.layer}: {item.total_bytes / 1e6:.1f} MB; no function loads "
-            f"{item.unloaded_files} files, {item.unloaded_bytes / 1e6:.1f} MB (data files "
+            f"{plural(item.unloaded_files, 'file')}, {item.unloaded_bytes / 1e6:.1f} MB "
+            "(data files "
             f"{item.unloaded_data_bytes / 1e6:.1f} MB); prunable {item.prune_bytes / 1e6:.1f} MB"
         )
         for c in sorted(item.candidates, key=lambda c: -c.bytes)[:20]:
@@ -518,8 +520,8 @@ def format_report(report: OptimizeReport) -> str:
             lines.append(f"    {c.pattern:48} {c.bytes / 1e6:7.2f} MB  {verdict}")
         if item.cold_start_without_bytecode:
             lines.append(
-                f"    {len(item.cold_start_without_bytecode)} modules a cold start loads have no "
-                f"bytecode, e.g. {', '.join(item.cold_start_without_bytecode[:3])}"
+                f"    {plural(len(item.cold_start_without_bytecode), 'module')} a cold start loads "
+                f"without bytecode, e.g. {', '.join(item.cold_start_without_bytecode[:3])}"
             )
         for cost in item.bytecode:
             inits = ", ".join(f"{f} {ms:.0f} ms" for f, ms in sorted(cost.init_ms.items()))

@@ -7,15 +7,18 @@ callback, print warnings with :meth:`Terminal.warning` and tables with :meth:`Te
 On an interactive terminal (or with ``FORCE_COLOR``) it uses colour; on an interactive terminal
 outside CI it redraws a live view — a line per artifact with its current step, elapsed time and
 done/total — between :meth:`Terminal.tracking` entering and leaving. In CI logs and pipes it
-prints plain lines instead. ``NO_COLOR`` turns colour off everywhere. Warnings wrap to the
-terminal's width, tables fit 100 columns, and the same message for several artifacts in a row
-("fresh: up to date") is printed once.
+prints plain lines instead. ``NO_COLOR`` turns colour off everywhere. On a terminal, warnings
+wrap to its width; anywhere else (a CI log, a pipe, a file) every event and message is one line
+however long, and no line ends with spaces, so grepping a log for an artifact finds all of it.
+Tables fit 100 columns, and the same message for several artifacts in a row ("fresh: up to
+date") is printed once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +38,24 @@ FINISHED = frozenset({"done", "fresh", "failed", "skipped"})  # steps that end a
 #: the live view, never as a plain line (the step's end is its line).
 ANNOUNCING = frozenset({"started", "queued"})
 COLLAPSIBLE = frozenset({"fresh", "skipped"})  # the same words for every artifact: one line
+
+
+def writes_to_terminal(console: Console) -> bool:
+    """Whether ``console`` writes to a real terminal (not a pipe, a file or a CI log)."""
+    if not console.is_terminal:
+        return False
+    try:
+        return bool(console.file.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$")
+
+
+def strip_trailing(line: str) -> str:
+    """``line`` without the spaces at its end (kept colour codes after them stay)."""
+    return _TRAILING.sub(r"\1", line)
 
 
 class Level(Enum):
@@ -96,7 +117,8 @@ class Terminal:
     ``console``: where to print (default: stdout, colour and width detected by rich);
     ``verbose``: step details in the live view and every detail of tables; ``live``: force the
     live view on or off (default: on for an interactive terminal outside CI); ``clock``: seconds,
-    for the elapsed times (tests pass a fake).
+    for the elapsed times (tests pass a fake); ``wrap``: hard-wrap long lines to the width
+    (default: only when the console writes to a real terminal; a log gets one line per event).
     """
 
     def __init__(
@@ -106,8 +128,12 @@ class Terminal:
         verbose: bool = False,
         live: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wrap: bool | None = None,
     ) -> None:
         self.console = console or Console()
+        self.wrap = wrap if wrap is not None else writes_to_terminal(self.console)
+        if not self.wrap:
+            self.console.soft_wrap = True  # one line per event, however long
         self.verbose = verbose
         self.live = (
             live if live is not None else self.console.is_interactive and not os.environ.get("CI")
@@ -235,7 +261,14 @@ class Terminal:
             text.append(f": {detail}")
         if tail:
             text.append(f"  ({', '.join(tail)})", style="dim")
-        self.console.print(text, overflow="fold")
+        self._print(text)
+
+    def _print(self, text: Text) -> None:
+        """One line: folded at the width on a terminal, never broken in a log."""
+        if self.wrap:
+            self.console.print(text, overflow="fold")
+        else:
+            self.console.print(text, soft_wrap=True)
 
     def flush(self) -> None:
         """Print what is held back to be collapsed (called when a block or a message ends it)."""
@@ -285,10 +318,10 @@ class Terminal:
             line = step if isinstance(step, str) else step.describe()
             self._done = (self._done or 0) + 1
             prefix = f"[{self._done}/{self._total}] " if self._total else ""
-            self.console.print(Text.assemble((prefix, "dim"), line), overflow="fold")
+            self._print(Text.assemble((prefix, "dim"), line))
 
     def message(self, text: str, level: Level = Level.INFO) -> None:
-        """A sentence for the user; wraps to the terminal; an exact repeat is not printed again."""
+        """A sentence for the user (wrapped on a terminal, one line in a log); said once."""
         if text in self._said:
             return
         self._said.add(text)
@@ -296,8 +329,8 @@ class Terminal:
         out = Text()
         if level is not Level.INFO:
             out.append(f"{level.value}: ", style=_STYLE[level])
-        out.append(text)
-        self.console.print(out)
+        out.append(text.rstrip())
+        self.console.print(out, soft_wrap=not self.wrap)  # words wrap on a terminal only
 
     def warning(self, text: str) -> None:
         """``warning: ...``, wrapped to the terminal's width."""
@@ -314,9 +347,15 @@ class Terminal:
         self.print(table(headers, rows, title))
 
     def print(self, renderable: RenderableType) -> None:
-        """Any rich renderable or text (tables at most 100 columns wide)."""
+        """Any rich renderable or text (tables at most 100 columns wide, no trailing spaces)."""
         self.flush()
-        self.console.print(renderable, width=min(self.console.width, WIDTH))
+        if self.wrap:
+            self.console.print(renderable, width=min(self.console.width, WIDTH))
+            return
+        with self.console.capture() as captured:
+            self.console.print(renderable, width=WIDTH)
+        for line in captured.get().splitlines():
+            self.console.print(Text.from_ansi(strip_trailing(line)), soft_wrap=True)
 
     def report(self, report: Mapping[str, Any]) -> None:
         """The size report's tables (``verbose``: every column, slim pass and change)."""

@@ -288,10 +288,13 @@ def timed_artifacts(entry: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], 
     """The rows and columns of a target's timings table.
 
     The artifacts that recorded step timings (layers, then functions), and every step name
-    among them in the order the steps ran.
+    among them in pipeline order (install, slim, copy, imports, bytecode, import-check, zip).
     """
+    from layerkit.build.steps import pipeline_order
+    from layerkit.report.table import in_order
+
     rows = [x for x in [*entry["layers"], *entry["functions"]] if x.get("timings")]
-    steps = list(dict.fromkeys(step for x in rows for step, _ in x["timings"]))
+    steps = in_order((step for x in rows for step, _ in x["timings"]), pipeline_order())
     return rows, steps
 
 

@@ -17,17 +17,20 @@ from rich.table import Table
 from rich.text import Text
 
 from layerkit.report.data import build_report
-from layerkit.report.table import is_numeric, mb
+from layerkit.report.table import GAP, RULE, is_numeric, mb
 
 WIDTH = 100  # tables never grow past this many columns
 TOP = 3  # distributions named per layer in the terminal
+#: The rich tables' box: a :data:`~layerkit.report.table.RULE` line under the header, nothing
+#: else, the same as :func:`layerkit.report.table.format_table` draws.
+BOX = box.Box(f"    \n    \n {RULE}  \n    \n    \n    \n    \n    \n", ascii=True)
 
 
 def _style(cell: str) -> str:
     """Red for a verdict that fails, yellow for an accepted one (colour only on a terminal)."""
     if cell.startswith("OVER (accepted)") or "over budget (accepted)" in cell:
         return "yellow"
-    return "bold red" if cell.startswith(("OVER", "FAIL")) else ""
+    return "bold red" if cell.startswith(("OVER", "FAIL", "TOO MANY")) else ""
 
 
 def table(
@@ -40,8 +43,8 @@ def table(
     """
     cells = [[str(c) for c in row] for row in rows]
     out = Table(
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),  # with the box's separator: two spaces between columns
+        box=BOX,
+        padding=(0, GAP - 1, 0, 0),  # with the box's separator: two spaces between columns
         pad_edge=False,
         show_edge=False,
         header_style="bold",

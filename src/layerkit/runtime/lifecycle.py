@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from layerkit.errors import CheckError
 
@@ -41,6 +41,70 @@ class RuntimeStatus:
     blocked_for_create: bool
     blocked_for_update: bool
     source: str = "runtime lifecycle data"  # for messages: "cfn-lint 1.58.0 runtime lifecycle data"
+
+
+class Lifecycle(Protocol):
+    """What :func:`deprecation_notice` reads of a runtime's lifecycle (a :class:`RuntimeStatus`)."""
+
+    @property
+    def deprecated(self) -> date | None: ...  # noqa: D102
+    @property
+    def create_blocked(self) -> date | None: ...  # noqa: D102
+    @property
+    def update_blocked(self) -> date | None: ...  # noqa: D102
+    @property
+    def successor(self) -> str | None: ...  # noqa: D102
+    @property
+    def is_deprecated(self) -> bool: ...  # noqa: D102
+    @property
+    def blocked_for_create(self) -> bool: ...  # noqa: D102
+    @property
+    def blocked_for_update(self) -> bool: ...  # noqa: D102
+
+
+def _blocks(status: Lifecycle, today: date) -> str:
+    """``AWS has blocked creating functions on it since D1 and blocks updating them from D2``."""
+    parts, said = [], ""
+    for day, action in (
+        (status.create_blocked, "creating functions on it"),
+        (status.update_blocked, "updating them"),
+    ):
+        if day is None:
+            continue
+        verb, word = ("has blocked", "since") if day <= today else ("blocks", "from")
+        parts.append(f"{'' if verb == said else verb + ' '}{action} {word} {day}")
+        said = verb
+    return f"AWS {' and '.join(parts)}" if parts else ""
+
+
+def deprecation_notice(
+    runtime: str,
+    status: Lifecycle,
+    today: date,
+    source: str = "runtime lifecycle data",
+    *,
+    validated: tuple[str, ...] = (),
+    template: str = "template.yaml",
+) -> str | None:
+    """The one wording of "this runtime is deprecated": the dates, their source, the way out.
+
+    None for a runtime that is not deprecated or blocked on ``today``. ``validated``: the other
+    runtimes the project's layers are built and validated for (named as the way out);
+    ``source`` names where the dates come from. Every command that warns about a runtime's
+    lifecycle (build, validate, deploy) says this sentence, once.
+    """
+    if not (status.is_deprecated or status.blocked_for_create or status.blocked_for_update):
+        return None
+    blocks = _blocks(status, today)
+    since = f" since {status.deprecated}" if status.deprecated else ""
+    others = f" ({', '.join(validated)} is built and validated too)" if validated else ""
+    successor = f"; AWS names {status.successor} as its successor" if status.successor else ""
+    return (
+        f"runtime {runtime} is deprecated{since}"
+        + (f": {blocks}" if blocks else "")
+        + f" ({source}). The way out is one setting: Runtime in {template} Globals.Function, "
+        f"with the layers' CompatibleRuntimes{others}{successor}."
+    )
 
 
 def _date(text: Any) -> date | None:

@@ -189,7 +189,7 @@ def test_an_optional_top_level_module_is_noted_and_the_build_goes_on(project: Pr
     result = build(project, functions=False, progress=events.append, tools=fake_tools(installer))
     assert "layers/top.zip" in result.built
     check = [e for e in events if e.artifact == "layer top" and e.step == "import-check"][-1]
-    assert "1 top-level modules import" in check.detail
+    assert "1 top-level module imports" in check.detail
     assert "note: pytz_plugin (from pytz) is left out" in check.detail
     record = read_manifest(B.output_dir(project, T))["layers/top.zip"]
     assert record.bytecode["optional_modules"] == [["pytz_plugin", "pytz", "fancy_extra"]]

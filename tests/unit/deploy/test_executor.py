@@ -153,7 +153,9 @@ def test_a_blocked_runtime_is_refused_on_the_injected_day(tmp_path: Path):
 
     table = {"python3.12": {"deprecated": "2026-01-01", "create-block": "2026-06-01"}}
     clients = fake_clients()
-    with pytest.raises(DeployError, match="AWS blocks function creates since 2026-06-01"):
+    with pytest.raises(
+        DeployError, match="AWS has blocked creating functions on it since 2026-06-01"
+    ):
         deploy(desired(tmp_path), clients, STAGE, owner="t", now=Clock(),
                today=TODAY, lifecycle=lambda r, d: runtime_lifecycle(r, d, table))  # fmt: skip
     assert clients.lambda_.functions == {}

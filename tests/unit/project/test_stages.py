@@ -120,8 +120,14 @@ def test_previous_release_walks_back_through_rollbacks():
     assert previous_release_id((r1, r2, r3)) == "20260102"
     back = _release("20260104", "rollback", to="20260102")
     assert previous_release_id((r1, r2, r3, back)) == "20260101"
-    with pytest.raises(DeployError, match="oldest deploy"):
+    with pytest.raises(DeployError, match="only deploy, so there is nothing older") as one:
         previous_release_id((r1,))
+    assert "--release" not in str(one.value)  # there is no other release to name
+    assert "inv deploy" in str(one.value)
+    back_to_first = _release("20260104", "rollback", to="20260101")
+    with pytest.raises(DeployError, match="oldest deploy") as oldest:
+        previous_release_id((r1, r2, back_to_first))
+    assert "--release (e.g. 20260102" in str(oldest.value)  # a newer one can be named
     with pytest.raises(DeployError, match="no recorded release"):
         previous_release_id(())
 

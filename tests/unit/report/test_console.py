@@ -41,13 +41,19 @@ class CountedEvent:
 
 
 def terminal(
-    *, tty: bool, live: bool | None = False, verbose: bool = False, clock: Clock | None = None
+    *,
+    tty: bool,
+    live: bool | None = False,
+    verbose: bool = False,
+    clock: Clock | None = None,
+    width: int = 100,
 ) -> tuple[Terminal, io.StringIO]:
     out = io.StringIO()
     console = Console(
-        file=out, width=100, force_terminal=tty, color_system="standard" if tty else None
+        file=out, width=width, force_terminal=tty, color_system="standard" if tty else None
     )
-    return Terminal(console, live=live, verbose=verbose, clock=clock or Clock()), out
+    term = Terminal(console, live=live, verbose=verbose, clock=clock or Clock(), wrap=tty)
+    return term, out
 
 
 def test_both_event_shapes_satisfy_the_protocol() -> None:
@@ -97,14 +103,48 @@ def test_a_single_fresh_artifact_reads_as_usual() -> None:
 
 
 def test_warnings_wrap_to_the_terminal_width() -> None:
-    term, out = terminal(tty=False)
+    term, out = terminal(tty=True)
     term.warning(WARNING)
     term.warning(WARNING)  # an exact repeat is said once
-    lines = out.getvalue().splitlines()
+    lines = strip_ansi(out.getvalue()).splitlines()
     assert len(lines) == 4
     assert all(len(line) <= 100 for line in lines)
     assert lines[0].startswith("warning: python3.9 is deprecated")
     assert " ".join(line.strip() for line in lines) == f"warning: {WARNING}"
+
+
+def strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_a_log_gets_one_line_per_event_and_no_trailing_spaces() -> None:
+    # a CI log or a pipe: nothing is broken at the width, however long
+    term, out = terminal(tty=False, width=40)
+    long_detail = "all: 188 modules with python3.9 (unchecked-hash), +2.1 MB"
+    term.progress(BuildEvent("layer aws-utilities", "bytecode", long_detail))
+    term.step("upload aws-utilities.zip (2,650,636 bytes) -> artifacts/" + "x" * 60)
+    term.warning(WARNING)
+    term.table(["artifact", "state"], [["layers/aws-utilities.zip", "built"], ["f", "fresh"]])
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"[layer aws-utilities] bytecode: {long_detail}"
+    assert lines[1].startswith("upload aws-utilities.zip")
+    assert lines[1].endswith("x" * 60)
+    assert lines[2] == f"warning: {WARNING}"
+    assert lines[3:] == [
+        "artifact                  state",
+        "------------------------- -----",
+        "layers/aws-utilities.zip  built",
+        "f                         fresh",
+    ]
+    assert not [line for line in lines if line != line.rstrip()]
+
+
+def test_a_terminal_folds_long_lines_at_its_width() -> None:
+    term, out = terminal(tty=True, width=40)
+    term.progress(BuildEvent("layer aws-utilities", "bytecode", "x" * 60))
+    lines = strip_ansi(out.getvalue()).splitlines()
+    assert len(lines) > 1
+    assert all(len(line) <= 40 for line in lines)
 
 
 def test_colour_on_a_terminal_not_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,3 +87,38 @@ def test_the_lifecycle_module_and_the_deploy_planner_load_neither_cfn_lint_nor_b
     for module in ("layerkit.runtime.lifecycle", "layerkit.deploy.planner"):
         tops = {name.split(".")[0] for name in module_level_imports(module)}
         assert not tops & {"cfnlint", "boto3", "botocore"}, module
+
+
+def test_one_deprecation_notice_reads_well_on_every_day() -> None:
+    from layerkit.runtime.lifecycle import deprecation_notice
+
+    table = {
+        "python3.9": {
+            "deprecated": "2025-12-15",
+            "create-block": "2026-06-01",
+            "update-block": "2026-07-01",
+            "successor": "python3.14",
+        }
+    }
+
+    def notice(day: date) -> str | None:
+        return deprecation_notice("python3.9", runtime_lifecycle("python3.9", day, table), day)
+
+    assert notice(date(2025, 1, 1)) is None  # not deprecated yet: nothing to say
+    before = notice(date(2026, 1, 1))
+    assert before is not None
+    assert before.startswith("runtime python3.9 is deprecated since 2025-12-15: AWS blocks ")
+    assert "creating functions on it from 2026-06-01 and updating them from 2026-07-01" in before
+    between = notice(date(2026, 6, 15))
+    assert between is not None
+    assert (
+        "AWS has blocked creating functions on it since 2026-06-01 and blocks updating them "
+        "from 2026-07-01" in between
+    )
+    after = notice(date(2026, 8, 1))
+    assert after is not None
+    assert "has blocked creating functions on it since 2026-06-01 and updating them since" in after
+    for text in (before, between, after):
+        assert "AWS names python3.14 as its successor." in text
+        assert "creates" not in text  # the deploy's old wording
+        assert text.count("AWS ") == 2  # "AWS blocks ... and ..." once, the successor once

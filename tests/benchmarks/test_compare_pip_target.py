@@ -1,17 +1,20 @@
-"""The seeds' method versus layerkit, side by side, in one run (`nox -s bench`).
+"""The pip --target baseline versus layerkit, side by side, in one run (`nox -s bench`).
 
-Seeds' method (how the layers were built before layerkit): `pip install --only-binary=:all: --no-compile
--t layer/python -r requirements.txt` per layer with the target's pip, then the seeds' find/delete
-cleanup, no bytecode. layerkit: the layer zips in dist/ (`inv build.all`).
+The baseline is how layers are commonly built by hand: `pip install --only-binary=:all:
+--no-compile -t layer/python -r requirements.txt` per layer with the target's pip, then a
+find/delete cleanup (``__pycache__``, ``*.dist-info``, tests/docs/examples/bin folders, ``*.pyc``,
+``*.md``, ``*.txt``), no bytecode: "pip --target with find/delete cleanup" in the output.
+layerkit: the layer zips in dist/ (`inv build.all`).
 
 For each method the three layers are extracted in the order Lambda does (core-data-science,
 ml-libraries, aws-utilities; a later layer's file overwrites an earlier one's) into one
 `opt/python`. A fresh python3.9 process with PYTHONDONTWRITEBYTECODE=1 and that folder first on
 sys.path times `import pandas`, `import sklearn.linear_model` and `import boto3` plus an s3
-client. An import that fails (the seeds' cleanup deletes botocore/docs, so `import boto3`
-fails) is reported as FAIL in the table, not as a crash. Sizes and ratios are printed at the end.
+client. An import that fails (the cleanup deletes botocore/docs, so `import boto3` fails) is
+reported as FAIL in the table, not as a crash. Sizes and ratios are printed at the end and
+written to dist/benchmark-compare-pip-target.json.
 
-Run: `nox -s bench`, or `pytest tests/benchmarks/test_compare_seeds.py -m benchmark
+Run: `nox -s bench`, or `pytest tests/benchmarks/test_compare_pip_target.py -m benchmark
 --benchmark-only` after `inv build.all`. The default test run skips it (--benchmark-skip).
 """
 
@@ -40,13 +43,16 @@ CASES = {
     "sklearn.linear_model": "import sklearn.linear_model",
     "boto3 + s3 client": "import boto3; boto3.client('s3', region_name='us-east-1')",
 }
-METHODS = ("seeds", "layerkit")
+BASELINE = "pip-target"  # pip --target with find/delete cleanup
+#: What the output calls the baseline.
+BASELINE_NAME = "pip --target with find/delete cleanup"
+METHODS = (BASELINE, "layerkit")
 ROUNDS = int(os.environ.get("LAYERKIT_BENCH_ROUNDS", "7"))
 RESULTS: dict[str, dict[str, object]] = {}
 
 
-def seeds_cleanup(python: Path) -> None:
-    """The seeds' find/delete cleanup (seeds/002), file for file."""
+def find_delete_cleanup(python: Path) -> None:
+    """The baseline's find/delete cleanup, file for file."""
     for path in sorted(python.rglob("*"), key=lambda p: -len(p.parts)):
         if not path.exists() and not path.is_symlink():
             continue
@@ -80,7 +86,7 @@ def python39() -> Path:
 def opt_dirs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, python39: Path
 ) -> dict[str, Path]:
-    """``{"seeds": opt/python, "layerkit": opt/python}``, each the three layers merged."""
+    """``{"pip-target": opt/python, "layerkit": opt/python}``, each the three layers merged."""
     skipping = request.config.getoption("benchmark_skip", False)
     if skipping and not request.config.getoption("benchmark_only", False):
         pytest.skip("benchmarks run with `nox -s bench` (--benchmark-only)")
@@ -95,21 +101,21 @@ def opt_dirs(
         with zipfile.ZipFile(DIST / "layers" / f"{layer}.zip") as zf:
             sizes["layerkit"][layer] = sum(i.file_size for i in zf.infolist())
             zf.extractall(lk)
-    # seeds: pip --target per layer with the target's pip, then the seeds' cleanup
-    seeds = base / "seeds" / "opt"
+    # the baseline: pip --target per layer with the target's pip, then find/delete cleanup
+    baseline = base / BASELINE / "opt"
     for layer in LAYERS:
-        staged = base / "seeds" / layer / "python"
+        staged = base / BASELINE / layer / "python"
         subprocess.run(
             [str(python39), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              "--no-cache-dir", "--only-binary=:all:", "--no-compile", "-t", str(staged),
              "-r", str(ROOT / "layers" / layer / "requirements.txt")],
             check=True, cwd=base,
         )  # fmt: skip
-        seeds_cleanup(staged)
-        sizes["seeds"][layer] = tree_bytes(staged)
-        shutil.copytree(staged, seeds / "python", dirs_exist_ok=True)
+        find_delete_cleanup(staged)
+        sizes[BASELINE][layer] = tree_bytes(staged)
+        shutil.copytree(staged, baseline / "python", dirs_exist_ok=True)
     RESULTS["sizes"] = sizes
-    return {"seeds": seeds / "python", "layerkit": lk / "python"}
+    return {BASELINE: baseline / "python", "layerkit": lk / "python"}
 
 
 def import_once(python39: Path, site: Path, statement: str) -> float:
@@ -141,7 +147,7 @@ def test_cold_import(
         RESULTS.setdefault("times", {})[f"{case}|{method}"] = f"FAIL ({exc})"  # type: ignore[index]
         if method == "layerkit":
             pytest.fail(f"layerkit's layers cannot run {CASES[case]!r}: {exc}")
-        pytest.xfail(f"the seeds' layers cannot run {CASES[case]!r}: {exc}")
+        pytest.xfail(f"the {BASELINE_NAME} layers cannot run {CASES[case]!r}: {exc}")
     samples: list[float] = []
     benchmark.extra_info.update(case=case, method=method)
     benchmark.pedantic(
@@ -159,23 +165,25 @@ def print_comparison(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if not RESULTS:
         return
-    lines = ["", "seeds' method vs layerkit (python3.9, PYTHONDONTWRITEBYTECODE=1)"]
+    lines = ["", f"{BASELINE_NAME} vs layerkit (python3.9, PYTHONDONTWRITEBYTECODE=1)"]
     sizes = RESULTS.get("sizes", {})
     if sizes:
-        lines.append(f"{'unzipped MB':28}{'seeds':>14}{'layerkit':>14}{'seeds/layerkit':>16}")
+        lines.append(f"{'unzipped MB':28}{'pip --target':>14}{'layerkit':>14}{'ratio':>16}")
         for layer in (*LAYERS, "total"):
-            s = sum(sizes["seeds"].values()) if layer == "total" else sizes["seeds"][layer]
+            s = sum(sizes[BASELINE].values()) if layer == "total" else sizes[BASELINE][layer]
             k = sum(sizes["layerkit"].values()) if layer == "total" else sizes["layerkit"][layer]
             lines.append(f"{layer:28}{s / 1e6:14.1f}{k / 1e6:14.1f}{s / k:15.2f}x")
     times = RESULTS.get("times", {})
     if times:
-        lines.append(f"{'import time, median s':28}{'seeds':>14}{'layerkit':>14}{'speed-up':>16}")
+        lines.append(
+            f"{'import time, median s':28}{'pip --target':>14}{'layerkit':>14}{'speed-up':>16}"
+        )
         for case in CASES:
-            s, k = times.get(f"{case}|seeds"), times.get(f"{case}|layerkit")
+            s, k = times.get(f"{case}|{BASELINE}"), times.get(f"{case}|layerkit")
             ratio = f"{s / k:15.2f}x" if isinstance(s, float) and isinstance(k, float) else "-"
             fmt = lambda v: f"{v:14.3f}" if isinstance(v, float) else f"{str(v)[:60]:>14}"  # noqa: E731
             lines.append(f"{case:28}{fmt(s)}{fmt(k)}{ratio:>16}")
-    out = DIST / "benchmark-compare-seeds.json"
+    out = DIST / "benchmark-compare-pip-target.json"
     if DIST.is_dir():
         out.write_text(json.dumps(RESULTS, indent=2, default=str) + "\n")
         lines.append(f"(written to {out})")
