@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
 from layerkit.build.lock import lock_all, partition
-from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
+from layerkit.build.manifest import (
+    ArtifactRecord,
+    DamagedManifestError,
+    read_manifest,
+    read_refusals,
+    step_timings,
+)
 from layerkit.build.pipeline import (
     BuildEvent,
     BuildResult,
@@ -376,7 +382,7 @@ class StatusOutput(_Output):
     out_dir: Path
     target: Target
     rows: tuple[tuple[str, str, ArtifactRecord | None], ...]  # path, state, record
-    note: str | None = None  # why freshness is unknown
+    note: str | None = None  # why freshness is unknown, or what is wrong with the manifest
     timings: bool = False  # also the seconds each build step of each artifact took
 
     def render(self) -> str:
@@ -428,8 +434,17 @@ def status(
     except LockError as exc:  # what is on disk is still worth showing
         rows = tuple((path, "unknown", rec) for path, rec in sorted(read_manifest(out).items()))
         return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}", timings)
-    rows = tuple((p.path, p.state, p.record) for p in planned)
-    return StatusOutput(out, target, rows, timings=timings)
+    refused = read_refusals(out)
+    rows = tuple(
+        (p.path, f"refused: {refused[p.path]}" if p.path in refused else p.state, p.record)
+        for p in planned
+    )
+    try:
+        read_manifest(out)
+        note = None
+    except DamagedManifestError as exc:  # the plan counted it as nothing built: say why
+        note = str(exc)
+    return StatusOutput(out, target, rows, note, timings=timings)
 
 
 # ---------------------------------------------------------------- checks shared by validate/deploy

@@ -31,9 +31,13 @@ from layerkit.build.manifest import (
     ArtifactKind,
     ArtifactRecord,
     DamagedManifestError,
+    artifact_intact,
     artifact_path,
     read_manifest,
     read_manifest_or_nothing,
+    read_refusals,
+    stat_fields,
+    unchanged_since_recorded,
     write_manifest,
 )
 from layerkit.build.plan import (
@@ -63,7 +67,7 @@ from layerkit.build.runner import (
 )
 from layerkit.build.steps import Job, steps_for
 from layerkit.build.tools import Tools, real_tools
-from layerkit.check.sizes import raise_for_layer_limits
+from layerkit.check.sizes import raise_for_layer_limits, refusal
 from layerkit.errors import BuildError, BuildLockedError, SpecError
 from layerkit.locking import exclusive
 from layerkit.project.config import load_config
@@ -99,6 +103,8 @@ __all__ = [
 ]
 
 WORK = ".work"
+#: A refused zip is renamed to ``<name>.zip.refused``: never under its final name.
+REFUSED_SUFFIX = ".refused"
 LOCK_FILE = ".build.lock"
 
 
@@ -192,6 +198,8 @@ class _Run:
     # layers that layers still to build require, and their staged trees once built (kept)
     required: frozenset[str] = frozenset()
     staged: dict[str, Path] = field(default_factory=dict)
+    # the records start() took out of the manifest, put back when their zip is still whole
+    previous: dict[str, ArtifactRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.finished = Finished(self.cancel)
@@ -207,6 +215,8 @@ class _Run:
         for item in self.plan.artifacts:
             if self.force or item.state != ArtifactState.FRESH:
                 steps = len(steps_for(item.kind))
+                if item.why:
+                    self.tracker.emit(BuildEvent(item.label, "stale", item.why))
                 self.tracker.emit(BuildEvent(item.label, "queued", "", EventKind.QUEUED, 0, steps))
                 todo[item.path] = item
             else:
@@ -215,7 +225,9 @@ class _Run:
 
     def start(self, item: Planned) -> Callable[[], ArtifactRecord]:
         """Forget the artifact's old record and stage its job."""
-        self.records.pop(item.path, None)  # never describe a zip that is being replaced
+        old = self.records.pop(item.path, None)  # never describe a zip that is being replaced
+        if old is not None:
+            self.previous[item.path] = old
         write_manifest(self.out, self.target.key, self.records)
         _, lock, part = self.plan
         stage = _stage(self.out, item)
@@ -250,9 +262,46 @@ class _Run:
             shutil.rmtree(tree.parent, ignore_errors=True)
         self.staged.clear()
 
+    def keep_whole(self) -> None:
+        """Put back the records of replaced artifacts whose zip is still the one they describe.
+
+        For a build that failed or was interrupted (a ``--force`` build, say): an artifact it
+        had started but not replaced, built from the current inputs, is still whole and stays
+        described and fresh. One whose inputs changed stays undescribed (it is to be rebuilt).
+        """
+        current = {p.path: p.input_hash for p in self.plan.artifacts}
+        for path, old in self.previous.items():
+            if (
+                path not in self.records
+                and current.get(path) == old.input_hash
+                and artifact_intact(self.out, old)
+            ):
+                self.records[path] = old
+
+    def refuse(self, item: Planned, why: str) -> BuildError:
+        """Move a refused zip off its final name, record why, and say it (the error to raise)."""
+        dest = self.out / item.path
+        refused = dest.with_name(dest.name + REFUSED_SUFFIX)
+        if dest.exists():
+            dest.replace(refused)
+        write_manifest(
+            self.out, self.target.key, self.records, {**read_refusals(self.out), item.path: why}
+        )
+        return BuildError(
+            f"{item.label} was built but refused: {why}. Its zip was moved to {refused} (not "
+            "deployable); fix the layer and build again."
+        )
+
     def finish(self, item: Planned, outcome: tuple[ArtifactRecord, bool]) -> None:
-        """Record a built (or downloaded: ``from_cache``) artifact in the manifest."""
+        """Record a built (or downloaded: ``from_cache``) artifact in the manifest.
+
+        A layer above Lambda's unzipped limit, or over its budget without a reason in its
+        layer.toml, is refused instead (:func:`layerkit.check.sizes.refusal`).
+        """
         record, from_cache = outcome
+        why = refusal(self.project, record)
+        if why is not None:
+            raise self.refuse(item, why)
         self.records[item.path] = record
         write_manifest(self.out, self.target.key, self.records)
         self.finished.mark(item.path)
@@ -312,6 +361,7 @@ def build(
         run = _Run(
             project, target, planned, tools, tracker, cache, force, read_manifest_or_nothing(out)
         )
+        _refresh_stats(out, planned, run.records)
         todo = run.todo()
         notice = notice_once(target) if todo else None  # said once per process
         if notice:
@@ -337,6 +387,9 @@ def build(
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
         finally:
             run.remove_staged()
+            run.keep_whole()
+            with contextlib.suppress(OSError):  # the error being raised says more
+                write_manifest(out, target.key, run.records)
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
         if todo:
@@ -398,10 +451,24 @@ def _run_in_stage(
         return record, False
     seconds = round(time.monotonic() - started, 3)  # the download is its only timed step
     dest = job.out / planned.path
-    local = dataclasses.replace(
-        record, timings=(("cache", seconds),), mtime_ns=dest.stat().st_mtime_ns
-    )
+    local = dataclasses.replace(record, timings=(("cache", seconds),), **stat_fields(dest))
     return local, True
+
+
+def _refresh_stats(out: Path, planned: Plan, records: dict[str, ArtifactRecord]) -> None:
+    """Record the file facts of fresh zips whose sha256 was computed again (touched, copied).
+
+    The plan found their bytes whole; keeping their new size, mtime, inode and ctime means the
+    next build does not hash them again.
+    """
+    for item in planned.artifacts:
+        record = records.get(item.path)
+        if item.state != ArtifactState.FRESH or record is None:
+            continue
+        path = out / item.path
+        with contextlib.suppress(OSError):
+            if not unchanged_since_recorded(path.stat(), record):
+                records[item.path] = dataclasses.replace(record, **stat_fields(path))
 
 
 def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Project) -> None:

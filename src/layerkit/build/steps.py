@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 from layerkit.build.archive import write_zip
 from layerkit.build.bytecode import BytecodeResult, compile_tree, imported_files, top_level_modules
 from layerkit.build.lock import Lock, LockedPackage, Partition
-from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path
+from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path, stat_fields
 from layerkit.build.plan import Planned, function_files, overlay
 from layerkit.build.slim import slim_tree
 from layerkit.build.targets import static_imported_files
@@ -292,7 +292,7 @@ class Zip:
                 "zipped_bytes": info.zipped_bytes,
                 "unzipped_bytes": info.unzipped_bytes,
                 "files": info.files,
-                "mtime_ns": dest.stat().st_mtime_ns,
+                **stat_fields(dest),
             },
         )
 

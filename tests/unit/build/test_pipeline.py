@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -466,3 +468,83 @@ def test_a_required_layer_built_beside_is_read_from_its_staged_tree(
     assert again.built == ("layers/top.zip",)
     base_sha = again.records["layers/base.zip"].sha256
     assert paths[-1][1] == str(zips / base_sha / "python")  # base's zip, unzipped once
+
+
+def test_garbage_of_the_same_size_and_mtime_is_named_stale_and_rebuilt_without_force(
+    project: Project,
+) -> None:
+    result = build(project, functions=False)
+    zip_path = result.out_dir / "layers" / "top.zip"
+    before = zip_path.stat()
+    zip_path.write_bytes(b"\0" * before.st_size)  # in place, same size
+    os.utime(zip_path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old mtime put back
+    assert {p.path: p.state for p in plan(project, functions=False)}["layers/top.zip"] == "stale"
+    events: list[B.BuildEvent] = []
+    again = build(project, functions=False, progress=events.append)
+    assert again.built == ("layers/top.zip",)
+    named = [e.detail for e in events if e.artifact == "layer top" and e.step == "stale"]
+    assert len(named) == 1
+    assert str(zip_path) in named[0]
+    assert "sha256" in named[0]
+    assert (
+        read_manifest(result.out_dir)["layers/top.zip"].sha256
+        == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    )
+
+
+def test_a_touched_zip_is_hashed_once_then_known_by_its_file_facts(project: Project) -> None:
+    result = build(project, functions=False)
+    zip_path = result.out_dir / "layers" / "top.zip"
+    os.utime(zip_path)  # new mtime and ctime, same bytes
+    assert build(project, functions=False).built == ()  # hashed: the same bytes, fresh
+    record = read_manifest(result.out_dir)["layers/top.zip"]
+    assert record.mtime_ns == zip_path.stat().st_mtime_ns  # the new facts were recorded
+    assert record.ctime_ns == zip_path.stat().st_ctime_ns
+
+
+def test_an_interrupted_forced_build_keeps_the_records_of_whole_zips(project: Project) -> None:
+    first = build(project, functions=False)
+    python = FakePython(fail=fail_on("layer-top-", KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        build(project, functions=False, force=True, tools=fake_tools(python=python))
+    kept = read_manifest(first.out_dir)
+    assert set(kept) == {"layers/base.zip", "layers/top.zip"}  # neither forgotten
+    assert kept["layers/top.zip"] == first.records["layers/top.zip"]
+    assert {p.state for p in plan(project, functions=False)} == {"fresh"}
+
+
+def test_a_layer_over_its_budget_is_refused_off_its_final_name(project: Project) -> None:
+    from layerkit import commands
+    from layerkit.errors import BuildError
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', "10"))  # 10 bytes
+    tight = load_project(project.root)
+    with pytest.raises(BuildError, match=r"layer top was built but refused: .* over the budget"):
+        build(tight, functions=False)
+    out = B.output_dir(tight, T)
+    assert not (out / "layers" / "top.zip").exists()
+    assert (out / "layers" / "top.zip.refused").is_file()
+    assert "layers/top.zip" not in read_manifest(out)
+    rows = {path: state for path, state, _ in commands.status(tight).rows}
+    assert str(rows["layers/top.zip"]).startswith("refused: ")
+    assert "over the budget of 10 in layers/top/layer.toml" in str(rows["layers/top.zip"])
+    # accepted with a reason: built, and no longer refused
+    toml.write_text(toml.read_text() + 'over-budget-reason = "reviewed: the data set grew"\n')
+    accepted = load_project(project.root)
+    assert build(accepted, functions=False).built == ("layers/top.zip",)
+    assert (out / "layers" / "top.zip").is_file()
+    rows = {path: state for path, state, _ in commands.status(accepted).rows}
+    assert not str(rows["layers/top.zip"]).startswith("refused")
+
+
+def test_status_names_a_damaged_manifest_and_the_fix(project: Project) -> None:
+    from layerkit import commands
+
+    out = build(project, functions=False).out_dir
+    (out / "manifest.json").write_text("{ not json")
+    status = commands.status(project)
+    assert status.note is not None
+    assert str(out / "manifest.json") in status.note
+    assert "`inv build.all`" in status.note
+    assert str(out / "manifest.json") in status.render()
