@@ -214,7 +214,7 @@ def plan(
     out = output_dir(project, target)
     records = read_manifest_or_nothing(out)
     if tool_versions is None:
-        tool_versions = byte_shaping_versions(SystemStrip())
+        tool_versions = byte_shaping_versions(SystemStrip.for_target(target))
     hashes = layer_hashes(project, target, lock, part, tool_versions)
     wanted: list[tuple[ArtifactKind, str, str]] = [
         (ArtifactKind.LAYER, layer.name, hashes[layer.name])

@@ -21,7 +21,7 @@ from layerkit.build.bytecode import BytecodeResult, compile_tree, imported_files
 from layerkit.build.lock import Lock, LockedPackage, Partition
 from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path, stat_fields
 from layerkit.build.plan import Planned, function_files, overlay
-from layerkit.build.slim import slim_tree
+from layerkit.build.slim import PassResult, slim_tree
 from layerkit.build.targets import static_imported_files
 from layerkit.build.tools import Tools
 from layerkit.check.imports import (
@@ -171,6 +171,11 @@ class Install:
         )
 
 
+def _worth_saying(p: PassResult) -> bool:
+    """Whether a pass's note belongs in the build output and the manifest (strip not done)."""
+    return bool(p.unsafe) or p.note.startswith("skipped")
+
+
 class Slim:
     """Remove what the layer never needs at run time."""
 
@@ -188,12 +193,15 @@ class Slim:
                 "removed_files": p.removed_files,
                 "removed_bytes": p.removed_bytes,
                 "examples": list(p.examples),
+                **({"note": p.note} if _worth_saying(p) else {}),
+                **({"unsafe": list(p.unsafe)} if p.unsafe else {}),
             }
             for p in slimmed.passes
         )
+        said = "".join(f"; {p.name}: {p.note}" for p in slimmed.passes if _worth_saying(p))
         return StepOutcome(
             f"removed {slimmed.removed_files} files, {slimmed.removed_bytes / 1e6:.1f} MB "
-            f"in {len(slimmed.passes)} passes",
+            f"in {len(slimmed.passes)} passes{said}",
             {"slim": passes, "modules": top_level_modules(job.site)},
         )
 

@@ -548,3 +548,18 @@ def test_status_names_a_damaged_manifest_and_the_fix(project: Project) -> None:
     assert str(out / "manifest.json") in status.note
     assert "`inv build.all`" in status.note
     assert str(out / "manifest.json") in status.render()
+
+
+def test_a_strip_that_could_not_run_is_said_in_the_output_and_the_manifest(
+    project: Project,
+) -> None:
+    from tests.unit.build.fakes import FakeStrip
+
+    installer = FakeInstaller(extra={"six/_speedups.so": "\x7fELF" + "\0" * 60})
+    events: list[B.BuildEvent] = []
+    tools = fake_tools(installer, stripper=FakeStrip(installed=False))
+    result = build(project, functions=False, tools=tools, progress=events.append)
+    slim_lines = [e.detail for e in events if e.artifact == "layer base" and e.step == "slim"]
+    assert any("strip: skipped" in line and "were not stripped" in line for line in slim_lines)
+    passes = {p["name"]: p for p in result.records["layers/base.zip"].slim}
+    assert "1 extension module(s) were not stripped" in passes["strip"]["note"]
