@@ -126,6 +126,22 @@ def load_problem(path: Path) -> str | None:
     return None
 
 
+def is_shared_library(path: Path) -> bool:
+    """Whether the ELF file at ``path`` is a shared object ``dlopen`` takes (ET_DYN, no PT_INTERP).
+
+    A position-independent executable is ET_DYN too, but carries an interpreter and is not
+    meant to be loaded as a library.
+    """
+    try:
+        with open(path, "rb") as fh:
+            elf = ELFFile(fh)
+            return elf["e_type"] == "ET_DYN" and not any(
+                segment["p_type"] == "PT_INTERP" for segment in elf.iter_segments()
+            )
+    except (ELFError, OSError, ValueError):
+        return False
+
+
 def strippable_bytes(path: Path) -> int:
     """Bytes ``strip --strip-unneeded`` would remove: symbol tables and debug sections (0: none).
 
@@ -170,7 +186,8 @@ def scan(
     """Every ELF file below ``root`` (or among the relative paths ``only``), and unreadable ones.
 
     A file with the ELF magic that pyelftools cannot parse is returned as a problem: a truncated
-    or corrupted shared object will not load on Lambda either.
+    or corrupted shared object will not load on Lambda either; so is one whose ``PT_LOAD``
+    segments the loader refuses (:func:`load_problem`).
     """
     found: list[ElfFile] = []
     broken: list[Finding] = []
@@ -182,6 +199,11 @@ def scan(
         except (ELFError, OSError, ValueError) as exc:
             message = f"starts like an ELF file but cannot be read ({exc})"
             broken.append(elf_finding(rel, message, "elf-unreadable"))
+            continue
+        problem = load_problem(path)
+        if problem is not None:
+            message = f"will not load: {problem}; build it with `[slim] strip = false`"
+            broken.append(elf_finding(rel, message, "elf-segments"))
     return tuple(found), tuple(broken)
 
 
