@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import os
 import shutil
 import tempfile
 import threading
@@ -69,7 +71,7 @@ from layerkit.build.steps import Job, steps_for
 from layerkit.build.tools import Tools, real_tools
 from layerkit.check.sizes import raise_for_layer_limits, refusal
 from layerkit.errors import BuildError, BuildLockedError, SpecError
-from layerkit.locking import exclusive
+from layerkit.locking import exclusive, is_storage_problem, storage_error
 from layerkit.project.config import load_config
 from layerkit.project.spec import Project
 from layerkit.report.table import mb
@@ -124,11 +126,14 @@ class BuildResult:
 
 
 @contextlib.contextmanager
-def build_lock(out_dir: Path) -> Iterator[None]:
+def build_lock(out_dir: Path, *, skip_unwritable: bool = False) -> Iterator[bool]:
     """Hold the build lock of ``out_dir``, or raise BuildLockedError at once.
 
     Builds and cleans take the one lock of ``dist/`` whatever their target: ``dist/`` holds the
-    other targets' folders, so a clean of it must not run beside any build.
+    other targets' folders, so a clean of it must not run beside any build. A ``dist/`` that
+    cannot be written is a :class:`~layerkit.errors.StorageError` paragraph, or with
+    ``skip_unwritable`` (a build that may find nothing to do) the block runs without the lock
+    and this yields False.
     """
 
     def refuse(holder: str) -> BuildLockedError:
@@ -138,8 +143,10 @@ def build_lock(out_dir: Path) -> Iterator[None]:
             "that process ends."
         )
 
-    with exclusive(out_dir / LOCK_FILE, refuse):
-        yield
+    with exclusive(
+        out_dir / LOCK_FILE, refuse, needed="the build lock", skip_unwritable=skip_unwritable
+    ) as held:
+        yield held
 
 
 # ---------------------------------------------------------------- the whole build
@@ -352,12 +359,16 @@ def build(
     check_target(project, target)
     tools = tools or real_tools(target, project.root)
     tracker = Tracker(progress)
-    with build_lock(project.dist_dir):
-        sweep(project.dist_dir)
+    with build_lock(project.dist_dir, skip_unwritable=True) as held:
+        if held:
+            sweep(project.dist_dir)
         planned = plan(
             project, target, layers=layers, functions=functions, tool_versions=tools.versions()
         )
         out = output_dir(project, target)
+        if not held:  # a read-only dist/: fine while everything is fresh, else one paragraph
+            _refuse_unwritable(project.dist_dir, planned, force)
+            return _result(out, target, planned, read_manifest_or_nothing(out), [], [])
         run = _Run(
             project, target, planned, tools, tracker, cache, force, read_manifest_or_nothing(out)
         )
@@ -385,6 +396,11 @@ def build(
             )
         except KeyboardInterrupt as exc:
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
+        except OSError as exc:  # a read-only or full dist/, step cache or staging folder
+            if not is_storage_problem(exc):
+                raise
+            folder = Path(exc.filename).parent if exc.filename else out
+            raise storage_error(folder, "the files of the build", exc) from None
         finally:
             run.remove_staged()
             run.keep_whole()
@@ -396,10 +412,34 @@ def build(
             tools.memo.trim()
     # a layer above Lambda's unzipped limit fails its build whatever its budget
     raise_for_layer_limits(run.records[p.path] for p in planned.artifacts if p.path in run.records)
+    return _result(out, target, planned, run.records, run.built, run.cached)
+
+
+def _result(
+    out: Path,
+    target: Target,
+    planned: Plan,
+    records: Mapping[str, ArtifactRecord],
+    built: Sequence[str],
+    cached: Sequence[str],
+) -> BuildResult:
     order = [p.path for p in planned.artifacts]
-    built = tuple(sorted(run.built, key=order.index))
-    cached = tuple(sorted(run.cached, key=order.index))
-    return BuildResult(out, target, built, run.records, planned.partition, cached)
+    return BuildResult(
+        out,
+        target,
+        tuple(sorted(built, key=order.index)),
+        records,
+        planned.partition,
+        tuple(sorted(cached, key=order.index)),
+    )
+
+
+def _refuse_unwritable(dist: Path, planned: Plan, force: bool) -> None:
+    """A build in a ``dist/`` it cannot write: nothing to do is fine, anything else a paragraph."""
+    todo = [p.label for p in planned.artifacts if force or p.state != ArtifactState.FRESH]
+    if todo:
+        exc = OSError(errno.EROFS, os.strerror(errno.EROFS), str(dist))
+        raise storage_error(dist, f"building {', '.join(todo)}", exc)
 
 
 def _stage(out: Path, item: Planned) -> Path:
