@@ -180,3 +180,22 @@ def test_a_layer_cache_that_cannot_be_written_is_a_miss_not_a_traceback(
     )
     assert zip_sha256(archive, cache) == hashlib.sha256(b"zip bytes").hexdigest()
     assert list(cache.iterdir()) == []
+
+
+def test_a_report_into_a_read_only_dist_is_a_paragraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layerkit.report import files
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+
+    def read_only_write(self: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only_write)
+    with pytest.raises(StorageError) as info:
+        files._write(dist / "report.json", "{}")
+    assert f"{dist} cannot be written" in str(info.value)
+    assert "the report report.json" in str(info.value)
+    assert list(dist.iterdir()) == []
