@@ -587,7 +587,11 @@ def require_fresh(project: Project, target: Target | None = None) -> BuildResult
     planned, _, part = plan(project, target)
     bad = [p for p in planned if p.state != ArtifactState.FRESH]
     if bad:
-        items = ", ".join(f"{p.path} ({p.state})" for p in bad)
+        refused = read_refusals(output_dir(project, target))
+        items = ", ".join(
+            f"{p.path} ({'refused: ' + refused[p.path] if p.path in refused else p.state})"
+            for p in bad
+        )
         raise BuildError(
             f"the build in {output_dir(project, target)} is not current: {items}. "
             "Run `inv build.all` first."

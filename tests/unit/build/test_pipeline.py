@@ -563,3 +563,18 @@ def test_a_strip_that_could_not_run_is_said_in_the_output_and_the_manifest(
     assert any("strip: skipped" in line and "were not stripped" in line for line in slim_lines)
     passes = {p["name"]: p for p in result.records["layers/base.zip"].slim}
     assert "1 extension module(s) were not stripped" in passes["strip"]["note"]
+
+
+def test_validate_and_deploy_name_a_refused_layer_like_build(project: Project) -> None:
+    from layerkit.check.layer import built_layer_zips
+    from layerkit.errors import BuildError
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', "10"))
+    tight = load_project(project.root)
+    with pytest.raises(BuildError):
+        build(tight, functions=False)
+    with pytest.raises(BuildError, match=r"layers/top.zip \(refused: .*over the budget"):
+        built_layer_zips(tight, "top", T)
+    with pytest.raises(BuildError, match=r"layers/top.zip \(refused: .*over the budget"):
+        B.require_fresh(tight)
