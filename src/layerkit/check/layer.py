@@ -60,19 +60,28 @@ with open(out, "w", encoding="utf-8") as fh:
 """
 
 # Runs inside the sandbox: load each shared object with ctypes (as the dynamic loader does when
-# a module imports it), print each failure. argv: the files (relative to /opt) as JSON, then
-# the folder they were unpacked into as the host sees it (``/opt`` when that is not visible).
+# a module imports it), print what never loads. A grafted library (``scipy.libs/libgfortran``)
+# finds its own dependencies only once they are loaded (by soname, as a module's RPATH loads
+# them first on Lambda), so files that fail are tried again while another pass loads more.
+# argv: the files (relative to /opt) as JSON, then the folder they were unpacked into as the host
+# sees it (``/opt`` when that is not visible).
 _LOAD_SCRIPT = """\
 import ctypes, json, os, sys
 files, opt = json.loads(sys.argv[1]), sys.argv[2]
 base = opt if os.path.isdir(opt) else "/opt"
-failed = []
-for rel in files:
-    try:
-        ctypes.CDLL(os.path.join(base, rel))
-    except OSError as exc:
-        failed.append([rel, str(exc)])
-print("LAYERKIT-LOADS " + json.dumps(failed))
+pending, errors = list(files), {}
+while pending:
+    left = []
+    for rel in pending:
+        try:
+            ctypes.CDLL(os.path.join(base, rel))
+        except OSError as exc:
+            errors[rel] = str(exc)
+            left.append(rel)
+    if len(left) == len(pending):
+        break
+    pending = left
+print("LAYERKIT-LOADS " + json.dumps([[rel, errors[rel]] for rel in pending]))
 """
 LOAD_TIMEOUT_S = 300.0
 
