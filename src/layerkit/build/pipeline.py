@@ -410,6 +410,17 @@ def build(
         write_manifest(out, target.key, run.records)
         if todo:
             tools.memo.trim()
+        unwritable = getattr(tools.memo, "unwritable", None)
+        if unwritable:
+            tracker.emit(
+                BuildEvent(
+                    "step cache",
+                    "note",
+                    f"could not be written ({unwritable[0]}): its results were computed and not "
+                    "kept, so the next build computes them again; make the folder writable or "
+                    "set LAYERKIT_CACHE_DIR to one that is (LAYERKIT_STEP_CACHE=off silences this)",
+                )
+            )
     # a layer above Lambda's unzipped limit fails its build whatever its budget
     raise_for_layer_limits(run.records[p.path] for p in planned.artifacts if p.path in run.records)
     return _result(out, target, planned, run.records, run.built, run.cached)

@@ -578,3 +578,20 @@ def test_validate_and_deploy_name_a_refused_layer_like_build(project: Project) -
         built_layer_zips(tight, "top", T)
     with pytest.raises(BuildError, match=r"layers/top.zip \(refused: .*over the budget"):
         B.require_fresh(tight)
+
+
+def test_a_step_cache_that_cannot_be_written_is_a_miss_with_a_note(
+    project: Project, tmp_path: Path
+) -> None:
+    from layerkit.build.memo import StepCache
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    events: list[B.BuildEvent] = []
+    tools = fake_tools(memo=StepCache(blocked))
+    result = build(project, functions=False, tools=tools, progress=events.append)
+    assert result.built == ("layers/base.zip", "layers/top.zip")  # built all the same
+    notes = [e.detail for e in events if e.artifact == "step cache"]
+    assert len(notes) == 1
+    assert "could not be written" in notes[0]
+    assert str(blocked) in notes[0]
