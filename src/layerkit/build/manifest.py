@@ -13,6 +13,7 @@ says what to run; a build itself treats it as "nothing built" and rewrites it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -291,7 +292,8 @@ def write_manifest(
         tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only file system even this fails
+            tmp.unlink(missing_ok=True)
     return path
 
 

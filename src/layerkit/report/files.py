@@ -137,7 +137,8 @@ def _write(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only file system even this fails
+            tmp.unlink(missing_ok=True)
         if not is_storage_problem(exc):
             raise
         raise storage_error(path.parent, f"the report {path.name}", exc) from None
