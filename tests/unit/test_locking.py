@@ -145,6 +145,10 @@ def test_a_real_read_only_checkout(make_project: Callable[..., Path]) -> None:
             build(project, functions=False, force=True)
         except LayerkitError as exc:
             print("forced:", exc)
+        try:
+            commands.report(project)
+        except LayerkitError as exc:
+            print("report:", exc)
         """
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
@@ -159,6 +163,9 @@ def test_a_real_read_only_checkout(make_project: Callable[..., Path]) -> None:
     assert "status 3" in proc.stdout  # two layers and the function
     assert "fresh build ()" in proc.stdout
     assert "forced:" in proc.stdout
+    assert "report: " in proc.stdout
+    assert "needed it for the report report.json" in proc.stdout
+    assert not list(project.dist_dir.glob(".*.tmp"))
     assert "Read-only file system" in proc.stdout
     assert str(project.dist_dir) in proc.stdout
 
