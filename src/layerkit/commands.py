@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
 from layerkit.build.lock import LockDiff, SizeEstimate, lock_targets, partition, source_label
-from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
+from layerkit.build.manifest import (
+    ArtifactRecord,
+    DamagedManifestError,
+    read_manifest,
+    read_refusals,
+    step_timings,
+)
 from layerkit.build.pipeline import (
     BuildEvent,
     BuildResult,
@@ -469,7 +475,7 @@ class StatusOutput(_Output):
     out_dir: Path
     target: Target
     rows: tuple[tuple[str, str, ArtifactRecord | None], ...]  # path, state, record
-    note: str | None = None  # why freshness is unknown
+    note: str | None = None  # why freshness is unknown, or what is wrong with the manifest
     timings: bool = False  # also the seconds each build step of each artifact took
 
     def render(self) -> str:
@@ -524,9 +530,18 @@ def status(
         found = read_manifest(out)
         rows = tuple((path, "unknown", found[path]) for path in sorted(found, key=artifact_order))
         return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}", timings)
+    refused = read_refusals(out)
     ordered = sorted(planned, key=lambda p: artifact_order(p.path))
-    rows = tuple((p.path, p.state, p.record) for p in ordered)
-    return StatusOutput(out, target, rows, timings=timings)
+    rows = tuple(
+        (p.path, f"refused: {refused[p.path]}" if p.path in refused else p.state, p.record)
+        for p in ordered
+    )
+    try:
+        read_manifest(out)
+        note = None
+    except DamagedManifestError as exc:  # the plan counted it as nothing built: say why
+        note = str(exc)
+    return StatusOutput(out, target, rows, note, timings=timings)
 
 
 # ---------------------------------------------------------------- checks shared by validate/deploy

@@ -66,6 +66,10 @@ class OptimizeError(LayerkitError):
     """Tracing or pruning failed: a layer is not built, or a pruned module turned out needed."""
 
 
+class StorageError(LayerkitError):
+    """A folder layerkit must write cannot be written (read-only, full, no permission)."""
+
+
 class DeployInterrupted(DeployError):
     """A deploy was interrupted (Ctrl-C, SIGINT or SIGTERM) and undone; a command exits 130."""
 

@@ -13,6 +13,7 @@ says what to run; a build itself treats it as "nothing built" and rewrites it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -72,6 +73,10 @@ class ArtifactRecord:
     # (build step, seconds), in the order they ran
     timings: tuple[tuple[str, float], ...] = field(default=(), compare=False)
     mtime_ns: int = field(default=0, compare=False)  # the zip's mtime when written (0: unknown)
+    # the zip's inode and ctime when written (0: unknown); with its size and mtime they only
+    # decide when its sha256 is computed again (artifact_intact)
+    ino: int = field(default=0, compare=False)
+    ctime_ns: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         # a plain "layer"/"function" is accepted where the enum is meant
@@ -153,6 +158,8 @@ _FIELD_CHECKS: dict[str, tuple[str, Any]] = {
     "execution": ("a string", lambda v: isinstance(v, str)),
     "timings": ("a list of [step, seconds]", _is_timings),
     "mtime_ns": ("a number", lambda v: type(v) is int),
+    "ino": ("a number", lambda v: type(v) is int),
+    "ctime_ns": ("a number", lambda v: type(v) is int),
 }
 _REQUIRED = tuple(
     f.name for f in fields(ArtifactRecord) if f.default is MISSING and f.default_factory is MISSING
@@ -244,40 +251,89 @@ def read_manifest_or_nothing(out_dir: Path) -> dict[str, ArtifactRecord]:
         return {}
 
 
-def write_manifest(out_dir: Path, target: str, records: Mapping[str, ArtifactRecord]) -> Path:
-    """Write the manifest atomically (temp file + rename)."""
+def read_refusals(out_dir: Path) -> dict[str, str]:
+    """Artifacts the last build refused, by path, and why (empty when none or unreadable)."""
+    try:
+        doc = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    refused = doc.get("refused") if isinstance(doc, dict) else None
+    if not isinstance(refused, dict):
+        return {}
+    return {k: v for k, v in refused.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def write_manifest(
+    out_dir: Path,
+    target: str,
+    records: Mapping[str, ArtifactRecord],
+    refused: Mapping[str, str] | None = None,
+) -> Path:
+    """Write the manifest atomically (temp file + rename).
+
+    ``refused`` are artifacts a build refused and why (``status`` shows them); by default the
+    refusals already written are kept, except for artifacts ``records`` now describe.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MANIFEST
+    if refused is None:
+        refused = read_refusals(out_dir)
     doc = {
         "layerkit": __version__,
         "format": MANIFEST_FORMAT,
         "target": target,
         "artifacts": {k: records[k].to_json() for k in sorted(records)},
     }
+    kept = {k: v for k, v in sorted(refused.items()) if k not in records}
+    if kept:
+        doc["refused"] = kept
     tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only file system even this fails
+            tmp.unlink(missing_ok=True)
     return path
+
+
+def stat_fields(path: Path) -> dict[str, int]:
+    """The file facts a record keeps of its zip: mtime, inode and ctime (see artifact_intact)."""
+    info = path.stat()
+    return {"mtime_ns": info.st_mtime_ns, "ino": info.st_ino, "ctime_ns": info.st_ctime_ns}
+
+
+def unchanged_since_recorded(info: os.stat_result, record: ArtifactRecord) -> bool:
+    """Whether a zip's size, mtime, inode and ctime are all the ones its record kept.
+
+    Any zero (a record of an older layerkit, or downloaded from the build cache without them)
+    counts as changed.
+    """
+    return (
+        info.st_size == record.zipped_bytes
+        and 0 not in (record.mtime_ns, record.ino, record.ctime_ns)
+        and (info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+        == (record.mtime_ns, record.ino, record.ctime_ns)
+    )
 
 
 def artifact_intact(out_dir: Path, record: ArtifactRecord) -> bool:
     """Whether the zip a record describes is on disk with the recorded size and sha256.
 
-    A zip with the recorded size and modification time is the one the build wrote (a zip is
-    only ever renamed into place, never edited), so its sha256 is computed only when the size
-    matches but the time does not.
+    Fresh means "its bytes hash to the recorded sha256". The file's size, mtime, inode and
+    ctime only decide when to hash again: a zip is only ever renamed into place, never edited,
+    so while all four are the ones recorded when it was written its bytes are those bytes.
+    Anything that rewrites the file in place, even to the same size with the old mtime put
+    back (``touch -d``), changes its ctime; a copy or a rename-over has another inode.
     """
     path = out_dir / record.path
     try:
-        stat = path.stat()
+        info = path.stat()
     except FileNotFoundError:
         return False
-    if stat.st_size != record.zipped_bytes:
+    if info.st_size != record.zipped_bytes:
         return False
-    if record.mtime_ns and stat.st_mtime_ns == record.mtime_ns:
+    if unchanged_since_recorded(info, record):
         return True
     return sha256_file(path) == record.sha256
 

@@ -30,7 +30,7 @@ import os
 import struct
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -91,6 +91,8 @@ class StepCache:
     """A step cache in a local folder."""
 
     root: Path
+    # why the first entry could not be written (read-only, full), for the build's note
+    unwritable: list[str] = field(default_factory=list, compare=False)
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -123,8 +125,9 @@ class StepCache:
                 out.write(_MAGIC + hashlib.sha256(payload).digest())
                 out.write(payload)
             os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written is a cache that misses
+        except OSError as exc:  # a cache that cannot be written is a cache that misses
+            if not self.unwritable:
+                self.unwritable.append(f"{exc.strerror or exc}: {exc.filename or self.root}")
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import os
 import shutil
 import tempfile
 import threading
@@ -31,9 +33,13 @@ from layerkit.build.manifest import (
     ArtifactKind,
     ArtifactRecord,
     DamagedManifestError,
+    artifact_intact,
     artifact_path,
     read_manifest,
     read_manifest_or_nothing,
+    read_refusals,
+    stat_fields,
+    unchanged_since_recorded,
     write_manifest,
 )
 from layerkit.build.plan import (
@@ -64,9 +70,9 @@ from layerkit.build.runner import (
 from layerkit.build.sbom import sbom_path, write_sboms
 from layerkit.build.steps import Job, steps_for
 from layerkit.build.tools import Tools, real_tools
-from layerkit.check.sizes import raise_for_layer_limits
+from layerkit.check.sizes import raise_for_layer_limits, refusal
 from layerkit.errors import BuildError, BuildLockedError, SpecError
-from layerkit.locking import exclusive
+from layerkit.locking import exclusive, is_storage_problem, storage_error
 from layerkit.project.config import load_config
 from layerkit.project.spec import Project
 from layerkit.report.table import mb
@@ -100,6 +106,8 @@ __all__ = [
 ]
 
 WORK = ".work"
+#: A refused zip is renamed to ``<name>.zip.refused``: never under its final name.
+REFUSED_SUFFIX = ".refused"
 LOCK_FILE = ".build.lock"
 
 
@@ -119,11 +127,14 @@ class BuildResult:
 
 
 @contextlib.contextmanager
-def build_lock(out_dir: Path) -> Iterator[None]:
+def build_lock(out_dir: Path, *, skip_unwritable: bool = False) -> Iterator[bool]:
     """Hold the build lock of ``out_dir``, or raise BuildLockedError at once.
 
     Builds and cleans take the one lock of ``dist/`` whatever their target: ``dist/`` holds the
-    other targets' folders, so a clean of it must not run beside any build.
+    other targets' folders, so a clean of it must not run beside any build. A ``dist/`` that
+    cannot be written is a :class:`~layerkit.errors.StorageError` paragraph, or with
+    ``skip_unwritable`` (a build that may find nothing to do) the block runs without the lock
+    and this yields False.
     """
 
     def refuse(holder: str) -> BuildLockedError:
@@ -133,8 +144,10 @@ def build_lock(out_dir: Path) -> Iterator[None]:
             "that process ends."
         )
 
-    with exclusive(out_dir / LOCK_FILE, refuse):
-        yield
+    with exclusive(
+        out_dir / LOCK_FILE, refuse, needed="the build lock", skip_unwritable=skip_unwritable
+    ) as held:
+        yield held
 
 
 # ---------------------------------------------------------------- the whole build
@@ -193,6 +206,8 @@ class _Run:
     # layers that layers still to build require, and their staged trees once built (kept)
     required: frozenset[str] = frozenset()
     staged: dict[str, Path] = field(default_factory=dict)
+    # the records start() took out of the manifest, put back when their zip is still whole
+    previous: dict[str, ArtifactRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.finished = Finished(self.cancel)
@@ -208,6 +223,8 @@ class _Run:
         for item in self.plan.artifacts:
             if self.force or item.state != ArtifactState.FRESH:
                 steps = len(steps_for(item.kind))
+                if item.why:
+                    self.tracker.emit(BuildEvent(item.label, "stale", item.why))
                 self.tracker.emit(BuildEvent(item.label, "queued", "", EventKind.QUEUED, 0, steps))
                 todo[item.path] = item
             else:
@@ -216,7 +233,9 @@ class _Run:
 
     def start(self, item: Planned) -> Callable[[], ArtifactRecord]:
         """Forget the artifact's old record and stage its job."""
-        self.records.pop(item.path, None)  # never describe a zip that is being replaced
+        old = self.records.pop(item.path, None)  # never describe a zip that is being replaced
+        if old is not None:
+            self.previous[item.path] = old
         write_manifest(self.out, self.target.key, self.records)
         _, lock, part = self.plan
         stage = _stage(self.out, item)
@@ -251,9 +270,46 @@ class _Run:
             shutil.rmtree(tree.parent, ignore_errors=True)
         self.staged.clear()
 
+    def keep_whole(self) -> None:
+        """Put back the records of replaced artifacts whose zip is still the one they describe.
+
+        For a build that failed or was interrupted (a ``--force`` build, say): an artifact it
+        had started but not replaced, built from the current inputs, is still whole and stays
+        described and fresh. One whose inputs changed stays undescribed (it is to be rebuilt).
+        """
+        current = {p.path: p.input_hash for p in self.plan.artifacts}
+        for path, old in self.previous.items():
+            if (
+                path not in self.records
+                and current.get(path) == old.input_hash
+                and artifact_intact(self.out, old)
+            ):
+                self.records[path] = old
+
+    def refuse(self, item: Planned, why: str) -> BuildError:
+        """Move a refused zip off its final name, record why, and say it (the error to raise)."""
+        dest = self.out / item.path
+        refused = dest.with_name(dest.name + REFUSED_SUFFIX)
+        if dest.exists():
+            dest.replace(refused)
+        write_manifest(
+            self.out, self.target.key, self.records, {**read_refusals(self.out), item.path: why}
+        )
+        return BuildError(
+            f"{item.label} was built but refused: {why}. Its zip was moved to {refused} (not "
+            "deployable); fix the layer and build again."
+        )
+
     def finish(self, item: Planned, outcome: tuple[ArtifactRecord, bool]) -> None:
-        """Record a built (or downloaded: ``from_cache``) artifact in the manifest."""
+        """Record a built (or downloaded: ``from_cache``) artifact in the manifest.
+
+        A layer above Lambda's unzipped limit, or over its budget without a reason in its
+        layer.toml, is refused instead (:func:`layerkit.check.sizes.refusal`).
+        """
         record, from_cache = outcome
+        why = refusal(self.project, record)
+        if why is not None:
+            raise self.refuse(item, why)
         self.records[item.path] = record
         write_manifest(self.out, self.target.key, self.records)
         self.finished.mark(item.path)
@@ -304,15 +360,20 @@ def build(
     check_target(project, target)
     tools = tools or real_tools(target, project.root, target_indexes(project, target))
     tracker = Tracker(progress)
-    with build_lock(project.dist_dir):
-        sweep(project.dist_dir)
+    with build_lock(project.dist_dir, skip_unwritable=True) as held:
+        if held:
+            sweep(project.dist_dir)
         planned = plan(
             project, target, layers=layers, functions=functions, tool_versions=tools.versions()
         )
         out = output_dir(project, target)
+        if not held:  # a read-only dist/: fine while everything is fresh, else one paragraph
+            _refuse_unwritable(project.dist_dir, planned, force)
+            return _result(out, target, planned, read_manifest_or_nothing(out), [], [])
         run = _Run(
             project, target, planned, tools, tracker, cache, force, read_manifest_or_nothing(out)
         )
+        _refresh_stats(out, planned, run.records)
         todo = run.todo()
         notice = notice_once(target) if todo else None  # said once per process
         if notice:
@@ -336,19 +397,62 @@ def build(
             )
         except KeyboardInterrupt as exc:
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
+        except OSError as exc:  # a read-only or full dist/, step cache or staging folder
+            if not is_storage_problem(exc):
+                raise
+            folder = Path(exc.filename).parent if exc.filename else out
+            raise storage_error(folder, "the files of the build", exc) from None
         finally:
             run.remove_staged()
+            run.keep_whole()
+            with contextlib.suppress(OSError):  # the error being raised says more
+                write_manifest(out, target.key, run.records)
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
         write_sboms(out, run.records, planned.lock)
         if todo:
             tools.memo.trim()
+        unwritable = getattr(tools.memo, "unwritable", None)
+        if unwritable:
+            tracker.emit(
+                BuildEvent(
+                    "step cache",
+                    "note",
+                    f"could not be written ({unwritable[0]}): its results were computed and not "
+                    "kept, so the next build computes them again; make the folder writable or "
+                    "set LAYERKIT_CACHE_DIR to one that is (LAYERKIT_STEP_CACHE=off silences this)",
+                )
+            )
     # a layer above Lambda's unzipped limit fails its build whatever its budget
     raise_for_layer_limits(run.records[p.path] for p in planned.artifacts if p.path in run.records)
+    return _result(out, target, planned, run.records, run.built, run.cached)
+
+
+def _result(
+    out: Path,
+    target: Target,
+    planned: Plan,
+    records: Mapping[str, ArtifactRecord],
+    built: Sequence[str],
+    cached: Sequence[str],
+) -> BuildResult:
     order = [p.path for p in planned.artifacts]
-    built = tuple(sorted(run.built, key=order.index))
-    cached = tuple(sorted(run.cached, key=order.index))
-    return BuildResult(out, target, built, run.records, planned.partition, cached)
+    return BuildResult(
+        out,
+        target,
+        tuple(sorted(built, key=order.index)),
+        records,
+        planned.partition,
+        tuple(sorted(cached, key=order.index)),
+    )
+
+
+def _refuse_unwritable(dist: Path, planned: Plan, force: bool) -> None:
+    """A build in a ``dist/`` it cannot write: nothing to do is fine, anything else a paragraph."""
+    todo = [p.label for p in planned.artifacts if force or p.state != ArtifactState.FRESH]
+    if todo:
+        exc = OSError(errno.EROFS, os.strerror(errno.EROFS), str(dist))
+        raise storage_error(dist, f"building {', '.join(todo)}", exc)
 
 
 def _stage(out: Path, item: Planned) -> Path:
@@ -400,10 +504,24 @@ def _run_in_stage(
         return record, False
     seconds = round(time.monotonic() - started, 3)  # the download is its only timed step
     dest = job.out / planned.path
-    local = dataclasses.replace(
-        record, timings=(("cache", seconds),), mtime_ns=dest.stat().st_mtime_ns
-    )
+    local = dataclasses.replace(record, timings=(("cache", seconds),), **stat_fields(dest))
     return local, True
+
+
+def _refresh_stats(out: Path, planned: Plan, records: dict[str, ArtifactRecord]) -> None:
+    """Record the file facts of fresh zips whose sha256 was computed again (touched, copied).
+
+    The plan found their bytes whole; keeping their new size, mtime, inode and ctime means the
+    next build does not hash them again.
+    """
+    for item in planned.artifacts:
+        record = records.get(item.path)
+        if item.state != ArtifactState.FRESH or record is None:
+            continue
+        path = out / item.path
+        with contextlib.suppress(OSError):
+            if not unchanged_since_recorded(path.stat(), record):
+                records[item.path] = dataclasses.replace(record, **stat_fields(path))
 
 
 def _drop_unknown(out: Path, records: dict[str, ArtifactRecord], project: Project) -> None:
@@ -484,7 +602,11 @@ def require_fresh(project: Project, target: Target | None = None) -> BuildResult
     planned, _, part = plan(project, target)
     bad = [p for p in planned if p.state != ArtifactState.FRESH]
     if bad:
-        items = ", ".join(f"{p.path} ({p.state})" for p in bad)
+        refused = read_refusals(output_dir(project, target))
+        items = ", ".join(
+            f"{p.path} ({'refused: ' + refused[p.path] if p.path in refused else p.state})"
+            for p in bad
+        )
         raise BuildError(
             f"the build in {output_dir(project, target)} is not current: {items}. "
             "Run `inv build.all` first."

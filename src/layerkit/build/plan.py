@@ -3,7 +3,8 @@
 An artifact is rebuilt only when the content hash of its inputs (its lock slice, its layer.toml
 and requirements, the layers it requires, its source files, the layerkit version, the host tools
 that shape its bytes and the target) differs from the one recorded in the manifest, or its zip
-is missing or altered.
+is missing or altered: fresh means its bytes hash to the manifest's sha256
+(:func:`layerkit.build.manifest.artifact_intact`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Planned:
     input_hash: str
     state: ArtifactState
     record: ArtifactRecord | None
+    why: str = ""  # why a stale artifact is stale when it is not its inputs (its zip altered)
 
     @property
     def label(self) -> str:
@@ -212,7 +214,7 @@ def plan(
     out = output_dir(project, target)
     records = read_manifest_or_nothing(out)
     if tool_versions is None:
-        tool_versions = byte_shaping_versions(SystemStrip())
+        tool_versions = byte_shaping_versions(SystemStrip.for_target(target))
     hashes = layer_hashes(project, target, lock, part, tool_versions)
     wanted: list[tuple[ArtifactKind, str, str]] = [
         (ArtifactKind.LAYER, layer.name, hashes[layer.name])
@@ -234,7 +236,14 @@ def plan(
     for kind, name, digest in wanted:
         path = artifact_path(kind, name)
         record = records.get(path)
-        planned.append(Planned(kind, name, path, digest, state_of(out, record, digest), record))
+        state = state_of(out, record, digest)
+        why = ""
+        if state == ArtifactState.STALE and record is not None and record.input_hash == digest:
+            why = (
+                f"{out / path} does not hash to the sha256 the manifest recorded for it "
+                "(altered or damaged since it was built); it is rebuilt"
+            )
+        planned.append(Planned(kind, name, path, digest, state, record, why))
     return Plan(tuple(planned), lock, part)
 
 

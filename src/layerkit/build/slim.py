@@ -61,6 +61,7 @@ class PassResult:
     removed_bytes: int
     examples: tuple[str, ...]
     note: str = ""
+    unsafe: tuple[str, ...] = ()  # strip: files whose stripped copy would not load (kept)
 
 
 @dataclass(frozen=True)
@@ -392,17 +393,31 @@ def _examples(paths: Sequence[str], count: int = 3) -> tuple[str, ...]:
     return tuple(sorted(seen.values(), key=lambda p: (len(p), p))[:count])
 
 
-def _strip_copy(tool: Stripper, full: Path, size: int, memo: Memo) -> int | None:
-    """Strip a copy of ``full`` and rename it over ``full`` when smaller; return the new size.
+@dataclass(frozen=True)
+class _Stripped:
+    """What stripping one file did: its new size, or why its original was kept."""
 
-    0 when the tool refused the file, None when stripping saved nothing (``full`` untouched).
+    size: int | None = None  # the stripped size (None: untouched)
+    refused: bool = False  # the tool refused the file
+    unsafe: str = ""  # the stripped copy failed the ELF check (check.elf.load_problem)
+
+
+def _strip_copy(tool: Stripper, full: Path, size: int, memo: Memo) -> _Stripped:
+    """Strip a copy of ``full`` and rename it over ``full`` when smaller and still loadable.
+
+    The stripped copy is proven first (:func:`layerkit.check.elf.load_problem`: it parses and
+    every ``PT_LOAD`` offset agrees with its address modulo the page and its alignment); one
+    that fails where the original passes is dropped and ``full`` keeps its original bytes.
     The result is looked up in the step cache first, by the file's sha256 and the tool's
-    version; what strip did (or that it saved nothing) is kept there.
+    version; what strip did (or that it saved nothing) is kept there, and a cached copy is
+    proven again.
     """
+    from layerkit.check.elf import load_problem
+
     key = memo_key("strip", tool.description, tool.version() or "", sha256_file(full))
     cached = memo.get(key)
     if cached is not None and not cached:
-        return None
+        return _Stripped()
     fd, tmp_name = tempfile.mkstemp(prefix=".strip-", dir=full.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -413,15 +428,18 @@ def _strip_copy(tool: Stripper, full: Path, size: int, memo: Memo) -> int | None
         else:
             shutil.copy2(full, tmp)
             if not tool.strip(tmp):
-                return 0
+                return _Stripped(refused=True)
         new_size = tmp.stat().st_size
         if new_size >= size:
             memo.put(key, b"")
-            return None
+            return _Stripped()
         if cached is None:
             memo.put(key, tmp.read_bytes())
+        problem = load_problem(tmp)
+        if problem is not None and load_problem(full) is None:  # strip broke a loadable file
+            return _Stripped(unsafe=problem)
         os.replace(tmp, full)
-        return new_size
+        return _Stripped(new_size)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -438,13 +456,13 @@ def strip_pass(
 
     ``--strip-unneeded`` keeps the dynamic symbol table an extension module is loaded through
     (``PyInit_*``) and drops the static symbol table and debug sections. Each file is copied,
-    the copy stripped and renamed over the original (files may be hard links into uv's cache);
-    one strip runs per core at a time, each on its own file. A missing ``strip`` or a file it
-    refuses is skipped and named in the pass's note. ``memo`` is the step cache.
+    the copy stripped, proven loadable and renamed over the original (files may be hard links
+    into uv's cache); one strip runs per core at a time, each on its own file. A missing
+    ``strip``, a file it refuses and a stripped copy that fails the ELF check are skipped,
+    counted and named in the pass's note (``unsafe`` lists the last kind). ``memo`` is the
+    step cache.
     """
     tool, cache = stripper or SystemStrip(), memo or NoMemo()
-    if tool.version() is None:
-        return PassResult("strip", 0, 0, (), note="skipped: `strip` (binutils) not found"), tree
     candidates = []
     for path in plan_strip(tree):
         full = root / path
@@ -453,26 +471,49 @@ def strip_pass(
         with full.open("rb") as handle:
             if handle.read(4) == _ELF_MAGIC:
                 candidates.append(path)
+    if tool.version() is None:
+        return PassResult("strip", 0, 0, (), note=_not_stripped(tool, root, candidates)), tree
     with ThreadPoolExecutor(default_workers()) as pool:
-        sizes_after = list(
+        outcomes = list(
             pool.map(lambda p: _strip_copy(tool, root / p, tree.files[p], cache), candidates)
         )
-    saved, done, refused = 0, [], []
+    saved, done, refused, unsafe = 0, [], [], []
     sizes = dict(tree.files)
-    for path, new_size in zip(candidates, sizes_after, strict=True):
-        if new_size == 0:
+    for path, outcome in zip(candidates, outcomes, strict=True):
+        if outcome.refused:
             refused.append(path)
-        elif new_size is not None:
-            saved += sizes[path] - new_size
-            sizes[path] = new_size
+        elif outcome.unsafe:
+            unsafe.append(path)
+        elif outcome.size is not None:
+            saved += sizes[path] - outcome.size
+            sizes[path] = outcome.size
             done.append(path)
     note = tool.description
     if refused:
         note += (
             f"; strip refused {len(refused)} file(s), left as they were: {', '.join(refused[:3])}"
         )
-    result = PassResult("strip", len(done), saved, _examples(done), note=note)
+    if unsafe:
+        note += (
+            f"; {len(unsafe)} stripped file(s) failed the ELF check (would not load), "
+            f"originals kept: {', '.join(unsafe[:3])}"
+        )
+    result = PassResult("strip", len(done), saved, _examples(done), note=note, unsafe=tuple(unsafe))
     return result, Tree(sizes)
+
+
+def _not_stripped(tool: Stripper, root: Path, candidates: Sequence[str]) -> str:
+    """The note of a strip pass that could not run: what was not stripped, and its cost."""
+    from layerkit.check.elf import strippable_bytes
+
+    missing = getattr(tool, "missing", "`strip` (binutils)")
+    if not candidates:
+        return f"skipped: {missing} not found"
+    cost = sum(strippable_bytes(root / p) for p in candidates)
+    return (
+        f"skipped: {missing} not found, so {len(candidates)} extension module(s) were not "
+        f"stripped; that costs about {cost:,} bytes unzipped (their symbol and debug sections)"
+    )
 
 
 # --- the pipeline ----------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from layerkit.build.bytecode import (
     top_level_modules,
 )
 from layerkit.build.lock import LAMBDA_UNZIPPED_LIMIT, Lock, LockedPackage, Partition
-from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path
+from layerkit.build.manifest import ArtifactKind, ArtifactRecord, artifact_path, stat_fields
 from layerkit.build.plan import Planned, function_files, overlay
-from layerkit.build.slim import slim_tree
+from layerkit.build.slim import PassResult, slim_tree
 from layerkit.build.targets import static_imported_files
 from layerkit.build.tools import Tools
 from layerkit.check.imports import (
@@ -178,6 +178,11 @@ class Install:
         )
 
 
+def _worth_saying(p: PassResult) -> bool:
+    """Whether a pass's note belongs in the build output and the manifest (strip not done)."""
+    return bool(p.unsafe) or p.note.startswith("skipped")
+
+
 class Slim:
     """Remove what the layer never needs at run time."""
 
@@ -195,13 +200,16 @@ class Slim:
                 "removed_files": p.removed_files,
                 "removed_bytes": p.removed_bytes,
                 "examples": list(p.examples),
+                **({"note": p.note} if _worth_saying(p) else {}),
+                **({"unsafe": list(p.unsafe)} if p.unsafe else {}),
             }
             for p in slimmed.passes
         )
         refuse_over_lambda_limit(job)
+        said = "".join(f"; {p.name}: {p.note}" for p in slimmed.passes if _worth_saying(p))
         return StepOutcome(
             f"removed {plural(slimmed.removed_files, 'file')}, {slimmed.removed_bytes / 1e6:.1f} "
-            f"MB in {plural(len(slimmed.passes), 'pass', 'passes')}",
+            f"MB in {plural(len(slimmed.passes), 'pass', 'passes')}{said}",
             {"slim": passes, "modules": top_level_modules(job.site)},
         )
 
@@ -353,7 +361,7 @@ class Zip:
                 "zipped_bytes": info.zipped_bytes,
                 "unzipped_bytes": info.unzipped_bytes,
                 "files": info.files,
-                "mtime_ns": dest.stat().st_mtime_ns,
+                **stat_fields(dest),
             },
         )
 

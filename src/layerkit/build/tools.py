@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sysconfig
@@ -201,17 +202,49 @@ def _strip_version(tool: str) -> str:
     return (proc.stdout.splitlines() or ["unknown"])[0]
 
 
-class SystemStrip:
-    """binutils ``strip`` (found on PATH unless ``tool`` is given)."""
+#: The Debian package carrying each foreign architecture's strip.
+STRIP_PACKAGES = {"aarch64": "binutils-aarch64-linux-gnu", "x86_64": "binutils-x86-64-linux-gnu"}
 
-    def __init__(self, tool: str | None = None, args: Sequence[str] = ("--strip-unneeded",)):
+
+class SystemStrip:
+    """binutils ``strip`` (found on PATH unless ``tool`` is given).
+
+    ``name`` is the executable looked up: ``strip`` for the host's own architecture,
+    ``aarch64-linux-gnu-strip`` for arm64 files on an x86_64 host (the host's ``strip`` cannot
+    read them: "Unable to recognise the format"); see :meth:`for_target`.
+    """
+
+    def __init__(
+        self,
+        tool: str | None = None,
+        args: Sequence[str] = ("--strip-unneeded",),
+        *,
+        name: str = "strip",
+    ):
         self._tool = tool
         self.args = tuple(args)
+        self.name = name
+
+    @classmethod
+    def for_target(cls, target: Target) -> SystemStrip:
+        """The strip that reads ``target``'s ELF files on this host."""
+        if target.machine == platform.machine():
+            return cls()
+        return cls(name=f"{target.machine}-linux-gnu-strip")
+
+    @property
+    def missing(self) -> str:
+        """How to name this strip when it is not installed (with the package carrying it)."""
+        if self.name == "strip":
+            return "`strip` (binutils)"
+        machine = self.name.removesuffix("-linux-gnu-strip")
+        package = STRIP_PACKAGES.get(machine, f"binutils-{machine}-linux-gnu")
+        return f"`{self.name}` (Debian package {package})"
 
     @property
     def tool(self) -> str | None:
         """The executable, or None when none is installed."""
-        return self._tool or shutil.which("strip")
+        return self._tool or shutil.which(self.name)
 
     @property
     def description(self) -> str:
@@ -443,5 +476,9 @@ def real_tools(target: Target, cwd: Path | None = None, indexes: Indexes | None 
         else TargetInterpreter.for_target(target, cwd)
     )
     return Tools(
-        UvInstaller(indexes), python, SystemStrip(), support, step_cache(default_cache_dir(cwd))
+        UvInstaller(indexes),
+        python,
+        SystemStrip.for_target(target),
+        support,
+        step_cache(default_cache_dir(cwd)),
     )

@@ -23,6 +23,8 @@ from layerkit.check.findings import Finding, Severity
 from layerkit.runtime.target import Target
 
 ELF_MAGIC = b"\x7fELF"
+#: The smallest page size of Lambda's machines (x86_64 and arm64 both run 4 KiB pages).
+PAGE_SIZE = 4096
 
 #: ``e_machine`` names (as pyelftools spells them) -> machine names used in wheel tags.
 MACHINES: dict[str, str] = {
@@ -87,6 +89,77 @@ def read_elf(path: Path, display: str) -> ElfFile:
     return ElfFile(display, machine, max(needed) if needed else None)
 
 
+def load_problem(path: Path) -> str | None:
+    """Why the dynamic loader would refuse the ELF file at ``path``, or None when it would not.
+
+    The file must parse (header, program headers, sections), every ``PT_LOAD`` segment must lie
+    inside the file, and its offset and address must agree modulo the page size and modulo its
+    ``p_align``: glibc refuses a file otherwise ("ELF load command address/offset not
+    page-aligned"). A ``strip`` of a file rewritten by patchelf can break exactly this.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            elf = ELFFile(fh)
+            for index, segment in enumerate(elf.iter_segments()):
+                if segment["p_type"] != "PT_LOAD":
+                    continue
+                offset, vaddr = segment["p_offset"], segment["p_vaddr"]
+                align = segment["p_align"]
+                where = f"PT_LOAD segment {index} (offset {offset:#x}, address {vaddr:#x}"
+                if (vaddr - offset) % PAGE_SIZE:
+                    return (
+                        f"{where}) disagree modulo the {PAGE_SIZE}-byte page: the loader says "
+                        "'ELF load command address/offset not page-aligned'"
+                    )
+                if align > 1 and (vaddr - offset) % align:
+                    return (
+                        f"{where}) disagree modulo its alignment {align:#x}: the loader says "
+                        "'ELF load command address/offset not properly aligned'"
+                    )
+                if offset + segment["p_filesz"] > size:
+                    return f"{where}) ends past the end of the {size}-byte file"
+            for _ in elf.iter_sections():  # the section headers still parse
+                pass
+    except (ELFError, OSError, ValueError) as exc:
+        return f"cannot be read as an ELF file ({exc})"
+    return None
+
+
+def is_shared_library(path: Path) -> bool:
+    """Whether the ELF file at ``path`` is a shared object ``dlopen`` takes (ET_DYN, no PT_INTERP).
+
+    A position-independent executable is ET_DYN too, but carries an interpreter and is not
+    meant to be loaded as a library.
+    """
+    try:
+        with open(path, "rb") as fh:
+            elf = ELFFile(fh)
+            return elf["e_type"] == "ET_DYN" and not any(
+                segment["p_type"] == "PT_INTERP" for segment in elf.iter_segments()
+            )
+    except (ELFError, OSError, ValueError):
+        return False
+
+
+def strippable_bytes(path: Path) -> int:
+    """Bytes ``strip --strip-unneeded`` would remove: symbol tables and debug sections (0: none).
+
+    What a layer costs when its extension modules could not be stripped (no strip for the
+    target's architecture); an estimate read from the section headers, without stripping.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return sum(
+                section["sh_size"]
+                for section in ELFFile(fh).iter_sections()
+                if section.name in (".symtab", ".strtab", ".comment")
+                or section.name.startswith((".debug", ".zdebug"))
+            )
+    except (ELFError, OSError, ValueError):
+        return 0
+
+
 def _walk(root: Path, only: Collection[str] | None) -> Iterable[tuple[Path, str]]:
     if only is not None:
         for rel in sorted(only):
@@ -113,7 +186,8 @@ def scan(
     """Every ELF file below ``root`` (or among the relative paths ``only``), and unreadable ones.
 
     A file with the ELF magic that pyelftools cannot parse is returned as a problem: a truncated
-    or corrupted shared object will not load on Lambda either.
+    or corrupted shared object will not load on Lambda either; so is one whose ``PT_LOAD``
+    segments the loader refuses (:func:`load_problem`).
     """
     found: list[ElfFile] = []
     broken: list[Finding] = []
@@ -125,6 +199,11 @@ def scan(
         except (ELFError, OSError, ValueError) as exc:
             message = f"starts like an ELF file but cannot be read ({exc})"
             broken.append(elf_finding(rel, message, "elf-unreadable"))
+            continue
+        problem = load_problem(path)
+        if problem is not None:
+            message = f"will not load: {problem}; build it with `[slim] strip = false`"
+            broken.append(elf_finding(rel, message, "elf-segments"))
     return tuple(found), tuple(broken)
 
 

@@ -5,7 +5,9 @@
 every top-level module of every distribution the layer carries (from each ``*.dist-info``'s
 ``top_level.txt`` and ``RECORD``), reporting each failure with its traceback; runs the layer's
 smoke test (``smoke`` in layer.toml); and checks every ELF file the layer ships
-(:mod:`layerkit.check.elf`). Failures are returned, not raised: the caller formats them
+(:mod:`layerkit.check.elf`) and, where this host runs the target's code, loads every shared
+object it ships with ctypes (a lazily imported module is loaded all the same; a failure names the
+file and its wheel). Failures are returned, not raised: the caller formats them
 (:func:`format_validation`) and fails. :func:`validate_built_layer` does the same for the zips
 ``inv build.all`` wrote to ``dist/``.
 """
@@ -13,6 +15,7 @@ smoke test (``smoke`` in layer.toml); and checks every ELF file the layer ships
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import tempfile
 import zipfile
@@ -21,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from layerkit.build.bytecode import OptionalModule, split_optional
-from layerkit.build.manifest import artifact_path
+from layerkit.build.manifest import artifact_path, read_refusals
 from layerkit.build.pipeline import output_dir, plan
 from layerkit.build.sdk import runtime_sdk_dir
-from layerkit.check.elf import check_files, scan
+from layerkit.check.elf import check_files, elf_finding, is_shared_library, scan
 from layerkit.check.findings import CheckReport, Finding, Severity
 from layerkit.errors import BuildError, SandboxError
 from layerkit.project.spec import Project, load_project
@@ -64,6 +67,32 @@ with open(out, "w", encoding="utf-8") as fh:
     json.dump(results, fh)
 """
 
+# Runs inside the sandbox: load each shared object with ctypes (as the dynamic loader does when
+# a module imports it), print what never loads. A grafted library (``scipy.libs/libgfortran``)
+# finds its own dependencies only once they are loaded (by soname, as a module's RPATH loads
+# them first on Lambda), so files that fail are tried again while another pass loads more.
+# argv: the files (relative to /opt) as JSON, then the folder they were unpacked into as the host
+# sees it (``/opt`` when that is not visible).
+_LOAD_SCRIPT = """\
+import ctypes, json, os, sys
+files, opt = json.loads(sys.argv[1]), sys.argv[2]
+base = opt if os.path.isdir(opt) else "/opt"
+pending, errors = list(files), {}
+while pending:
+    left = []
+    for rel in pending:
+        try:
+            ctypes.CDLL(os.path.join(base, rel))
+        except OSError as exc:
+            errors[rel] = str(exc)
+            left.append(rel)
+    if len(left) == len(pending):
+        break
+    pending = left
+print("LAYERKIT-LOADS " + json.dumps([[rel, errors[rel]] for rel in pending]))
+"""
+LOAD_TIMEOUT_S = 300.0
+
 
 @dataclass(frozen=True)
 class LayerValidation:
@@ -80,6 +109,7 @@ class LayerValidation:
     execution: Execution = Execution.NATIVE  # STATIC_ONLY: imports and smoke test not run
     optional: tuple[OptionalModule, ...] = ()  # modules whose import needs an absent extra
     smoke_output: str = ""  # what the smoke test printed (stdout, then stderr)
+    loaded: int = 0  # shared objects loaded with the target interpreter (ctypes), each
 
     @property
     def report(self) -> CheckReport:
@@ -244,6 +274,62 @@ def _run_smoke(sandbox: Sandbox, script: Path, env: Mapping[str, str]) -> tuple[
     return f"{script.name} failed ({_exit_text(proc.returncode)}):\n{output}", output
 
 
+def wheel_of_files(archive: Path) -> dict[str, str]:
+    """Which distribution (``name version``) installed each file of a layer zip, from RECORD."""
+    owners: dict[str, str] = {}
+    with zipfile.ZipFile(archive) as zf:
+        for name in zf.namelist():
+            if not name.endswith(".dist-info/RECORD"):
+                continue
+            info = PurePosixPath(name).parent
+            dist, _, version = info.name.removesuffix(".dist-info").partition("-")
+            text = zf.read(name).decode("utf-8", "replace")
+            for line in text.splitlines():
+                rel = line.split(",", 1)[0]
+                if rel:
+                    owners[posixpath.normpath(f"{info.parent}/{rel}")] = f"{dist} {version}"
+    return owners
+
+
+def _load_shared_objects(
+    sandbox: Sandbox, files: Iterable[str], owners: Mapping[str, str]
+) -> tuple[int, tuple[Finding, ...]]:
+    """Load every shared object in ``files`` (relative to /opt) with ctypes in the sandbox.
+
+    Returns how many were loaded and a finding per file the loader refuses, naming the file and
+    the distribution (wheel) it came from. A module imported lazily, or a library no test
+    imports, is loaded here all the same.
+    """
+    wanted = sorted(files)
+    if not wanted:
+        return 0, ()
+    try:
+        proc = run_code(
+            sandbox, _LOAD_SCRIPT, args=[json.dumps(wanted), str(sandbox.opt)],
+            timeout_s=LOAD_TIMEOUT_S,
+        )  # fmt: skip
+    except SandboxError as exc:
+        return 0, (elf_finding("(all shared objects)", str(exc), "elf-load"),)
+    marker = next(
+        (line for line in proc.stdout.splitlines() if line.startswith("LAYERKIT-LOADS ")), None
+    )
+    if marker is None:
+        detail = f"the process died ({_exit_text(proc.returncode)}): {proc.stdout}{proc.stderr}"
+        return 0, (elf_finding("(all shared objects)", detail.strip(), "elf-load"),)
+    failures = json.loads(marker.split(" ", 1)[1])
+    found = tuple(
+        elf_finding(
+            rel,
+            f"does not load with {sandbox.interpreter} ({error}); it comes from the "
+            f"{owners.get(rel, 'no distribution (no RECORD names it)')} wheel: pin another "
+            "release, or set `[slim] strip = false` if a stripped copy is to blame",
+            "elf-load",
+        )
+        for rel, error in failures
+    )
+    return len(wanted) - len(found), found
+
+
 def _file_names(archive: Path) -> tuple[str, ...]:
     with zipfile.ZipFile(archive) as zf:
         return tuple(n for n in zf.namelist() if not n.endswith("/"))
@@ -303,9 +389,17 @@ def validate_layer(
             smoke, smoke_output = _run_smoke(sandbox, spec.smoke_test, _smoke_env(project, layer))
     files = _file_names(own_zip)
     elf_files, unreadable = scan(sandbox.opt, only=files)
-    elf_problems = tuple(
-        sorted((*unreadable, *check_files(elf_files, target)), key=lambda p: p.subject)
-    )
+    static = check_files(elf_files, target)
+    loaded, load_problems = 0, ()
+    if support.runs_code:  # every shared object, not only what the imports reached
+        broken = {f.subject for f in (*unreadable, *static)}
+        libraries = [
+            f.path
+            for f in elf_files
+            if f.path not in broken and is_shared_library(sandbox.opt / f.path)
+        ]
+        loaded, load_problems = _load_shared_objects(sandbox, libraries, wheel_of_files(own_zip))
+    elf_problems = tuple(sorted((*unreadable, *static, *load_problems), key=lambda p: p.subject))
     return LayerValidation(
         layer=layer,
         target=target,
@@ -318,6 +412,7 @@ def validate_layer(
         execution=support.execution,
         optional=optional,
         smoke_output=smoke_output,
+        loaded=loaded,
     )
 
 
@@ -334,7 +429,12 @@ def built_layer_zips(project: Project, layer: str, target: Target) -> dict[str, 
     names = (*project.required_closure(layer), layer)
     planned, _, _ = plan(project, target, layers=names, functions=False)
     wanted = {p.name: p for p in planned if p.kind == "layer" and p.name in names}
-    bad = [f"{p.path} ({p.state})" for p in wanted.values() if p.state != "fresh"]
+    refused = read_refusals(output_dir(project, target))
+    bad = [
+        f"{p.path} ({'refused: ' + refused[p.path] if p.path in refused else p.state})"
+        for p in wanted.values()
+        if p.state != "fresh"
+    ]
     if bad:
         raise BuildError(
             f"the {target.key} build of layer {layer} is not current: {', '.join(bad)}. Build "
@@ -401,6 +501,7 @@ def format_validation(v: LayerValidation, *, verbose: bool = False) -> str:
     else:
         lines.extend(_run_lines(v, verbose=verbose))
     checked, problems = plural(v.elf_files, "file"), plural(len(v.elf_problems), "problem")
-    lines.append(f"  ELF: {checked} checked, {problems}")
+    loaded = f", {plural(v.loaded, 'shared object')} loaded" if v.loaded else ""
+    lines.append(f"  ELF: {checked} checked{loaded}, {problems}")
     lines.extend(f"    {p}" for p in v.elf_problems)
     return "\n".join(lines)

@@ -143,6 +143,17 @@ def _budget_finding(project: Project, rec: ArtifactRecord) -> Finding | None:
     return Finding(Severity.ERROR, rec.path, message, code="budget")
 
 
+def refusal(project: Project, rec: ArtifactRecord) -> str | None:
+    """Why a build must not keep the layer ``rec`` describes, or None when it may.
+
+    Above Lambda's unzipped limit (whatever its budget), or over its budget without an
+    ``over_budget_reason`` in its layer.toml; build and validate decide this the same way.
+    """
+    found = [layer_limit_finding(rec), _budget_finding(project, rec)]
+    errors = [f.message for f in found if f is not None and f.severity == Severity.ERROR]
+    return "; ".join(errors) if errors else None
+
+
 def _upload_finding(rec: ArtifactRecord) -> Finding | None:
     if rec.zipped_bytes <= DIRECT_UPLOAD_LIMIT:
         return None

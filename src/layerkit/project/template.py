@@ -20,8 +20,34 @@ LAYER_TYPE = "AWS::Serverless::LayerVersion"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping of template.yaml names the same key twice (YAML would keep the last silently)."""
+
+
 class _CfnLoader(yaml.SafeLoader):
-    """A safe YAML loader that maps ``!Tag value`` to ``{"Fn::Tag": value}`` like CloudFormation."""
+    """A safe YAML loader that maps ``!Tag value`` to ``{"Fn::Tag": value}`` like CloudFormation.
+
+    A key given twice in one mapping (two resources with one logical ID, say) is an error with
+    both line numbers, where YAML would silently keep the last.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping, refusing a key given twice in it."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in seen:
+                raise DuplicateKeyError(
+                    f"the key `{key}` is given twice in one mapping, at line {seen[key]} and "
+                    f"again at line {line} (YAML would silently keep only the second); rename "
+                    "or remove one of them"
+                )
+            if isinstance(key, str):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:

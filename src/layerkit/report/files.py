@@ -159,9 +159,30 @@ def _read_report(path: Path) -> dict[str, Any] | None:
 
 
 def _write(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all; an unwritable or full folder is one paragraph."""
+    from layerkit.locking import is_storage_problem, storage_error
+
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # on a read-only file system even this fails
+            tmp.unlink(missing_ok=True)
+        if not is_storage_problem(exc):
+            raise
+        raise storage_error(path.parent, f"the report {path.name}", exc) from None
+
+
+def _keep_previous(json_path: Path, prev_path: Path) -> None:
+    from layerkit.locking import is_storage_problem, storage_error
+
+    try:
+        os.replace(json_path, prev_path)
+    except OSError as exc:
+        if not is_storage_problem(exc):
+            raise
+        raise storage_error(json_path.parent, f"the report {json_path.name}", exc) from None
 
 
 def write_report(dist: Path, project: Any = None, *, commit: str | None = None) -> ReportFiles:
@@ -183,7 +204,7 @@ def write_report(dist: Path, project: Any = None, *, commit: str | None = None) 
     json_path, html_path, prev_path = dist / REPORT_JSON, dist / REPORT_HTML, dist / PREVIOUS_JSON
     last = _read_report(json_path)
     if last is not None and (last.get("build") or {}).get("id") != build_id(manifests):
-        os.replace(json_path, prev_path)  # a different build: keep it to compare against
+        _keep_previous(json_path, prev_path)  # a different build: keep it to compare against
     previous = _read_report(prev_path)
     report = build_report(
         manifests,

@@ -164,10 +164,13 @@ def zip_sha256(archive: Path, cache: Path) -> str:
         return digest
     digest = sha256_file(Path(archive))
     known[key] = digest
-    memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_name(f".sha256.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(known), encoding="utf-8")
-    tmp.replace(memo)  # concurrent writers: the last one wins, each file whole
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(known), encoding="utf-8")
+        tmp.replace(memo)  # concurrent writers: the last one wins, each file whole
+    except OSError:  # a read-only or full cache is a miss next time, not a failure
+        tmp.unlink(missing_ok=True)
     return digest
 
 

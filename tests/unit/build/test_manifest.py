@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from layerkit.build.manifest import (
     artifact_intact,
     read_manifest,
     read_manifest_or_nothing,
+    read_refusals,
+    stat_fields,
     step_timings,
     write_manifest,
 )
@@ -125,9 +129,45 @@ def test_an_intact_zip_is_known_by_size_and_time_without_reading_it(tmp_path: Pa
     zip_path.parent.mkdir()
     zip_path.write_bytes(b"12345")
     stat = zip_path.stat()
-    record = ArtifactRecord(**{**RECORD.__dict__, "mtime_ns": stat.st_mtime_ns})
+    record = ArtifactRecord(**{**RECORD.__dict__, **stat_fields(zip_path)})
     assert artifact_intact(tmp_path, record)  # the recorded sha256 is not this file's
     os.utime(zip_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert not artifact_intact(tmp_path, record)  # touched: the sha256 decides
     zip_path.write_bytes(b"123456")
     assert not artifact_intact(tmp_path, record)
+
+
+def test_garbage_of_the_same_size_and_mtime_is_not_intact(tmp_path: Path) -> None:
+    """Fresh is "hashes to the recorded sha256": the old mtime put back does not hide a rewrite."""
+    zip_path = tmp_path / "layers" / "base.zip"
+    zip_path.parent.mkdir()
+    zip_path.write_bytes(b"12345")
+    good = hashlib.sha256(b"12345").hexdigest()
+    record = ArtifactRecord(**{**RECORD.__dict__, "sha256": good, **stat_fields(zip_path)})
+    before = zip_path.stat()
+    time.sleep(0.01)
+    zip_path.write_bytes(b"XXXXX")  # same size, in place
+    os.utime(zip_path, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    assert zip_path.stat().st_mtime_ns == record.mtime_ns
+    assert not artifact_intact(tmp_path, record)
+    zip_path.write_bytes(b"12345")  # the right bytes again: fresh by content, whatever the times
+    assert artifact_intact(tmp_path, record)
+
+
+def test_a_record_without_file_facts_is_hashed(tmp_path: Path) -> None:
+    zip_path = tmp_path / "layers" / "base.zip"
+    zip_path.parent.mkdir()
+    zip_path.write_bytes(b"12345")
+    info = zip_path.stat()
+    old = ArtifactRecord(**{**RECORD.__dict__, "mtime_ns": info.st_mtime_ns})  # no ino/ctime
+    assert not artifact_intact(tmp_path, old)  # RECORD's sha256 is not these bytes
+
+
+def test_refusals_are_kept_until_the_artifact_is_described_again(tmp_path: Path) -> None:
+    write_manifest(tmp_path, "t", {}, {"layers/base.zip": "over the limit"})
+    assert read_refusals(tmp_path) == {"layers/base.zip": "over the limit"}
+    write_manifest(tmp_path, "t", {})  # another artifact's record: the refusal stays
+    assert read_refusals(tmp_path) == {"layers/base.zip": "over the limit"}
+    assert read_manifest(tmp_path) == {}
+    write_manifest(tmp_path, "t", {"layers/base.zip": RECORD})
+    assert read_refusals(tmp_path) == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -515,3 +517,130 @@ def test_a_layer_over_lambdas_limit_stops_before_compile_and_zip(project: Projec
     out = B.output_dir(project, T)
     assert not (out / "layers" / "base.zip").exists()
     assert not (out / "layers" / "top.zip").exists()
+
+
+def test_garbage_of_the_same_size_and_mtime_is_named_stale_and_rebuilt_without_force(
+    project: Project,
+) -> None:
+    result = build(project, functions=False)
+    zip_path = result.out_dir / "layers" / "top.zip"
+    before = zip_path.stat()
+    zip_path.write_bytes(b"\0" * before.st_size)  # in place, same size
+    os.utime(zip_path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old mtime put back
+    assert {p.path: p.state for p in plan(project, functions=False)}["layers/top.zip"] == "stale"
+    events: list[B.BuildEvent] = []
+    again = build(project, functions=False, progress=events.append)
+    assert again.built == ("layers/top.zip",)
+    named = [e.detail for e in events if e.artifact == "layer top" and e.step == "stale"]
+    assert len(named) == 1
+    assert str(zip_path) in named[0]
+    assert "sha256" in named[0]
+    assert (
+        read_manifest(result.out_dir)["layers/top.zip"].sha256
+        == hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    )
+
+
+def test_a_touched_zip_is_hashed_once_then_known_by_its_file_facts(project: Project) -> None:
+    result = build(project, functions=False)
+    zip_path = result.out_dir / "layers" / "top.zip"
+    os.utime(zip_path)  # new mtime and ctime, same bytes
+    assert build(project, functions=False).built == ()  # hashed: the same bytes, fresh
+    record = read_manifest(result.out_dir)["layers/top.zip"]
+    assert record.mtime_ns == zip_path.stat().st_mtime_ns  # the new facts were recorded
+    assert record.ctime_ns == zip_path.stat().st_ctime_ns
+
+
+def test_an_interrupted_forced_build_keeps_the_records_of_whole_zips(project: Project) -> None:
+    first = build(project, functions=False)
+    python = FakePython(fail=fail_on("layer-top-", KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        build(project, functions=False, force=True, tools=fake_tools(python=python))
+    kept = read_manifest(first.out_dir)
+    assert set(kept) == {"layers/base.zip", "layers/top.zip"}  # neither forgotten
+    assert kept["layers/top.zip"] == first.records["layers/top.zip"]
+    assert {p.state for p in plan(project, functions=False)} == {"fresh"}
+
+
+def test_a_layer_over_its_budget_is_refused_off_its_final_name(project: Project) -> None:
+    from layerkit import commands
+    from layerkit.errors import BuildError
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', "10"))  # 10 bytes
+    tight = load_project(project.root)
+    with pytest.raises(BuildError, match=r"layer top was built but refused: .* over the budget"):
+        build(tight, functions=False)
+    out = B.output_dir(tight, T)
+    assert not (out / "layers" / "top.zip").exists()
+    assert (out / "layers" / "top.zip.refused").is_file()
+    assert "layers/top.zip" not in read_manifest(out)
+    rows = {path: state for path, state, _ in commands.status(tight).rows}
+    assert str(rows["layers/top.zip"]).startswith("refused: ")
+    assert "over the budget of 10 in layers/top/layer.toml" in str(rows["layers/top.zip"])
+    # accepted with a reason: built, and no longer refused
+    toml.write_text(toml.read_text() + 'over-budget-reason = "reviewed: the data set grew"\n')
+    accepted = load_project(project.root)
+    assert build(accepted, functions=False).built == ("layers/top.zip",)
+    assert (out / "layers" / "top.zip").is_file()
+    rows = {path: state for path, state, _ in commands.status(accepted).rows}
+    assert not str(rows["layers/top.zip"]).startswith("refused")
+
+
+def test_status_names_a_damaged_manifest_and_the_fix(project: Project) -> None:
+    from layerkit import commands
+
+    out = build(project, functions=False).out_dir
+    (out / "manifest.json").write_text("{ not json")
+    status = commands.status(project)
+    assert status.note is not None
+    assert str(out / "manifest.json") in status.note
+    assert "`inv build.all`" in status.note
+    assert str(out / "manifest.json") in status.render()
+
+
+def test_a_strip_that_could_not_run_is_said_in_the_output_and_the_manifest(
+    project: Project,
+) -> None:
+    from tests.unit.build.fakes import FakeStrip
+
+    installer = FakeInstaller(extra={"six/_speedups.so": "\x7fELF" + "\0" * 60})
+    events: list[B.BuildEvent] = []
+    tools = fake_tools(installer, stripper=FakeStrip(installed=False))
+    result = build(project, functions=False, tools=tools, progress=events.append)
+    slim_lines = [e.detail for e in events if e.artifact == "layer base" and e.step == "slim"]
+    assert any("strip: skipped" in line and "were not stripped" in line for line in slim_lines)
+    passes = {p["name"]: p for p in result.records["layers/base.zip"].slim}
+    assert "1 extension module(s) were not stripped" in passes["strip"]["note"]
+
+
+def test_validate_and_deploy_name_a_refused_layer_like_build(project: Project) -> None:
+    from layerkit.check.layer import built_layer_zips
+    from layerkit.errors import BuildError
+
+    toml = project.root / "layers" / "top" / "layer.toml"
+    toml.write_text(toml.read_text().replace('"10 MB"', "10"))
+    tight = load_project(project.root)
+    with pytest.raises(BuildError):
+        build(tight, functions=False)
+    with pytest.raises(BuildError, match=r"layers/top.zip \(refused: .*over the budget"):
+        built_layer_zips(tight, "top", T)
+    with pytest.raises(BuildError, match=r"layers/top.zip \(refused: .*over the budget"):
+        B.require_fresh(tight)
+
+
+def test_a_step_cache_that_cannot_be_written_is_a_miss_with_a_note(
+    project: Project, tmp_path: Path
+) -> None:
+    from layerkit.build.memo import StepCache
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    events: list[B.BuildEvent] = []
+    tools = fake_tools(memo=StepCache(blocked))
+    result = build(project, functions=False, tools=tools, progress=events.append)
+    assert result.built == ("layers/base.zip", "layers/top.zip")  # built all the same
+    notes = [e.detail for e in events if e.artifact == "step cache"]
+    assert len(notes) == 1
+    assert "could not be written" in notes[0]
+    assert str(blocked) in notes[0]

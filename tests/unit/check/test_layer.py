@@ -259,3 +259,78 @@ def test_real_layer_zip_listing(tmp_path: Path) -> None:
     )
     archive = make_zip(tmp_path / "l.zip", files)
     assert modules_in_zip(archive) == ("dateutil",)
+
+
+def test_every_shared_object_is_loaded_and_a_failure_names_its_wheel(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    """A library no import reaches is loaded all the same (ctypes, the target interpreter)."""
+    patchelf = shutil.which("patchelf")
+    if shutil.which("gcc") is None or patchelf is None:
+        pytest.skip("gcc and patchelf are needed to build the test shared objects")
+    src = tmp_path / "plain.c"
+    src.write_text("int f(int x) { return x + 1; }\n")
+    good = tmp_path / "libgood.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(good), str(src)], check=True)
+    bad = tmp_path / "libbad.so"
+    shutil.copy2(good, bad)
+    subprocess.run([patchelf, "--add-needed", "libnot-on-lambda.so.1", str(bad)], check=True)
+    # a grafted library needing another by soname only (no RPATH), listed before it: it loads
+    # once its dependency has (as on Lambda, where a module's RPATH loads both)
+    dep_src = tmp_path / "zdep.c"
+    dep_src.write_text("int g(int x) { return x * 2; }\n")
+    dep = tmp_path / "libzdep.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-Wl,-soname,libzdep.so", "-o", str(dep), str(dep_src)],
+        check=True,
+    )
+    user_src = tmp_path / "user.c"
+    user_src.write_text("int g(int);\nint h(int x) { return g(x) + 1; }\n")
+    user = tmp_path / "libauser.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(user), str(user_src), f"-L{tmp_path}", "-lzdep"],
+        check=True,
+    )
+    project = make_project(tmp_path / "project", {})
+    files = {"python/lazymod/__init__.py": "", "python/lazymod/_lazy.so": bad.read_bytes()}
+    base = make_zip(
+        tmp_path / "base.zip",
+        {
+            **dist("lazymod", "3.1", files),  # type: ignore[arg-type]
+            "python/lazymod.libs/libgood.so": good.read_bytes(),
+            "python/lazymod.libs/libauser.so": user.read_bytes(),
+            "python/lazymod.libs/libzdep.so": dep.read_bytes(),
+        },
+    )
+    result = validate_layer(
+        project, "base", PY39, {"base": base}, tmp_path / "work", interpreter=interpreter
+    )
+    assert result.imported == ("lazymod",)  # the import passes: _lazy is never imported
+    assert result.loaded == 3
+    assert [p.path for p in result.elf_problems] == ["python/lazymod/_lazy.so"]
+    message = result.elf_problems[0].message
+    assert "libnot-on-lambda.so.1" in message
+    assert "lazymod 3.1 wheel" in message
+    assert not result.ok
+    assert "3 shared objects loaded, 1 problem" in format_validation(result)
+
+
+def test_a_misaligned_shared_object_is_a_problem_without_running_it(
+    tmp_path: Path, interpreter: Path
+) -> None:
+    from tests.unit.check.test_elf_load import extension_module, misalign
+
+    module = tmp_path / "mod.so"
+    shutil.copy2(extension_module(), module)
+    misalign(module)
+    project = make_project(tmp_path / "project", {})
+    base = make_zip(
+        tmp_path / "base.zip",
+        dist("fastmod", "1.0", {"python/fastmod.so": module.read_bytes()}),  # type: ignore[dict-item]
+    )
+    result = validate_layer(
+        project, "base", PY39, {"base": base}, tmp_path / "work", interpreter=interpreter
+    )
+    codes = {p.path: p.code for p in result.elf_problems}
+    assert codes["python/fastmod.so"] == "elf-segments"
+    assert "not page-aligned" in result.elf_problems[0].message
