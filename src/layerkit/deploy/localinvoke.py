@@ -41,6 +41,9 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._verified: set[str] = set()  # hashed and whole since this process stored or read it
+        #: the sha256 a damaged zip's bytes have -> the name it is stored under (a server that
+        #: was given the damaged bytes reports the first)
+        self.damaged: dict[str, str] = {}
 
     def path(self, sha256: str) -> Path:
         """Where the zip with this (hex) sha256 is kept."""
@@ -55,12 +58,14 @@ class ArtifactStore:
         if sha256 in self._verified:
             return True
         try:
-            whole = _sha256_of(self.path(sha256)) == sha256
+            actual = _sha256_of(self.path(sha256))
         except OSError:
             return False
-        if whole:
-            self._verified.add(sha256)
-        return whole
+        if actual != sha256:
+            self.damaged[actual] = sha256
+            return False
+        self._verified.add(sha256)
+        return True
 
     def put(self, sha256: str, body: Any) -> Path:
         """Store ``body`` (bytes or a readable file, rewound afterwards) as ``sha256``.
@@ -149,6 +154,8 @@ def store_write_failed(folder: Path, target: Path, exc: OSError) -> DeployError:
 
 def stored_zip(store: ArtifactStore, sha: str, what: str) -> Path:
     """The stored zip ``sha`` for ``what``, its bytes verified; DeployError naming it if not."""
+    if not store.has(sha) and sha in store.damaged:  # the server hashed the damaged bytes
+        sha = store.damaged[sha]
     if not store.has(sha):
         raise DeployError(
             f"the local stage has no stored zip for {what} (sha256 {sha[:12]}…, expected at "

@@ -272,14 +272,9 @@ def _serve(
         notes = (*state.notes,) if state is not None else ()
         if replayed:
             notes += _stale_lock_notes(clients, stage, patched)
-        try:
-            yield LocalStage(
-                endpoint, clients, state.requests if patched else None, replayed, notes
-            )
-        except DeployError as exc:  # a change the log could not keep: say why first
-            if state is not None and state.write_error is not None:
-                raise DeployError(f"{state.write_error}\n{exc}") from exc
-            raise
+        # a change the log cannot keep is refused with a 400 that carries the paragraph saying
+        # why (localstate._keep), so the command's own error names the folder and the fix
+        yield LocalStage(endpoint, clients, state.requests if patched else None, replayed, notes)
     finally:
         if patched and previous is not None:
             recorder._record_request = previous

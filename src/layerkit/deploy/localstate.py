@@ -477,7 +477,7 @@ def recorder_for(state: StateDir, host: str, other: Callable[..., None]) -> Any:
         headers = {str(k): str(v) for k, v in request.headers.items()}
         found = _ARTIFACT_PATH.match(url.path)
         if request.method == "PUT" and found and state.store.has(found["sha"]):
-            state.append(Entry("PUT", path, headers, b"", found["sha"]))
+            _keep(state, Entry("PUT", path, headers, b"", found["sha"]))
             return
         if body is None:
             length = int(request.headers.get("Content-Length") or 0)
@@ -485,6 +485,22 @@ def recorder_for(state: StateDir, host: str, other: Callable[..., None]) -> Any:
             request.environ["wsgi.input"] = BytesIO(body)
         if _READ_ACTION.search(bytes(body or b"")):  # IAM's and STS's reads are POSTs too
             return
-        state.append(Entry(request.method, path, headers, bytes(body or b"")))
+        _keep(state, Entry(request.method, path, headers, bytes(body or b"")))
 
     return record
+
+
+def _keep(state: StateDir, entry: Entry) -> None:
+    """Log ``entry`` before the server applies it; a refused write refuses the request.
+
+    The refusal is a ClientError, which moto answers with a 400 that carries the paragraph
+    (no retry, no server traceback); the request is not applied, so the server and its log
+    stay the same stage. :attr:`StateDir.write_error` keeps the paragraph for the command.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        state.append(entry)
+    except DeployError as exc:
+        error = {"Error": {"Code": "LocalStageLogNotWritten", "Message": str(exc)}}
+        raise ClientError(error, "RecordRequest") from None
