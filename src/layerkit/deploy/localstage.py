@@ -35,14 +35,20 @@ import logging
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerkit.deploy.clients import Clients
 from layerkit.deploy.localinvoke import ArtifactStore, intercept_invokes
-from layerkit.deploy.localstate import StateDir, journal_drift, recorder_for, replay
+from layerkit.deploy.localstate import (
+    StateDir,
+    journal_drift,
+    recorder_for,
+    replay,
+    write_failed,
+)
 from layerkit.deploy.models import ARTIFACT_PREFIX
 from layerkit.deploy.releases import list_releases
 from layerkit.deploy.stagelock import force_unlock
@@ -148,8 +154,13 @@ def local_stage(
         yield from _serve(stage, state, store, cache, interpreter or remembered)
 
 
-def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
-    """Hold the local stage's folder for this process, or refuse at once."""
+@contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """Hold the local stage's folder for this process, or refuse at once.
+
+    A folder the OS will not write (a read-only checkout, a full disk) is one paragraph naming
+    it and the fix; the commands that only read never come here.
+    """
 
     def refuse(holder: str) -> DeployError:
         return DeployError(
@@ -157,7 +168,12 @@ def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
             "deploy, rollback or releases); wait for it to finish and run the command again."
         )
 
-    return exclusive(state_dir / ".in-use", refuse)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(state_dir / ".in-use", refuse))
+        except OSError as exc:
+            raise write_failed(state_dir / ".in-use", exc) from None
+        yield
 
 
 def _store_artifacts(store: ArtifactStore) -> Callable[..., None]:

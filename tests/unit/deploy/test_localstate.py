@@ -280,3 +280,23 @@ def test_an_entry_line_round_trips_its_body():
     line = Entry("POST", "/x", {"A": "b"}, b"\x00\xff").to_line()
     assert json.loads(line)["body"] == base64.b64encode(b"\x00\xff").decode()
     assert parse_journal(line).entries[0].body == b"\x00\xff"
+
+
+def test_a_stage_folder_the_os_will_not_write_is_one_paragraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import dataclasses
+
+    from layerkit.deploy import localstage
+
+    def read_only(path: Path, refuse):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(localstage, "exclusive", read_only)
+    local = dataclasses.replace(STAGE, local=True)
+    with pytest.raises(DeployError) as info, localstage.local_stage(local, tmp_path / "s"):
+        pass  # pragma: no cover - refused before the server starts
+    message = str(info.value)
+    assert f"could not write {tmp_path / 's' / '.in-use'} (Read-only file system)" in message
+    assert f"make {tmp_path / 's'} writable" in message
+    assert "\n" not in message
