@@ -93,11 +93,16 @@ def _ignore(line: str) -> None:
 
 
 @contextlib.contextmanager
-def stage_clients(root: Path, stage: Stage, note: Callable[[str], None]) -> Iterator[Clients]:
-    """:func:`layerkit.deploy.connect.stage_clients`, imported when a verb talks to a stage."""
+def stage_clients(
+    root: Path, stage: Stage, note: Callable[[str], None], *, writable: bool = True
+) -> Iterator[Clients]:
+    """:func:`layerkit.deploy.connect.stage_clients`, imported when a verb talks to a stage.
+
+    ``writable=False``: the verb only reads (the local stage's files are not written).
+    """
     from layerkit.deploy.connect import stage_clients as connect
 
-    with connect(root, stage, note) as clients:
+    with connect(root, stage, note, writable=writable) as clients:
         yield clients
 
 
@@ -477,6 +482,7 @@ class StatusOutput(_Output):
     rows: tuple[tuple[str, str, ArtifactRecord | None], ...]  # path, state, record
     note: str | None = None  # why freshness is unknown, or what is wrong with the manifest
     timings: bool = False  # also the seconds each build step of each artifact took
+    stage_notes: tuple[str, ...] = ()  # what the local stage's saved state says (drift, ...)
 
     def render(self) -> str:
         """The output folder, a table of states and sizes (and step timings), the note if any."""
@@ -493,6 +499,7 @@ class StatusOutput(_Output):
         text = f"{self.out_dir} ({self.target.key})\n{table}"
         if self.timings:
             text += "\n" + self._timings_table()
+        text += "".join(f"\n{line}" for line in self.stage_notes)
         return text + (f"\n{self.note}" if self.note else "")
 
     def _timings_table(self) -> str:
@@ -519,17 +526,20 @@ def status(
     """Show what is built, whether it is fresh or stale, and its sizes (``timings``: per step).
 
     Without a current lock, freshness cannot be known; what the manifest lists is still shown
-    (state ``unknown``), with the reason.
+    (state ``unknown``), with the reason. The local stage's saved state adds a line when its log
+    ends in a torn line or its aliases drifted from the newest release (read from its files).
     """
     project = open_project(project)
     target = target_for(project, runtime, arch)
     out = output_dir(project, target)
+    stage_notes = _local_stage_notes(project.root)
     try:
         planned = plan(project, target)[0]
     except LockError as exc:  # what is on disk is still worth showing
         found = read_manifest(out)
         rows = tuple((path, "unknown", found[path]) for path in sorted(found, key=artifact_order))
-        return StatusOutput(out, target, rows, f"note: freshness unknown: {exc}", timings)
+        note = f"note: freshness unknown: {exc}"
+        return StatusOutput(out, target, rows, note, timings, stage_notes)
     refused = read_refusals(out)
     ordered = sorted(planned, key=lambda p: artifact_order(p.path))
     rows = tuple(
@@ -541,7 +551,20 @@ def status(
         note = None
     except DamagedManifestError as exc:  # the plan counted it as nothing built: say why
         note = str(exc)
-    return StatusOutput(out, target, rows, note, timings=timings)
+    return StatusOutput(out, target, rows, note, timings=timings, stage_notes=stage_notes)
+
+
+def _local_stage_notes(root: Path) -> tuple[str, ...]:
+    """What the local stage's saved state says (torn log line, drift); () without one."""
+    if not (root / ".layerkit" / "local-stage").is_dir():
+        return ()
+    from layerkit.deploy.localstage import saved_state_notes
+
+    try:
+        stage = get_stage(root, "local")
+    except LayerkitError:  # no usable stages.toml: status is about the build
+        return ()
+    return saved_state_notes(root, stage) if stage.local else ()
 
 
 # ---------------------------------------------------------------- checks shared by validate/deploy
@@ -1035,7 +1058,7 @@ def deploy(
     overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     # refuse what does not resolve before connecting (the region is the clients' to decide)
     for_stage(project, st, region=PLACEHOLDER_REGION, overrides=overrides)
-    with stage_clients(root, st, feedback.note) as clients:
+    with stage_clients(root, st, feedback.note, writable=not dry_run) as clients:
         view = for_stage(project, st, region=_region(clients), overrides=overrides)
         desired = deployer.desired_state(
             project, fresh.records, fresh.out_dir, git_commit(project.root), view=view
@@ -1175,26 +1198,35 @@ class ReleasesOutput(_Output):
 
     stage: Stage
     releases: tuple[Release, ...]
+    drift: str | None = None  # how the aliases differ from the newest release, if they do
 
     def render(self) -> str:
-        """One line per release: id, kind, commit, function versions."""
+        """One line per release: id, kind, commit, function versions; then any drift."""
         lines = []
         for r in self.releases:
             note = f" -> {r.rolled_back_to}" if r.rolled_back_to else ""
             versions = ", ".join(f"{f.function_name}:{f.version}" for f in r.functions)
             lines.append(f"{r.release_id}  {r.kind}{note}  commit {r.commit or '-'}  {versions}")
-        return "\n".join(lines) or f"no releases recorded for stage {self.stage.name}"
+        text = "\n".join(lines) or f"no releases recorded for stage {self.stage.name}"
+        return f"{text}\n{self.drift}" if self.drift else text
 
 
 def releases(
     project: ProjectLike, *, stage: str = "local", limit: int = 20, feedback: Feedback = QUIET
 ) -> ReleasesOutput:
-    """List the releases recorded for a stage, oldest first (the newest ``limit``)."""
-    from layerkit.deploy.releases import list_releases
+    """List the releases recorded for a stage, oldest first (the newest ``limit``), and drift.
+
+    Drift: functions whose stage alias is not where the newest release put it (a deploy or
+    rollback killed between its moves), shown until a deploy or rollback resolves it. Reads
+    only: the local stage's files are not written.
+    """
+    from layerkit.deploy.releases import list_releases, read_drift
 
     root, st = _stage(project, stage)
-    with stage_clients(root, st, feedback.note) as clients:
-        return ReleasesOutput(st, list_releases(clients.s3, st, limit=limit))
+    with stage_clients(root, st, feedback.note, writable=False) as clients:
+        listed = list_releases(clients.s3, st, limit=limit)
+        drift = read_drift(clients.lambda_, st, listed[-1:]) if limit > 0 else None
+        return ReleasesOutput(st, listed, drift.describe() if drift else None)
 
 
 @dataclass(frozen=True)

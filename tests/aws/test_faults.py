@@ -182,8 +182,12 @@ from .conftest import REPO_ROOT, TODAY, pinned_lifecycle  # noqa: E402
 
 LOCAL = dataclasses.replace(STAGE, local=True)
 
+# The child restores Python's SIGINT handler first: a test run started in the background (`nohup
+# ... &`, a CI runner) starts every process with SIGINT ignored, and Python then never installs
+# its KeyboardInterrupt handler, so the child's own SIGINT would do nothing.
 _CHILD = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from tests.aws.conftest import Builder, Clock, TODAY, pinned_lifecycle

@@ -36,12 +36,13 @@ class StageSession:
 
 @contextmanager
 def open_session(
-    root: Path, stage: Stage, *, state_dir: Path | None = None
+    root: Path, stage: Stage, *, state_dir: Path | None = None, writable: bool = True
 ) -> Iterator[StageSession]:
     """``stage`` of the project at ``root``, open for the ``with`` block.
 
     A local stage runs its embedded moto server meanwhile, its state in ``state_dir`` (default
-    ``<root>/.layerkit/local-stage``); a real stage gets clients from the standard AWS chain.
+    ``<root>/.layerkit/local-stage``); ``writable=False`` (a command that only reads) replays
+    that state and writes nothing. A real stage gets clients from the standard AWS chain.
     """
     if not stage.local:
         yield StageSession(stage, clients_for(stage))
@@ -53,24 +54,27 @@ def open_session(
             "and run the command again."
         )
     folder = state_dir if state_dir is not None else root / STATE_DIR
-    with local_stage(stage, folder) as local:
+    with local_stage(stage, folder, writable=writable) as local:
         yield StageSession(stage, local.clients, local.notes, local.endpoint, local.replayed)
 
 
 @contextmanager
 def stage_clients(
-    root: Path, stage: Stage, note: Callable[[str], None] = _ignore
+    root: Path, stage: Stage, note: Callable[[str], None] = _ignore, *, writable: bool = True
 ) -> Iterator[Clients]:
     """Clients for ``stage`` of the project at ``root`` while the ``with`` block lasts.
 
     ``note`` is told where the local stage runs, what it replayed, and what opening it found (a
-    lock a killed run left, ...).
+    lock a killed run left, a torn log line dropped, a damaged stored zip, ...). ``writable=False``:
+    a command that only reads (the local stage's state is replayed, nothing is written).
     """
-    with open_session(root, stage) as session:
+    with open_session(root, stage, writable=writable) as session:
         if stage.local:
+            mode = "" if writable else "; read-only: nothing is recorded"
             note(
                 f"local stage: moto on {session.endpoint}, state in {STATE_DIR} "
-                f"({session.replayed} requests replayed; delete the folder to start afresh)"
+                f"({session.replayed} requests replayed{mode}; delete the folder to start "
+                "afresh)"
             )
         for line in session.notes:
             note(line)

@@ -228,8 +228,10 @@ def deploy(
     :class:`~layerkit.deploy.executor.DescribeOnlyExecutor`: it takes no lock and changes
     nothing. A runtime AWS blocks (cfn-lint's lifecycle data, on ``today``: default
     ``now().date()``) is refused on real AWS unless ``allow_deprecated_runtime``; the local
-    stage only warns. An interrupt is undone and raised as
-    :class:`~layerkit.errors.DeployInterrupted`.
+    stage only warns. The plan is made before the lock is taken: a build the stage already runs
+    takes no lock and writes nothing; otherwise it is made again under the lock. A dry run also
+    warns of drift (aliases that are not where the live release put them). An interrupt is
+    undone and raised as :class:`~layerkit.errors.DeployInterrupted`.
     """
 
     def executor_for(current: CurrentState) -> Executor:
@@ -239,7 +241,7 @@ def deploy(
 
     day = today or now().date()
 
-    def run() -> DeployOutcome:
+    def survey() -> tuple[CurrentState, tuple[Step, ...], tuple[str, ...]]:
         current = read_current(clients, stage, desired)
         # a function some CloudFormation stack owns is not inv deploy's to change
         guard_inv_deploy(
@@ -249,17 +251,34 @@ def deploy(
         warnings = _lifecycle_warnings(
             steps, stage, day, lifecycle, allow_deprecated_runtime or dry_run
         )
+        return current, steps, warnings
+
+    def run(current: CurrentState, steps: tuple[Step, ...], warnings: tuple[str, ...]) -> Any:
         executor = executor_for(current)
         result = execute(steps, executor, stage, progress) if steps else None
         return DeployOutcome(
             stage.name, steps, result if executor.changes_stage else None, warnings
         )
 
+    current, steps, warnings = survey()
     if dry_run:
-        return run()
+        return run(current, steps, (*warnings, *_drift_warnings(clients, stage)))
+    if not steps:  # nothing to do: no lock taken, nothing written
+        return DeployOutcome(stage.name, (), None, warnings)
     lock = acquire(clients.s3, stage, owner or default_owner(), "deploy", now())
     with held(clients.s3, stage, lock):
-        return run()
+        return run(*survey())  # read again under the lock: another deploy may have run
+
+
+def _drift_warnings(clients: Clients, stage: Stage) -> tuple[str, ...]:
+    """The stage's drift from its live release, for a dry run (none: it matches)."""
+    from layerkit.deploy.releases import list_releases, read_drift
+
+    try:
+        drift = read_drift(clients.lambda_, stage, list_releases(clients.s3, stage, limit=1))
+    except (*AWS_ERRORS, DeployError) as exc:
+        return (f"could not compare the stage with its last release: {exc}",)
+    return (drift.describe(),) if drift else ()
 
 
 # --------------------------------------------------------------------------- stages

@@ -15,7 +15,10 @@ check, rollback, ``invoke`` on a stage) cannot tell it from AWS.
 from __future__ import annotations
 
 import base64
+import errno
+import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
@@ -43,6 +46,10 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._verified: set[str] = set()  # hashed and whole since this process stored or read it
+        #: the sha256 a damaged zip's bytes have -> the name it is stored under (a server that
+        #: was given the damaged bytes reports the first)
+        self.damaged: dict[str, str] = {}
 
     def path(self, sha256: str) -> Path:
         """Where the zip with this (hex) sha256 is kept."""
@@ -52,18 +59,32 @@ class ArtifactStore:
         """Whether the zip is stored."""
         return self.path(sha256).is_file()
 
+    def verify(self, sha256: str) -> bool:
+        """Whether the stored zip's bytes hash to its name (hashed once per process)."""
+        if sha256 in self._verified:
+            return True
+        try:
+            actual = _sha256_of(self.path(sha256))
+        except OSError:
+            return False
+        if actual != sha256:
+            self.damaged[actual] = sha256
+            return False
+        self._verified.add(sha256)
+        return True
+
     def put(self, sha256: str, body: Any) -> Path:
         """Store ``body`` (bytes or a readable file, rewound afterwards) as ``sha256``.
 
-        Written to a temporary file and renamed, so a killed run never leaves half a zip under
-        a sha256 name; a body whose hash differs is refused.
+        Written to a temporary file, ``fsync``'d and renamed, so a killed run never leaves half
+        a zip under a sha256 name, and the log never names a zip the disk has not kept; a body
+        whose hash differs is refused. A stored zip whose bytes are damaged is replaced. A write
+        the OS refuses (a full disk) removes the temporary file and raises one paragraph naming
+        the folder and the fix.
         """
-        import hashlib
-
         target = self.path(sha256)
-        if target.is_file():
+        if target.is_file() and self.verify(sha256):
             return target
-        self.root.mkdir(parents=True, exist_ok=True)
         if isinstance(body, (bytes, bytearray)):
             data = bytes(body)
         else:
@@ -76,9 +97,85 @@ class ArtifactStore:
                 "only layerkit's content-addressed uploads belong under artifacts/."
             )
         tmp = target.with_name(f".{target.name}.{id(data)}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_synced(tmp, data)
+            tmp.replace(target)
+            _sync_folder(self.root)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise store_write_failed(self.root, target, exc) from None
+        self._verified.add(sha256)
         return target
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file and ``fsync`` it (the edge a full disk fails at)."""
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """``fsync`` a folder, so a rename in it lasts (where the OS allows opening one)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a platform without folder fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - a file system that cannot sync folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_fix(folder: Path, exc: OSError) -> str:
+    """What to do about a write the OS refused in ``folder`` (a full disk, a read-only one)."""
+    if exc.errno == errno.ENOSPC:
+        return f"free space on the disk that holds {folder} (`df -h {folder}` shows it)"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"make {folder} writable (or run the command from a writable checkout)"
+    return f"fix what stops writes to {folder}"
+
+
+def store_write_failed(folder: Path, target: Path, exc: OSError) -> DeployError:
+    """One paragraph for a zip the local stage's store could not keep."""
+    fix = write_fix(folder, exc)
+    return DeployError(
+        f"the local stage could not store {target.name} in {folder} "
+        f"({exc.strerror or exc}); nothing half-written was left there. "
+        f"{fix[0].upper()}{fix[1:]}, then deploy again."
+    )
+
+
+def stored_zip(store: ArtifactStore, sha: str, what: str) -> Path:
+    """The stored zip ``sha`` for ``what``, its bytes verified; DeployError naming it if not."""
+    if not store.has(sha) and sha in store.damaged:  # the server hashed the damaged bytes
+        sha = store.damaged[sha]
+    if not store.has(sha):
+        raise DeployError(
+            f"the local stage has no stored zip for {what} (sha256 {sha[:12]}…, expected at "
+            f"{store.path(sha)}); it was deployed by another tool or the store was deleted. "
+            "Deploy again (`inv deploy --stage=local`)."
+        )
+    if not store.verify(sha):
+        raise DeployError(
+            f"the local stage's stored zip for {what} ({store.path(sha)}) is damaged: its bytes "
+            f"do not hash to sha256 {sha[:12]}…. Put the right zip back under that name (the "
+            "build of that commit makes the same bytes), or delete the local stage's folder "
+            "and deploy again."
+        )
+    return store.path(sha)
 
 
 @dataclass(frozen=True)
@@ -98,14 +195,7 @@ class DeployedVersion:
 
 
 def _stored(store: ArtifactStore, sha_b64: str, what: str) -> Path:
-    sha = hex_from_b64(sha_b64)
-    if not store.has(sha):
-        raise DeployError(
-            f"the local stage has no stored zip for {what} (sha256 {sha[:12]}…, expected at "
-            f"{store.path(sha)}); it was deployed by another tool or the store was deleted. "
-            "Deploy again (`inv deploy --stage=local`)."
-        )
-    return store.path(sha)
+    return stored_zip(store, hex_from_b64(sha_b64), what)
 
 
 def deployed_version(

@@ -19,6 +19,12 @@ kept-alive connection), so ``inv rollback --stage=local`` sees what ``inv deploy
 One process at a time holds a recorded local stage (an OS lock on the folder), so a deploy lock
 found in a replayed stage was left by a killed process: it is removed, and the stage's notes
 say so and what that deploy left.
+
+What reading the state found is said in the stage's notes: a cut last line of the log (a process
+killed while writing it) is dropped and everything before it kept; a stored zip whose bytes do not
+hash to its name is named with the releases that need it (it is checked again before it is used).
+A read-only command (``writable=False``: releases, ``deploy --dry-run``) replays the state into
+its server and writes nothing: no folder, no log line, no lock file.
 """
 
 from __future__ import annotations
@@ -29,14 +35,20 @@ import logging
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerkit.deploy.clients import Clients
 from layerkit.deploy.localinvoke import ArtifactStore, intercept_invokes
-from layerkit.deploy.localstate import StateDir, recorder_for, replay
+from layerkit.deploy.localstate import (
+    StateDir,
+    journal_drift,
+    recorder_for,
+    replay,
+    write_failed,
+)
 from layerkit.deploy.models import ARTIFACT_PREFIX
 from layerkit.deploy.releases import list_releases
 from layerkit.deploy.stagelock import force_unlock
@@ -57,7 +69,7 @@ class LocalStage:
 
     endpoint: str
     clients: Clients
-    recording: Path | None  # the request log; None: state dies with the process
+    recording: Path | None  # the request log; None: nothing is recorded (read-only, throw-away)
     replayed: int  # requests replayed from the log at start
     notes: tuple[str, ...] = ()  # what the start found and did (a stale lock removed, ...)
 
@@ -102,6 +114,7 @@ def local_stage(
     *,
     cache: Path | None = None,
     interpreter: Callable[[Target], Path] | None = None,
+    writable: bool = True,
 ) -> Iterator[LocalStage]:
     """Run a moto server for ``stage`` (``local = true``) while the ``with`` block lasts.
 
@@ -112,6 +125,8 @@ def local_stage(
     code in the sandbox, its layers extracted once into ``cache`` (default: ``cache`` next to
     ``state_dir``, i.e. ``.layerkit/cache``); ``interpreter`` finds a runtime's interpreter
     (default: looked up from the current folder once, then remembered in the cache).
+    ``writable=False`` (a read-only command) replays the saved state and records nothing: the
+    folder is not created, locked or changed, and what the block changes dies with it.
     """
     if not stage.local:
         raise DeployError(
@@ -124,8 +139,9 @@ def local_stage(
             state = None
             cache = cache or scratch / "cache"
         else:
-            stack.enter_context(_exclusive(state_dir))
-            state = StateDir(state_dir)
+            if writable:
+                stack.enter_context(_exclusive(state_dir))
+            state = StateDir(state_dir, writable=writable)
             state.check_format()
             state.remove_partial_zips()
             store = state.store
@@ -138,8 +154,13 @@ def local_stage(
         yield from _serve(stage, state, store, cache, interpreter or remembered)
 
 
-def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
-    """Hold the local stage's folder for this process, or refuse at once."""
+@contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """Hold the local stage's folder for this process, or refuse at once.
+
+    A folder the OS will not write (a read-only checkout, a full disk) is one paragraph naming
+    it and the fix; the commands that only read never come here.
+    """
 
     def refuse(holder: str) -> DeployError:
         return DeployError(
@@ -147,7 +168,12 @@ def _exclusive(state_dir: Path) -> AbstractContextManager[None]:
             "deploy, rollback or releases); wait for it to finish and run the command again."
         )
 
-    return exclusive(state_dir / ".in-use", refuse)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(state_dir / ".in-use", refuse))
+        except OSError as exc:
+            raise write_failed(state_dir / ".in-use", exc) from None
+        yield
 
 
 def _store_artifacts(store: ArtifactStore) -> Callable[..., None]:
@@ -176,14 +202,21 @@ def _session(stage: Stage) -> Any:
     )
 
 
-def _stale_lock_notes(clients: Clients, stage: Stage) -> tuple[str, ...]:
-    """Remove a deploy lock a killed process left in the replayed state, and say what it left."""
+def _stale_lock_notes(clients: Clients, stage: Stage, recorded: bool) -> tuple[str, ...]:
+    """Remove a deploy lock a killed process left in the replayed state, and say what it left.
+
+    Not ``recorded`` (a read-only command): the lock goes from this run's server only, and the
+    note says the next deploy or rollback removes it.
+    """
     held = force_unlock(clients.s3, stage)
     if held is None:
         return ()
     notes = [
         f"removed the {held.purpose} lock of {held.owner} (since {held.since}): that process "
         "was killed before it finished, and no other process can hold this local stage."
+        if recorded
+        else f"found the {held.purpose} lock of {held.owner} (since {held.since}), left by a "
+        "process killed before it finished; the next deploy or rollback removes it."
     ]
     releases = list_releases(clients.s3, stage, limit=1)
     if releases:
@@ -237,6 +270,7 @@ def _serve(
         replayed = 0
         if state is not None:
             replayed = replay(state, endpoint)
+        if state is not None and state.writable:
             other = recorder._record_request
             recorder._record_request = recorder_for(state, f"{host}:{port}", other)
             patched = True
@@ -251,10 +285,12 @@ def _serve(
             "before-parameter-build.s3.PutObject", _store_artifacts(store)
         )
         _bootstrap(clients, stage, session.client("iam", endpoint_url=endpoint))
-        notes = _stale_lock_notes(clients, stage) if replayed else ()
-        yield LocalStage(
-            endpoint, clients, state.requests if state is not None else None, replayed, notes
-        )
+        notes = (*state.notes,) if state is not None else ()
+        if replayed:
+            notes += _stale_lock_notes(clients, stage, patched)
+        # a change the log cannot keep is refused with a 400 that carries the paragraph saying
+        # why (localstate._keep), so the command's own error names the folder and the fix
+        yield LocalStage(endpoint, clients, state.requests if patched else None, replayed, notes)
     finally:
         if patched and previous is not None:
             recorder._record_request = previous
@@ -271,3 +307,20 @@ def reset_local_state(root: Path) -> bool:
         layercache.remove_tree(target)
         return True
     return False
+
+
+def saved_state_notes(root: Path, stage: Stage) -> tuple[str, ...]:
+    """What the local stage's saved state under ``root`` says, read from its files alone.
+
+    For ``status``: a torn last line of the log, damage, and drift (aliases the log moved away
+    from the newest release) — no server is started, nothing is written, no zip is hashed.
+    """
+    state = StateDir(root / STATE_DIR, writable=False)
+    if not state.requests.exists():
+        return ()
+    try:
+        journal = state.read_journal()
+    except DeployError as exc:
+        return (f"local stage {stage.name}: {exc}",)
+    drift = journal_drift(journal.entries, stage)
+    return (*state.notes, *((drift.describe(),) if drift else ()))

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from layerkit import __version__
+from layerkit.deploy.clients import if_found
 from layerkit.deploy.models import FunctionState, ReleaseKind
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
@@ -228,3 +229,91 @@ def previous_release_id(releases: tuple[Release, ...]) -> str:
             "`inv releases` lists them), or deploy another build (`inv deploy`)."
         )
     return older[-1].release_id
+
+
+# --------------------------------------------------------------------------- drift
+
+
+@dataclass(frozen=True)
+class DriftedFunction:
+    """A function whose stage alias is not where the live release put it."""
+
+    function_name: str
+    alias_version: str | None  # None: the alias is missing
+    release_version: str | None  # None: no live release names the function
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Functions on versions no release names: a deploy or rollback stopped between its moves.
+
+    It lasts until a deploy or a rollback records where the aliases are.
+    """
+
+    stage: str
+    release_id: str | None  # the live release (what a rollback restores); None: no release yet
+    functions: tuple[DriftedFunction, ...]
+
+    def describe(self) -> str:
+        """One paragraph: which aliases moved, and the two ways out."""
+        moved = "; ".join(
+            f"{f.function_name} is on "
+            f"{f.alias_version if f.alias_version is not None else 'no version (no alias)'}, "
+            + (
+                f"the release says {f.release_version}"
+                if f.release_version is not None
+                else "no release names it"
+            )
+            for f in self.functions
+        )
+        if self.release_id is None:
+            return (
+                f"drift: stage {self.stage} runs functions no release names ({moved}): a deploy "
+                f"stopped before it recorded one. Run `inv deploy --stage={self.stage}` to "
+                "finish it."
+            )
+        return (
+            f"drift: stage {self.stage} differs from its last release {self.release_id} "
+            f"({moved}): a deploy or rollback stopped between its moves. Run `inv deploy "
+            f"--stage={self.stage}` to finish the deploy, or `inv rollback --stage="
+            f"{self.stage}` to go back to release {self.release_id}."
+        )
+
+
+def drift_of(stage: Stage, live: Release | None, aliases: Mapping[str, str | None]) -> Drift | None:
+    """Compare ``aliases`` (function name -> stage alias version, None: no alias) with ``live``.
+
+    Pure. A function ``live`` names whose alias is elsewhere (or gone), and a function with the
+    stage alias that ``live`` does not name (when asked about one), is drift; None when
+    everything matches.
+    """
+    named = {f.function_name: f.version for f in live.functions} if live else {}
+    drifted = [
+        DriftedFunction(name, aliases.get(name), version)
+        for name, version in named.items()
+        if aliases.get(name) != version
+    ]
+    drifted += [
+        DriftedFunction(name, version, None)
+        for name, version in sorted(aliases.items())
+        if name not in named and version is not None
+    ]
+    if not drifted:
+        return None
+    return Drift(stage.name, live.release_id if live else None, tuple(drifted))
+
+
+def read_drift(lam: Any, stage: Stage, releases: tuple[Release, ...]) -> Drift | None:
+    """Where the stage's aliases are against its newest release (:func:`drift_of`).
+
+    Reads the alias of every function the newest release names (a function no release names,
+    say one a killed deploy created, is the next deploy's to record).
+    """
+    live = releases[-1] if releases else None
+    if live is None:
+        return None
+    aliases: dict[str, str | None] = {}
+    for fn in live.functions:
+        alias = if_found(lam.get_alias, FunctionName=fn.function_name, Name=stage.alias)
+        aliases[fn.function_name] = str(alias["FunctionVersion"]) if alias is not None else None
+    return drift_of(stage, live, aliases)

@@ -25,9 +25,11 @@ from layerkit.deploy.executor import (
 from layerkit.deploy.models import DEFAULT_HEALTH_EVENT, ReleaseKind
 from layerkit.deploy.releases import (
     Release,
+    effective_release,
     list_releases,
     new_release,
     previous_release_id,
+    read_drift,
     read_release,
     write_release,
 )
@@ -60,26 +62,31 @@ def rollback(
 ) -> RollbackOutcome:
     """Move ``stage`` back to a recorded release (by default: the deploy before the live one).
 
+    When the stage has drifted from its live release (a deploy or rollback killed between its
+    alias moves), the default is the live release itself: the rollback puts the aliases back.
     With the stage's ``health_check``, each version of the release is invoked first (with
     ``health_events[function folder]``, default the deploy's health event); one that fails stops
-    the rollback before anything moves. Aliases move first (traffic), then ``$LATEST`` follows.
-    Every step is attempted; failures are collected into one DeployError, and then no rollback
-    release is recorded.
+    the rollback before anything moves. Everything that can refuse (no release to go back to,
+    the release already running, a failing health check) is decided before the stage lock is
+    taken, so a refused rollback writes nothing; the choice is read again under the lock.
+    Aliases move first (traffic), then ``$LATEST`` follows. Every step is attempted; failures
+    are collected into one DeployError, and then no rollback release is recorded.
     """
+    lam = clients.lambda_
+    history, target = _choose(clients, stage, release_id)
+    if _already_running(lam, stage, history, target):
+        return RollbackOutcome(stage.name, target, None, (), ())
+    if stage.health_check:
+        _check_release(lam, stage, target, health_events or {})
     lock = acquire(clients.s3, stage, owner or default_owner(), "rollback", now())
     failures: list[str] = []
     restored: list[str] = []
     with held(clients.s3, stage, lock):
-        try:
-            history = list_releases(clients.s3, stage)
-            target_id = release_id or previous_release_id(history)
-            target = read_release(clients.s3, stage, target_id)
-        except AWS_ERRORS as exc:
-            raise DeployError(f"stage {stage.name!r}: could not read the releases: {exc}") from exc
-        lam = clients.lambda_
+        checked = target
+        history, target = _choose(clients, stage, release_id)  # another may have run meanwhile
         if _already_running(lam, stage, history, target):
             return RollbackOutcome(stage.name, target, None, (), ())
-        if stage.health_check:
+        if stage.health_check and target.release_id != checked.release_id:
             _check_release(lam, stage, target, health_events or {})
         wait = function_waiter(lam, waiter_delay)
         for fn in target.functions:  # traffic first: aliases
@@ -119,6 +126,21 @@ def rollback(
                 f"could not be recorded ({exc}); `inv releases` will not show it."
             ) from exc
     return RollbackOutcome(stage.name, target, record, tuple(restored), skipped)
+
+
+def _choose(
+    clients: Clients, stage: Stage, release_id: str | None
+) -> tuple[list[Release], Release]:
+    """The stage's releases and the one to go back to (see :func:`rollback`)."""
+    try:
+        history = list(list_releases(clients.s3, stage))
+        if release_id is None and history and read_drift(clients.lambda_, stage, tuple(history)):
+            by_id = {r.release_id: r for r in history}
+            release_id = effective_release(by_id, history[-1].release_id)
+        target_id = release_id or previous_release_id(tuple(history))
+        return history, read_release(clients.s3, stage, target_id)
+    except AWS_ERRORS as exc:
+        raise DeployError(f"stage {stage.name!r}: could not read the releases: {exc}") from exc
 
 
 def _check_release(
