@@ -352,7 +352,11 @@ def build_report(
                 entry["layers"].append(_layer_entry(rec, common, project, found))
             else:
                 entry["functions"].append(
-                    {**common, "layers": _function_layers(rec["name"], rec, project)}
+                    {
+                        **common,
+                        "layers": _function_layers(rec["name"], rec, project),
+                        "distributions": dict(rec.get("distributions") or {}),
+                    }
                 )
     for entry in targets.values():
         _add_function_totals(entry)
@@ -371,6 +375,7 @@ def build_report(
     }
     report["previous"] = (previous or {}).get("build")
     report["changes"] = report_changes(previous, report) if previous else []
+    report["version_changes"] = version_changes(previous, report) if previous else []
     return report
 
 
@@ -386,6 +391,46 @@ def _sizes_by_key(report: Mapping[str, Any]) -> dict[tuple[str, str, str], int]:
             for dist, n in (item.get("distribution_bytes") or {}).items():
                 out[(entry["target"], f"{label} / {dist}", "unzipped")] = n
     return out
+
+
+def _versions_by_key(report: Mapping[str, Any]) -> dict[tuple[str, str, str], str]:
+    """(target, artifact label, distribution) -> version, for comparing reports."""
+    out = {}
+    for entry in report.get("targets") or ():
+        for kind, items in (
+            ("layer", entry.get("layers") or ()),
+            ("function", entry.get("functions") or ()),
+        ):
+            for item in items:
+                for dist, version in (item.get("distributions") or {}).items():
+                    out[(entry["target"], f"{kind} {item['name']}", dist)] = str(version)
+    return out
+
+
+def version_changes(
+    previous: Mapping[str, Any], current: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Which locked versions moved between two reports, per artifact (pure).
+
+    Each change: target, what (``layer core-data-science``), distribution, before and after
+    version (``None`` when it was added or removed). An artifact that is new or gone is not
+    listed distribution by distribution.
+    """
+    before, after = _versions_by_key(previous), _versions_by_key(current)
+    old_artifacts = {(t, w) for t, w, _ in before}
+    new_artifacts = {(t, w) for t, w, _ in after}
+    both = old_artifacts & new_artifacts
+    return [
+        {
+            "target": key[0],
+            "what": key[1],
+            "distribution": key[2],
+            "before": before.get(key),
+            "after": after.get(key),
+        }
+        for key in sorted(before.keys() | after.keys())
+        if (key[0], key[1]) in both and before.get(key) != after.get(key)
+    ]
 
 
 def report_changes(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -783,6 +783,26 @@ def _targets_section(report: Mapping[str, Any]) -> str:
     return el("h2", "Targets side by side") + _table(headers, rows, set(range(1, len(headers))))
 
 
+def _versions_section(report: Mapping[str, Any]) -> str:
+    """The locked versions that moved since the previous report, per artifact."""
+    moved = report.get("version_changes") or ()
+    if not moved:
+        return ""
+    rows = [
+        (
+            esc(c["target"]),
+            esc(c["what"]),
+            esc(c["distribution"]),
+            esc(c["before"] or "(added)"),
+            esc(c["after"] or "(removed)"),
+        )
+        for c in moved
+    ]
+    return el("h3", "Versions that moved") + _table(
+        ("target", "artifact", "distribution", "before", "after"), rows, set()
+    )
+
+
 def _changes_section(report: Mapping[str, Any]) -> str:
     previous = report.get("previous")
     if not previous:
@@ -795,7 +815,11 @@ def _changes_section(report: Mapping[str, Any]) -> str:
     changes = [c for c in report.get("changes", ()) if c["measure"] == "unzipped"]
     since = f"build of {previous.get('date') or '?'}, commit {previous.get('commit') or '?'}"
     if not changes:
-        return el("h2", "Changes") + el("p", esc(f"No size changed since the {since}."))
+        return (
+            el("h2", "Changes")
+            + el("p", esc(f"No size changed since the {since}."))
+            + _versions_section(report)
+        )
     artifacts = [c for c in changes if " / " not in c["what"]]
     dists = [c for c in changes if " / " in c["what"]][:15]
     rows = [
@@ -816,6 +840,7 @@ def _changes_section(report: Mapping[str, Any]) -> str:
         el("h2", "What changed")
         + el("p", esc(f"Unzipped sizes against the {since}; largest growth first."), class_="muted")
         + _table(("target", "what", "before", "after", "change MB"), rows, {2, 3, 4})
+        + _versions_section(report)
     )
 
 

@@ -197,3 +197,33 @@ def test_a_new_target_is_one_change_per_artifact() -> None:
         "function lonely",
     }
     assert all(c["before"] is None for c in added)
+
+
+def test_version_changes_name_each_moved_distribution_per_artifact() -> None:
+    from layerkit.report.data import version_changes
+
+    def report(core: dict, fn: dict, extra: bool = False) -> dict:
+        layers = [{"name": "core", "distributions": core}]
+        if extra:
+            layers.append({"name": "new-layer", "distributions": {"six": "1.16.0"}})
+        return {
+            "targets": [
+                {
+                    "target": "python3.9-x86_64",
+                    "layers": layers,
+                    "functions": [{"name": "api", "distributions": fn}],
+                }
+            ]
+        }
+
+    before = report({"numpy": "2.0.2", "six": "1.17.0"}, {"ulid": "1.1"})
+    after = report({"numpy": "1.26.4", "pytz": "2024.1"}, {"ulid": "1.1"}, extra=True)
+    assert version_changes(before, after) == [
+        {"target": "python3.9-x86_64", "what": "layer core", "distribution": "numpy",
+         "before": "2.0.2", "after": "1.26.4"},
+        {"target": "python3.9-x86_64", "what": "layer core", "distribution": "pytz",
+         "before": None, "after": "2024.1"},
+        {"target": "python3.9-x86_64", "what": "layer core", "distribution": "six",
+         "before": "1.17.0", "after": None},
+    ]  # fmt: skip  # the new layer is new as a whole; the function did not move
+    assert version_changes(after, after) == []

@@ -83,6 +83,24 @@ def test_a_new_build_keeps_the_last_report_and_says_what_grew(tmp_path: Path) ->
     assert write_report(dist).report["changes"] == second.report["changes"]
 
 
+def test_the_report_lists_the_versions_that_moved(tmp_path: Path) -> None:
+    first = make_manifest()
+    first["artifacts"]["layers/aws.zip"]["distributions"] = {"boto3": "1.34.0", "six": "1.17.0"}
+    dist = write_build(tmp_path / "dist", first)
+    write_report(dist)
+    second = make_manifest(ml_size=160_000_000)
+    second["artifacts"]["layers/aws.zip"]["distributions"] = {"boto3": "1.35.1", "six": "1.17.0"}
+    write_build(dist, second)
+    report = write_report(dist).report
+    assert report["version_changes"] == [
+        {"target": "python3.9-x86_64", "what": "layer aws", "distribution": "boto3",
+         "before": "1.34.0", "after": "1.35.1"},
+    ]  # fmt: skip
+    page = (dist / "report.html").read_text()
+    assert "Versions that moved" in page
+    assert "<td>1.34.0</td><td>1.35.1</td>" in page
+
+
 @pytest.mark.parametrize(
     ("text", "phrase", "fix"),
     [
