@@ -92,3 +92,34 @@ def load_config(root: Path) -> ProjectConfig:
     if not isinstance(table, Mapping):
         raise SpecError(f"{path}: tool.layerkit must be a table; write a [tool.layerkit] section.")
     return parse_config(table, str(path))
+
+
+def _is_root(folder: Path) -> bool:
+    """True when ``folder`` holds a layerkit project: its [tool.layerkit] or its template."""
+    pyproject = folder / PYPROJECT
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            return True  # its own error is clearer than "not a project"
+        tool = data.get("tool")
+        if isinstance(tool, Mapping) and "layerkit" in tool:
+            return True
+    return (folder / ProjectConfig.template).is_file()
+
+
+def find_project_root(start: Path) -> Path:
+    """The project holding ``start``: the nearest folder, ``start`` or above, with a project.
+
+    A project folder has a ``pyproject.toml`` with ``[tool.layerkit]`` or a ``template.yaml``,
+    so both front doors work from any subfolder (``src/orders/``), as git and sam do.
+    """
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if _is_root(folder):
+            return folder
+    raise SpecError(
+        f"{start} is not in a layerkit project: neither it nor any folder above holds a "
+        f"{ProjectConfig.template} (the SAM template) or a {PYPROJECT} with [tool.layerkit]; "
+        "run the command in the project folder, or pass --project-dir."
+    )
