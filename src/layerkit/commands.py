@@ -11,6 +11,7 @@ Errors caused by input are raised as :class:`~layerkit.errors.LayerkitError`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
+from layerkit.build.hooks import project_builder
 from layerkit.build.lock import lock_all, partition
 from layerkit.build.manifest import ArtifactRecord, read_manifest, step_timings
 from layerkit.build.pipeline import (
@@ -177,6 +179,22 @@ def _root_config(project: ProjectLike) -> tuple[Path, ProjectConfig]:
     return root, load_config(root)
 
 
+def targets_for(
+    project: Project, runtime: str | None, arch: str | None = None
+) -> tuple[Target, ...]:
+    """Every target the template's functions run on, narrowed by ``runtime`` and ``arch``.
+
+    When no function runs on what they name (a runtime only the layers list, to try it), the
+    one target :func:`target_for` makes of them.
+    """
+    found = tuple(
+        t
+        for t in project.function_targets
+        if runtime in (None, t.runtime) and arch in (None, t.architecture)
+    )
+    return found or (target_for(project, runtime, arch),)
+
+
 def target_for(project: Project, runtime: str | None, arch: str | None = None) -> Target:
     """The template's target, or ``runtime`` and/or ``arch`` instead of the template's (checked).
 
@@ -271,12 +289,14 @@ class BuildOutput(_Output):
     target: Target
     built: tuple[str, ...]
     rows: tuple[tuple[str, str, str, int, str, str], ...]  # artifact .. status
+    others: tuple[BuildOutput, ...] = ()  # the template's other targets, built after this one
 
     def render(self) -> str:
-        """The output folder and a table of artifacts, sizes, budgets and status."""
+        """The output folder and a table of artifacts, sizes, budgets and status, per target."""
         headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "status"]
         table = format_table(headers, [list(row) for row in self.rows])
-        return f"{self.out_dir} ({self.target.key})\n{table}"
+        own = f"{self.out_dir} ({self.target.key})\n{table}"
+        return "\n\n".join([own, *(other.render() for other in self.others)])
 
 
 def _build_output(project: Project, result: BuildResult) -> BuildOutput:
@@ -316,7 +336,7 @@ def build(
     arch: str | None = None,
     force: bool = False,
     cache: str | None = None,
-    builder: Builder = run_build,
+    builder: Builder | None = None,
     feedback: Feedback = QUIET,
 ) -> BuildOutput:
     """Build every layer and function package that is not fresh (``dist/``).
@@ -327,10 +347,15 @@ def build(
     project = open_project(project)
     for finding in runtime_findings(project, date.today()):
         feedback.note(f"{finding.severity}: {finding.message}")
-    target = target_for(project, runtime, arch)
     store = build_cache(project, cache, feedback)
-    result = builder(project, target, force=force, progress=feedback.progress, cache=store)
-    return _build_output(project, result)
+    builder = builder or project_builder(project)
+    outputs = [
+        _build_output(
+            project, builder(project, target, force=force, progress=feedback.progress, cache=store)
+        )
+        for target in targets_for(project, runtime, arch)
+    ]
+    return dataclasses.replace(outputs[0], others=tuple(outputs[1:]))
 
 
 def build_layer(
@@ -594,14 +619,14 @@ def validate(
     *,
     runtime: str | None = None,
     arch: str | None = None,
-    builder: Builder = run_build,
+    builder: Builder | None = None,
     feedback: Feedback = QUIET,
 ) -> ValidateOutput:
     """Check sizes and Lambda limits, the template, and every layer on its runtime."""
     project = open_project(project)
     target = target_for(project, runtime, arch)
     _host_notice(target, feedback)
-    result = builder(project, target, progress=feedback.progress)
+    result = (builder or project_builder(project))(project, target, progress=feedback.progress)
     checks = check_build(project, result)
     layers = tuple(
         _validate_one(project, layer.name, target, feedback)
@@ -679,7 +704,7 @@ def upgrade_runtime(
     runtime: str,
     *,
     dry_run: bool = False,
-    builder: Builder = run_build,
+    builder: Builder | None = None,
     feedback: Feedback = QUIET,
 ) -> UpgradeOutput:
     """Move the template and layers to ``runtime``: re-lock, rebuild, validate, invoke.
@@ -697,7 +722,7 @@ def upgrade_runtime(
     from layerkit.upgrade import ProjectSteps
     from layerkit.upgrade import upgrade_runtime as run_upgrade
 
-    steps = ProjectSteps(builder, validate_all, feedback.progress)
+    steps = ProjectSteps(builder or project_builder(project), validate_all, feedback.progress)
     return UpgradeOutput(
         run_upgrade(project, runtime, dry_run=dry_run, steps=steps, progress=feedback.note)
     )
@@ -811,7 +836,8 @@ def invoke(
             )
     from layerkit.runtime.sandbox import invoke_function
 
-    out = run_build(project, progress=feedback.progress).out_dir
+    target = project.function(function).target  # the function's own target
+    out = project_builder(project)(project, target, progress=feedback.progress).out_dir
     return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out))
 
 

@@ -11,7 +11,11 @@ functions-dir = "functions"    # a function whose CodeUri names a zip: <function
 template = "template.yaml"     # the SAM template
 dist-dir = "dist"              # build output (zips, manifest.json, report)
 stages-file = "stages.toml"    # deploy stages (without it: only the built-in local stage)
+build-steps = []               # the project's own steps, "module:function", run per target
 ```
+
+``build-steps`` is the one setting that is not a path: each entry names a callable run for every
+target between the layers and the function packages (:mod:`layerkit.build.hooks`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class ProjectConfig:
     template: str = "template.yaml"
     dist_dir: str = "dist"
     stages_file: str = "stages.toml"
+    build_steps: tuple[str, ...] = ()  # "module:function" entries (layerkit.build.hooks)
 
 
 def _key(name: str) -> str:
@@ -51,16 +56,34 @@ def _key(name: str) -> str:
 _KEYS = {_key(f.name): f.name for f in fields(ProjectConfig)}
 
 
+def _build_steps(value: Any, where: str) -> tuple[str, ...]:
+    """``build-steps``: a list of ``module:function`` strings."""
+    ok = isinstance(value, list) and all(
+        isinstance(v, str) and v.count(":") == 1 and all(part.strip() for part in v.split(":"))
+        for v in value
+    )
+    if not ok:
+        raise SpecError(
+            f"{where} [tool.layerkit]: build-steps must be a list of callables written "
+            f'"module:function", for example build-steps = ["model_training:model_step"] '
+            f"(got {value!r})."
+        )
+    return tuple(value)
+
+
 def parse_config(table: Mapping[str, Any], where: str) -> ProjectConfig:
     """Turn the ``[tool.layerkit]`` table into a ProjectConfig; ``where`` names the file."""
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
         raise SpecError(
             f"{where} [tool.layerkit]: unknown key(s) {', '.join(unknown)}; the settings are "
-            f"{', '.join(_KEYS)} (each a path relative to the project root)."
+            f"{', '.join(_KEYS)} (each a path relative to the project root but build-steps)."
         )
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for key, value in table.items():
+        if key == "build-steps":
+            values["build_steps"] = _build_steps(value, where)
+            continue
         if not isinstance(value, str) or not value.strip():
             raise SpecError(
                 f"{where} [tool.layerkit]: {key} must be a non-empty string, a path relative "
