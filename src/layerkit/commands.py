@@ -36,8 +36,10 @@ from layerkit.build.pipeline import (
 from layerkit.build.pipeline import build as run_build
 from layerkit.build.pipeline import clean as clean_layer
 from layerkit.build.pipeline import clean_all as clean_everything
+from layerkit.build.targets import buildable_functions
 from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
+from layerkit.check.handler import raise_for_handlers
 from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import runtime_findings
 from layerkit.errors import CheckError, DeployError, LockError, SpecError
@@ -347,13 +349,17 @@ def build(
     project = open_project(project)
     for finding in runtime_findings(project, date.today()):
         feedback.note(f"{finding.severity}: {finding.message}")
+    targets = targets_for(project, runtime, arch)
+    raise_for_handlers(
+        project, [fn for t in targets for fn in buildable_functions(project, t)]
+    )  # static and cheap: a Handler typo fails the build before anything is built
     store = build_cache(project, cache, feedback)
     builder = builder or project_builder(project)
     outputs = [
         _build_output(
             project, builder(project, target, force=force, progress=feedback.progress, cache=store)
         )
-        for target in targets_for(project, runtime, arch)
+        for target in targets
     ]
     return dataclasses.replace(outputs[0], others=tuple(outputs[1:]))
 
@@ -387,6 +393,7 @@ def build_functions(
 ) -> BuildOutput:
     """Build the function packages (app code and function-only dependencies)."""
     project = open_project(project)
+    raise_for_handlers(project, buildable_functions(project, project.deploy_target))
     result = run_build(project, layers=[], force=force, progress=feedback.progress)
     return _build_output(project, result)
 

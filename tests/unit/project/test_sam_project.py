@@ -230,3 +230,35 @@ def test_globals_layers_and_layer_toml_projects_still_load(tmp_path: Path) -> No
     project = load_project(tmp_path)
     assert project.layer("base").targets() == (Target("python3.12", "arm64"),)
     assert project.deploy_target == Target("python3.12", "arm64")
+
+
+def test_a_handler_typo_fails_build_all_before_anything_is_built(tmp_path: Path) -> None:
+    from layerkit import commands
+    from layerkit.errors import CheckError
+
+    text = TEMPLATE.replace(
+        "      CodeUri: src/payments/api/\n      Handler: app.handler",
+        "      CodeUri: src/payments/api/\n      Handler: app.handle",
+    )
+    project = load_project(write_sam_project(tmp_path, text))
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing may be built")
+
+    with pytest.raises(CheckError) as exc:
+        commands.build(project, builder=never)
+    message = str(exc.value)
+    assert message.startswith("function PaymentsApi has Handler 'app.handle'")
+    assert "set Handler: app.handler" in message
+    assert "(checked in src/payments/api/)" in message  # the real folder, not functions/api/
+    assert "\n" not in message
+
+
+def test_import_problems_name_the_function_s_real_folder() -> None:
+    from layerkit.check.findings import Finding, Severity
+    from layerkit.check.imports import raise_for_problems
+    from layerkit.errors import CheckError
+
+    problem = Finding(Severity.ERROR, "app.py", "`ulid` is imported", path="app.py", line=1)
+    with pytest.raises(CheckError, match=r"  src/orders/api/app.py"):
+        raise_for_problems("OrdersApi", (problem,), "src/orders/api")
