@@ -226,14 +226,22 @@ class LayerKey:
 #: Every key of layer.toml, in the order the README lists them. Unknown keys are errors.
 LAYER_KEYS: tuple[LayerKey, ...] = (
     LayerKey("description", "string", '""', "one line shown in reports; not a build input"),
-    LayerKey("requires", "list of strings", "[]", "layers this one is built on top of"),
     LayerKey(
-        "budget", "string or integer", "required", 'unzipped size limit above 0, e.g. "100 MB"'
+        "requires", "list of strings", "from the template", "layers this one is built on top of"
     ),
     LayerKey(
-        "runtimes", "list of strings", '["python3.9"]', "Lambda runtimes built, locked, validated"
+        "budget",
+        "string or integer",
+        "250 MiB (template layer)",
+        'unzipped size limit above 0, e.g. "100 MB"',
     ),
-    LayerKey("architectures", "list of strings", '["x86_64"]', "x86_64 and/or arm64"),
+    LayerKey(
+        "runtimes",
+        "list of strings",
+        "from the template",
+        "Lambda runtimes built, locked, validated",
+    ),
+    LayerKey("architectures", "list of strings", "from the template", "x86_64 and/or arm64"),
     LayerKey("bytecode", "string", '"all"', "all, imported, none or sourceless"),
     LayerKey("smoke", "string", "none", "smoke test file in the layer folder"),
     LayerKey("over-budget-reason", "string", "none", "a reviewed reason to accept an overrun"),
