@@ -2,7 +2,7 @@
 
 Two layers whose ContentUri is their source folder (no layer.toml, no layers/ settings), Globals,
 a Stage parameter, four functions on three targets (python3.12 x86_64, python3.12 arm64 and
-python3.11), two CodeUri folders sharing their last name (src/orders/api/, src/payments/api/),
+python3.13), two CodeUri folders sharing their last name (src/orders/api/, src/payments/api/),
 a function using the runtime's boto3 with no layer carrying it, API events and an events/ folder.
 A copy is locked and built with the `layerkit` command alone; the zips of every target are read.
 """
@@ -42,11 +42,11 @@ def test_every_target_of_the_template_is_locked_with_its_functions_requirements(
     shop: Path,
 ) -> None:
     locks = {p.name for p in (shop / "locks").glob("*.toml")}
-    assert locks == {"python3.12-x86_64.toml", "python3.12-arm64.toml", "python3.11-x86_64.toml"}
+    assert locks == {"python3.12-x86_64.toml", "python3.12-arm64.toml", "python3.13-x86_64.toml"}
     arm = (shop / "locks" / "python3.12-arm64.toml").read_text()
     assert '"function:PaymentsApiFunction"' in arm
     assert 'name = "pyjwt"' in arm  # the arm64 function's own requirement
-    assert 'name = "tabulate"' not in arm  # the reports layer is python3.11 only
+    assert 'name = "tabulate"' not in arm  # the reports layer is python3.13 only
     assert "inv lock" not in arm  # files layerkit writes name no front door
 
 
@@ -55,7 +55,7 @@ def test_the_deploy_target_builds_in_dist(shop: Path) -> None:
     common = names(dist / "layers" / "common.zip")
     assert "python/ulid/__init__.py" in common
     assert any(n.startswith("python/dateutil/") for n in common)
-    assert not (dist / "layers" / "reports.zip").exists()  # reports is python3.11 only
+    assert not (dist / "layers" / "reports.zip").exists()  # reports is python3.13 only
     orders = names(dist / "functions" / "OrdersApiFunction.zip")  # keyed by logical ID
     assert "app.py" in orders
     assert not any(n.startswith("ulid/") for n in orders)  # the layer carries it
@@ -74,8 +74,8 @@ def test_the_arm64_function_builds_with_its_own_requirements(shop: Path) -> None
     assert not (out / "functions" / "OrdersApiFunction.zip").exists()
 
 
-def test_the_python311_function_gets_both_layers_built_for_it(shop: Path) -> None:
-    out = shop / "dist" / "python3.11-x86_64"
+def test_the_python313_function_gets_both_layers_built_for_it(shop: Path) -> None:
+    out = shop / "dist" / "python3.13-x86_64"
     assert "python/tabulate/__init__.py" in names(out / "layers" / "reports.zip")
     # reports requires common (every function attaching it attaches common first): no overlap
     assert not any("dateutil" in n for n in names(out / "layers" / "reports.zip"))
@@ -87,5 +87,5 @@ def test_a_second_build_is_fresh(shop: Path, capsys: pytest.CaptureFixture[str])
     assert main(["--project-dir", str(shop), "build", "all"]) == 0
     out = capsys.readouterr().out
     assert "(built)" not in out
-    for key in ("python3.12-x86_64", "python3.12-arm64", "python3.11-x86_64"):
+    for key in ("python3.12-x86_64", "python3.12-arm64", "python3.13-x86_64"):
         assert f"({key})" in out

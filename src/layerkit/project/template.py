@@ -216,6 +216,34 @@ def _int_prop(props: Mapping[str, Any], key: str, default: int, fn: str, path: P
     return int(value)
 
 
+def with_globals(globals_fn: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+    """A function's properties with Globals.Function applied as SAM applies them.
+
+    A scalar of the function replaces the global one; mappings are merged (the function's keys
+    win, ``Environment.Variables`` included); lists add up, the global entries first (SAM
+    documents this for ``Layers``: global layers come before the function's).
+    """
+    merged: dict[str, Any] = dict(globals_fn)
+    for key, value in props.items():
+        base = merged.get(key)
+        if isinstance(base, list) and isinstance(value, list):
+            merged[key] = [*base, *value]
+        elif isinstance(base, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge_maps(base, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_maps(base: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(base)
+    for key, item in value.items():
+        inner = out.get(key)
+        both = isinstance(inner, Mapping) and isinstance(item, Mapping)
+        out[key] = _merge_maps(inner, item) if both else item  # type: ignore[arg-type]
+    return out
+
+
 def parse_template(text: str, path: Path) -> Template:
     """Extract layers and functions (Globals applied) from the text of a SAM template."""
     try:
@@ -237,7 +265,14 @@ def parse_template(text: str, path: Path) -> Template:
     for logical_id, res in doc["Resources"].items():
         if not (isinstance(res, Mapping) and res.get("Type") == FUNCTION_TYPE):
             continue
-        props = {**globals_fn, **(res.get("Properties") or {})}
+        props = with_globals(globals_fn, res.get("Properties") or {})
+        archs_seen = props.get("Architectures")
+        if isinstance(archs_seen, list) and len(archs_seen) > 1:
+            raise SpecError(
+                f"{path}: function {logical_id}: Architectures adds up to {archs_seen!r} (SAM "
+                "puts the list of Globals.Function before the function's own); Lambda takes "
+                "one architecture: set it in Globals.Function or in the function, not both."
+            )
         missing = [key for key in ("Handler", "Runtime", "CodeUri") if key not in props]
         if missing:
             raise SpecError(

@@ -262,3 +262,22 @@ def test_import_problems_name_the_function_s_real_folder() -> None:
     problem = Finding(Severity.ERROR, "app.py", "`ulid` is imported", path="app.py", line=1)
     with pytest.raises(CheckError, match=r"  src/orders/api/app.py"):
         raise_for_problems("OrdersApi", (problem,), "src/orders/api")
+
+
+def test_globals_lists_add_up_as_sam_applies_them(tmp_path: Path) -> None:
+    """SAM puts Globals' list entries before the function's: Layers add up, two archs fail."""
+    from layerkit.project.template import parse_template
+
+    text = TEMPLATE.replace(
+        "    Timeout: 10\n", "    Timeout: 10\n    Layers: [!Ref CommonLayer]\n", 1
+    ).replace(
+        "      Layers: [!Ref CommonLayer, !Ref ExtrasLayer]\n", "      Layers: [!Ref ExtrasLayer]\n"
+    )
+    functions = {f.logical_id: f for f in parse_template(text, Path("template.yaml")).functions}
+    assert functions["OrdersApi"].layers == ("common", "extras")
+    assert functions["Notifier"].layers == ("common",)
+    two = TEMPLATE.replace("    Timeout: 10\n", "    Timeout: 10\n    Architectures: [x86_64]\n", 1)
+    with pytest.raises(
+        SpecError, match=r"PaymentsApi: Architectures adds up to \['x86_64', 'arm64'\]"
+    ):
+        parse_template(two, Path("template.yaml"))
