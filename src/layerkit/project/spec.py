@@ -166,7 +166,8 @@ class Project:
                 return fn
         raise SpecError(
             f"there is no function {name!r}; the functions are: "
-            f"{', '.join(f.name for f in self.functions)} (resources in {self.config.template})."
+            f"{', '.join(f.logical_id for f in self.functions)} (their logical IDs in "
+            f"{self.config.template}; each function's package name works too)."
         )
 
     @property
