@@ -8,6 +8,7 @@ code 1; Ctrl-C exits with 130 and says what was interrupted; a closed pipe (``| 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -329,7 +330,11 @@ def _run(argv: Sequence[str] | None) -> int:
             args.project_dir = find_project_root(args.project_dir)
         terminal = Terminal()  # live progress on a terminal, plain lines in CI logs and pipes
         with terminal.tracking(doing):
-            output = args.run(args, commands.terminal_feedback(terminal))
+            feedback = commands.terminal_feedback(terminal)
+            feedback = dataclasses.replace(
+                feedback, note=lambda text: terminal.message(in_layerkit_words(text))
+            )
+            output = args.run(args, feedback)
         text = in_layerkit_words(output.render())
         if text:
             out(text)
