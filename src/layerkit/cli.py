@@ -41,8 +41,9 @@ def _runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", metavar="R", help="use this runtime (e.g. python3.12), not the template's"
     )
+    # no argparse `choices`: a wrong value is the same one-paragraph error (exit 1) as `inv`'s
     parser.add_argument(
-        "--arch", choices=("x86_64", "arm64"), help="target architecture, not the template's"
+        "--arch", metavar="A", help="target architecture, x86_64 or arm64, not the template's"
     )
 
 

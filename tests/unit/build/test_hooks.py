@@ -131,3 +131,22 @@ def test_inv_finds_the_project_from_a_subfolder(
     root = write_sam_project(tmp_path)
     monkeypatch.chdir(root / "src" / "orders" / "api")
     assert project_dir(Context()) == root.resolve()
+
+
+def test_a_wrong_option_value_is_the_same_error_at_both_doors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Context, Exit
+
+    from layerkit import cli, tasks
+
+    root = write_sam_project(tmp_path)
+    assert cli.main(["--project-dir", str(root), "build", "all", "--arch", "sparc"]) == 1
+    layerkit_err = capsys.readouterr().err
+    context = Context()
+    context.config["layerkit"] = {"project_dir": str(root)}
+    with pytest.raises(Exit) as exc:
+        tasks.build_all(context, arch="sparc")
+    assert exc.value.code == 1
+    assert layerkit_err.strip() == str(exc.value.message).strip()
+    assert "unknown Lambda architecture 'sparc'" in layerkit_err
