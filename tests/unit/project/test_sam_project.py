@@ -281,3 +281,17 @@ def test_globals_lists_add_up_as_sam_applies_them(tmp_path: Path) -> None:
         SpecError, match=r"PaymentsApi: Architectures adds up to \['x86_64', 'arm64'\]"
     ):
         parse_template(two, Path("template.yaml"))
+
+
+def test_requires_is_derived_only_when_every_attaching_function_agrees(tmp_path: Path) -> None:
+    text = TEMPLATE.replace(
+        "      Runtime: python3.11\n",
+        "      Runtime: python3.11\n      Layers: [!Ref ExtrasLayer]\n",
+    ).replace(
+        "      CompatibleRuntimes: [python3.12]\n    Metadata:\n      BuildMethod: python3.12\n      layerkit:",
+        "      CompatibleRuntimes: [python3.11, python3.12]\n    Metadata:\n      BuildMethod: python3.12\n      layerkit:",
+    )
+    project = load_project(write_sam_project(tmp_path, text))
+    # Notifier attaches extras alone: common is not always below it, so extras carries its own
+    assert project.layer("extras").requires == ()
+    assert Target("python3.11") in project.layer("extras").targets()
