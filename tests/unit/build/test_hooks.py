@@ -150,3 +150,29 @@ def test_a_wrong_option_value_is_the_same_error_at_both_doors(
     assert exc.value.code == 1
     assert layerkit_err.strip() == str(exc.value.message).strip()
     assert "unknown Lambda architecture 'sparc'" in layerkit_err
+
+
+def test_layerkit_build_all_for_python312_trains_this_repository_s_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: `layerkit build all --runtime python3.12` packed the python3.9 model."""
+    import model_training
+    from tests.conftest import REPO
+
+    project = load_project(REPO)
+    py312 = Target("python3.12")
+    order: list[str] = []
+
+    def fake_build(project: Any, target: Target, **options: Any) -> BuildResult:
+        order.append("functions" if options.get("layers") == [] else "layers")
+        return _result(target, ())
+
+    def fake_train(project: Any, target: Target, out_dir: Path) -> None:
+        order.append(f"train {target.key}")
+
+    monkeypatch.setattr(hooks, "build", fake_build)
+    monkeypatch.setattr(model_training, "train_for_target", fake_train)
+    monkeypatch.setattr(model_training, "build", fake_build)  # what build.model would call
+    commands.build(project, runtime="python3.12")
+    assert order == ["layers", "train python3.12-x86_64", "functions"]
+    assert py312 in project.targets
