@@ -295,3 +295,11 @@ def test_requires_is_derived_only_when_every_attaching_function_agrees(tmp_path:
     # Notifier attaches extras alone: common is not always below it, so extras carries its own
     assert project.layer("extras").requires == ()
     assert Target("python3.11") in project.layer("extras").targets()
+
+
+def test_functions_sharing_one_code_uri_folder_are_packaged_apart(tmp_path: Path) -> None:
+    text = TEMPLATE.replace("CodeUri: src/payments/api/", "CodeUri: src/orders/api/")
+    project = load_project(write_sam_project(tmp_path, text))
+    orders, payments = project.function("OrdersApi"), project.function("PaymentsApi")
+    assert orders.path == payments.path == tmp_path / "src" / "orders" / "api"
+    assert (orders.name, payments.name) == ("OrdersApi", "PaymentsApi")
