@@ -495,7 +495,7 @@ def refuse_invalid(project: Project, result: BuildResult, action: str) -> None:
         raise DeployError(
             f"the build fails validation, so nothing was {action}: "
             + "; ".join(errors)
-            + ". Fix these (see `layerkit validate all` or `inv validate`) and try again."
+            + ". Fix these (see `inv validate`) and try again."
         )
 
 
