@@ -303,3 +303,14 @@ def test_functions_sharing_one_code_uri_folder_are_packaged_apart(tmp_path: Path
     orders, payments = project.function("OrdersApi"), project.function("PaymentsApi")
     assert orders.path == payments.path == tmp_path / "src" / "orders" / "api"
     assert (orders.name, payments.name) == ("OrdersApi", "PaymentsApi")
+
+
+def test_a_layer_content_layerkit_cannot_build_is_one_paragraph(tmp_path: Path) -> None:
+    text = TEMPLATE.replace(
+        "      Content: deps/extras\n", "      Content: {S3Bucket: b, S3Key: k}\n"
+    )
+    with pytest.raises(
+        SpecError, match=r"ExtrasLayer: Content must name the layer's source folder"
+    ) as exc:
+        load_project(write_sam_project(tmp_path, text))
+    assert "\n" not in str(exc.value)
