@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import commands
+from layerkit.build.hooks import StepContext
 from layerkit.build.manifest import ArtifactRecord, artifact_path
 from layerkit.build.pipeline import BuildEvent, BuildResult, build
 from layerkit.build.targets import buildable_functions, overlay_dir
@@ -266,6 +267,37 @@ def train_for_target(project: Project, target: Target, out_dir: Path) -> Path:
         return train_model(project, model_folder(project, target, out_dir), interpreter, dirs)
 
 
+def model_step(context: StepContext) -> None:
+    """The build step of ``[tool.layerkit] build-steps``: the target's model, with its layers.
+
+    For a target other than the template's, the model is trained with the target's built layers
+    when it is missing or was trained with another scikit-learn or Python; the template's own
+    model is the committed one (``inv build.model`` retrains it). Both front doors, ``layerkit
+    build all`` and ``inv build.all``, run it between the layers and the function packages.
+    """
+    train_if_stale(context.project, context.target, context.layers, context.progress)
+
+
+def train_if_stale(
+    project: Project,
+    target: Target,
+    layers: BuildResult,
+    progress: Any = None,
+    *,
+    retrain: bool = False,
+) -> None:
+    """Train ``target``'s model with its built ``layers`` when stale (or ``retrain``)."""
+    if not any(fn.name == PREDICTIONS for fn in buildable_functions(project, target)):
+        return
+    folder = model_folder(project, target, layers.out_dir)
+    sklearn = layers_sklearn(project, layers.records)
+    stale = sklearn is None or not model_is_current(folder, sklearn, target.python_version_text)
+    if retrain or (stale and target != project.deploy_target):
+        if progress is not None:
+            progress(BuildEvent("model predictions", "train", f"{target.key} -> {folder}"))
+        train_for_target(project, target, layers.out_dir)
+
+
 def build_with_model(
     project: Project,
     target: Target | None = None,
@@ -282,15 +314,7 @@ def build_with_model(
     """
     target = target or project.deploy_target
     layers = build(project, target, functions=False, **options)
-    if any(fn.name == PREDICTIONS for fn in buildable_functions(project, target)):
-        folder = model_folder(project, target, layers.out_dir)
-        sklearn = layers_sklearn(project, layers.records)
-        stale = sklearn is None or not model_is_current(folder, sklearn, target.python_version_text)
-        if retrain or (stale and target != project.deploy_target):
-            progress = options.get("progress")
-            if progress is not None:
-                progress(BuildEvent("model predictions", "train", f"{target.key} -> {folder}"))
-            train_for_target(project, target, layers.out_dir)
+    train_if_stale(project, target, layers, options.get("progress"), retrain=retrain)
     # then only the functions (``layers=[]``): the layers are built, even with ``force``
     functions = build(project, target, layers=[], **options)
     return dataclasses.replace(

@@ -1,9 +1,11 @@
 """Invoke tasks of this repository (`inv --list`): layerkit's, plus the Predictions model build.
 
 Every layerkit task comes from `layerkit.tasks` (the same functions as the `layerkit` command).
-This project adds its own application step: the Predictions model (`model_training.py`). Its
-`build.all`, `validate` and `upgrade-runtime` build a target's layers, then train that target's
+This project adds its own application step: the Predictions model (`model_training.py`), a
+build step of `[tool.layerkit]` in pyproject.toml: every build of a target (`inv build.all`,
+`layerkit build all`, validate, upgrade-runtime) builds its layers, then trains that target's
 model with them (python3.12's model for the python3.12 packages), then the function packages.
+`build.model` retrains a target's model on demand.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ def model(c: Context, runtime: str | None = None) -> Any:
     return model_training.build_model(project_dir(c), runtime=runtime, feedback=FEEDBACK)
 
 
+# The model step itself is declared in pyproject.toml ([tool.layerkit] build-steps), so
+# `inv build.all` and `layerkit build all` run the same steps for every target.
 ns = collection()
-ns.configure({"layerkit": {"builder": model_training.build_with_model}})
 ns.collections["build"].add_task(model)
 model.qualified_name = "build.model"
 

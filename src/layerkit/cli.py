@@ -8,7 +8,9 @@ code 1; Ctrl-C exits with 130 and says what was interrupted; a closed pipe (``| 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, TextIO
 
 from layerkit import __version__, commands, helptext
 from layerkit.errors import DeployInterrupted, LayerkitError
+from layerkit.project.config import find_project_root
 from layerkit.report.console import Terminal
 
 Run = Callable[[argparse.Namespace, commands.Feedback], Any]
@@ -28,10 +31,17 @@ _SAFE = {
 _SAFE_DEFAULT = "a build keeps only complete zips and manifest entries"
 
 
+_PROJECT_DIR_HELP = (
+    "the project folder (default: the nearest folder, the current one or above, holding "
+    "template.yaml or a pyproject.toml with [tool.layerkit])"
+)
+
+
 def _runtime(parser: argparse.ArgumentParser, arch: bool = True) -> None:
     parser.add_argument("--runtime", metavar="R", help=helptext.RUNTIME)
     if arch:
-        parser.add_argument("--arch", choices=("x86_64", "arm64"), help=helptext.ARCH)
+        # no argparse `choices`: a wrong value is the same one-paragraph error (exit 1) as `inv`'s
+        parser.add_argument("--arch", metavar="A", help=helptext.ARCH)
 
 
 def _force(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=argparse.SUPPRESS,
         metavar="DIR",
-        help="the project folder (default: the current folder)",
+        help=_PROJECT_DIR_HELP,
     )
     p = [common]
     parser = argparse.ArgumentParser(
@@ -104,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("."),
         metavar="DIR",
-        help="the project folder (default: the current folder)",
+        help=_PROJECT_DIR_HELP,
     )
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
 
@@ -332,19 +342,44 @@ def _quiet_broken_pipe() -> None:
     os.dup2(devnull, fileno)  # Python's own flush at exit must not fail again
 
 
+_INV_COMMAND = re.compile(r"`inv ([a-z][a-z0-9-]*)((?:\.[a-z][a-z0-9-]*)*)")
+
+
+def in_layerkit_words(text: str) -> str:
+    """``text`` with each `inv TASK ...` it suggests written as the `layerkit VERB ...` it is.
+
+    Library messages name the invoke tasks (``inv build.all --force``); whoever reads them at
+    this front door types ``layerkit build all --force``: the same verbs, options and values.
+    """
+    return _INV_COMMAND.sub(
+        lambda m: f"`layerkit {m.group(1)}{m.group(2).replace('.', ' ')}", text
+    ).replace("`inv --help NAME`", "`layerkit VERB --help`")
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (exit 2)
         return int(exc.code or 0)
-    out, err = _writer(sys.stdout), _writer(sys.stderr)
+    out = _writer(sys.stdout)
+    raw_err = _writer(sys.stderr)
+
+    def err(line: str) -> None:
+        raw_err(in_layerkit_words(line))
+
     doing = f"`layerkit {' '.join(argv if argv is not None else sys.argv[1:])}`"
     try:
+        if args.doing.split()[0] != "clean":  # clean works on a broken project too
+            args.project_dir = find_project_root(args.project_dir)
         terminal = Terminal()  # live progress on a terminal, plain lines in CI logs and pipes
         with terminal.tracking(doing):
-            output = args.run(args, commands.terminal_feedback(terminal))
-        text = output.render()
+            feedback = commands.terminal_feedback(terminal)
+            feedback = dataclasses.replace(
+                feedback, note=lambda text: terminal.message(in_layerkit_words(text))
+            )
+            output = args.run(args, feedback)
+        text = in_layerkit_words(output.render())
         if text:
             out(text)
         if output.failure:

@@ -11,6 +11,7 @@ Errors caused by input are raised as :class:`~layerkit.errors.LayerkitError`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit.build.cache import CacheStore, cache_url, open_store
+from layerkit.build.hooks import project_builder
 from layerkit.build.lock import LockDiff, SizeEstimate, lock_targets, partition, source_label
 from layerkit.build.manifest import (
     ArtifactRecord,
@@ -40,8 +42,10 @@ from layerkit.build.pipeline import (
 from layerkit.build.pipeline import build as run_build
 from layerkit.build.pipeline import clean as clean_layer
 from layerkit.build.pipeline import clean_all as clean_everything
+from layerkit.build.targets import buildable_functions
 from layerkit.check import run as run_checks
 from layerkit.check.findings import CheckReport, Severity
+from layerkit.check.handler import raise_for_handlers
 from layerkit.check.sizes import FUNCTION_UNZIPPED_LIMIT as LAMBDA_LIMIT
 from layerkit.check.sizes import FunctionTotal, function_totals
 from layerkit.check.template import PLACEHOLDER_REGION, runtime_findings, stage_findings
@@ -200,6 +204,22 @@ def _root_config(project: ProjectLike) -> tuple[Path, ProjectConfig]:
     return root, load_config(root)
 
 
+def targets_for(
+    project: Project, runtime: str | None, arch: str | None = None
+) -> tuple[Target, ...]:
+    """Every target the template's functions run on, narrowed by ``runtime`` and ``arch``.
+
+    When no function runs on what they name (a runtime only the layers list, to try it), the
+    one target :func:`target_for` makes of them.
+    """
+    found = tuple(
+        t
+        for t in project.function_targets
+        if runtime in (None, t.runtime) and arch in (None, t.architecture)
+    )
+    return found or (target_for(project, runtime, arch),)
+
+
 def target_for(project: Project, runtime: str | None, arch: str | None = None) -> Target:
     """The template's target, or ``runtime`` and/or ``arch`` instead of the template's (checked).
 
@@ -334,12 +354,14 @@ class BuildOutput(_Output):
     target: Target
     built: tuple[str, ...]
     rows: tuple[tuple[str, str, str, int, str, str, str], ...]  # artifact .. state, check
+    others: tuple[BuildOutput, ...] = ()  # the template's other targets, built after this one
 
     def render(self) -> str:
-        """The output folder and a table of artifacts, sizes, budgets, state and size check."""
+        """Per target: the output folder and a table of sizes, budget, state and size check."""
         headers = ["artifact", "unzipped MB", "zipped MB", "files", "budget MB", "state", "check"]
         table = format_table(headers, [list(row) for row in self.rows])
-        return f"{self.out_dir} ({self.target.key})\n{table}"
+        own = f"{self.out_dir} ({self.target.key})\n{table}"
+        return "\n\n".join([own, *(other.render() for other in self.others)])
 
 
 def _build_output(project: Project, result: BuildResult) -> BuildOutput:
@@ -420,7 +442,7 @@ def build(
     arch: str | None = None,
     force: bool = False,
     cache: str | None = None,
-    builder: Builder = run_build,
+    builder: Builder | None = None,
     feedback: Feedback = QUIET,
 ) -> BuildOutput:
     """Build every layer and function package that is not fresh (``dist/``).
@@ -431,10 +453,20 @@ def build(
     """
     project = open_project(project)
     with runtime_notice(project, feedback):
-        target = target_for(project, runtime, arch)
+        targets = targets_for(project, runtime, arch)
+        raise_for_handlers(
+            project, [fn for t in targets for fn in buildable_functions(project, t)]
+        )  # static and cheap: a Handler typo fails the build before anything is built
         store = build_cache(project, cache, feedback)
-        result = builder(project, target, force=force, progress=feedback.progress, cache=store)
-        return _build_output(project, result)
+        builder = builder or project_builder(project)
+        outputs = [
+            _build_output(
+                project,
+                builder(project, target, force=force, progress=feedback.progress, cache=store),
+            )
+            for target in targets
+        ]
+        return dataclasses.replace(outputs[0], others=tuple(outputs[1:]))
 
 
 def build_layer(
@@ -466,6 +498,7 @@ def build_functions(
 ) -> BuildOutput:
     """Build the function packages (app code and function-only dependencies)."""
     project = open_project(project)
+    raise_for_handlers(project, buildable_functions(project, project.deploy_target))
     result = run_build(project, layers=[], force=force, progress=feedback.progress)
     return _build_output(project, result)
 
@@ -598,7 +631,7 @@ def refuse_invalid(project: Project, result: BuildResult, action: str) -> None:
         raise DeployError(
             f"the build fails validation, so nothing was {action}: "
             + "; ".join(errors)
-            + ". Fix these (see `layerkit validate all` or `inv validate`) and try again."
+            + ". Fix these (see `inv validate`) and try again."
         )
 
 
@@ -735,7 +768,7 @@ def validate(
     *,
     runtime: str | None = None,
     arch: str | None = None,
-    builder: Builder = run_build,
+    builder: Builder | None = None,
     parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> ValidateOutput:
@@ -748,7 +781,7 @@ def validate(
     target = target_for(project, runtime, arch)
     overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     _host_notice(target, feedback)
-    result = builder(project, target, progress=feedback.progress)
+    result = (builder or project_builder(project))(project, target, progress=feedback.progress)
     checks = check_build(project, result)
     checks = replace(
         checks, report=checks.report.merge(CheckReport(stage_findings(project, overrides)))
@@ -829,7 +862,7 @@ def upgrade_runtime(
     runtime: str,
     *,
     dry_run: bool = False,
-    builder: Builder = run_build,
+    builder: Builder | None = None,
     feedback: Feedback = QUIET,
 ) -> UpgradeOutput:
     """Move the template and layers to ``runtime``: re-lock, rebuild, validate, invoke.
@@ -847,7 +880,7 @@ def upgrade_runtime(
     from layerkit.upgrade import ProjectSteps
     from layerkit.upgrade import upgrade_runtime as run_upgrade
 
-    steps = ProjectSteps(builder, validate_all, feedback.progress)
+    steps = ProjectSteps(builder or project_builder(project), validate_all, feedback.progress)
     return UpgradeOutput(
         run_upgrade(project, runtime, dry_run=dry_run, steps=steps, progress=feedback.note)
     )
@@ -987,7 +1020,8 @@ def invoke(
     env = for_stage(project, local_stage(project), overrides=overrides).environments.get(
         fn.logical_id, {}
     )
-    out = run_build(project, progress=feedback.progress).out_dir
+    target = project.function(function).target  # the function's own target
+    out = project_builder(project)(project, target, progress=feedback.progress).out_dir
     env = {**env, **from_env_file}  # --env-vars over the template's resolved Environment
     return InvokeOutput(fn.name, invoke_function(project, fn.name, payload, out, env=env))
 

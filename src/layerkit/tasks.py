@@ -23,8 +23,8 @@ from invoke import Collection, Context, Exit, Program, Task, task
 from invoke.parser import ParserContext
 
 from layerkit import commands, helptext
-from layerkit.build.pipeline import build as run_build
 from layerkit.errors import DeployInterrupted, LayerkitError
+from layerkit.project.config import find_project_root
 from layerkit.report.console import Terminal
 
 HELP_FLAGS = ("-h", "--help")
@@ -34,20 +34,24 @@ TERMINAL = Terminal()
 FEEDBACK = commands.terminal_feedback(TERMINAL)
 
 
-def builder(c: Context) -> commands.Builder:
-    """What builds a target: invoke's ``layerkit.builder`` setting, else layerkit's pipeline.
+def builder(c: Context) -> commands.Builder | None:
+    """What builds a target: invoke's ``layerkit.builder`` setting, else the project's own.
 
-    A project whose build does more (this repository trains a model between its layers and its
-    function packages) sets it once: ``ns.configure({"layerkit": {"builder": build_fn}})``.
+    The project's own is layerkit's pipeline with the build steps its ``[tool.layerkit]
+    build-steps`` declares (:mod:`layerkit.build.hooks`), the same as the ``layerkit`` command
+    runs; the invoke setting remains for a tasks.py that sets it.
     """
-    return (c.config.get("layerkit") or {}).get("builder") or run_build
+    return (c.config.get("layerkit") or {}).get("builder")
 
 
 def project_dir(c: Context) -> Path:
-    """The project: invoke's ``layerkit.project_dir`` setting, else the folder of tasks.py."""
+    """The project: invoke's ``layerkit.project_dir`` setting, else the folder of tasks.py.
+
+    Without either, the nearest folder holding the project, the current one or above.
+    """
     configured = (c.config.get("layerkit") or {}).get("project_dir")
     prefix = configured or getattr(c.config, "_project_prefix", None)
-    return Path(prefix) if prefix else Path.cwd()
+    return Path(prefix) if prefix else find_project_root(Path.cwd())
 
 
 def print_task_help(t: Task[Any], name: str | None = None) -> None:

@@ -70,7 +70,7 @@ def test_invoke_passes_the_resolved_environment_to_the_handler(make_project, mon
         seen.update(function=function, env=env)
         return "result"
 
-    monkeypatch.setattr(commands, "run_build", lambda *a, **k: Built())
+    monkeypatch.setattr(commands, "project_builder", lambda project: lambda *a, **k: Built())
     monkeypatch.setattr(invocation, "invoke_function", fake_invoke)
     commands.invoke(root, "Fn", event=event, parameter_overrides="LogLevel=DEBUG")
     assert seen["function"] == "fn"

@@ -160,8 +160,8 @@ def _wanted_layers(
     for name in layers:
         if target not in project.layer(name).targets():  # unknown names fail here too
             raise SpecError(
-                f"layer {name} is not built for {target.key}; its layer.toml lists "
-                f"{', '.join(t.key for t in project.layer(name).targets())}."
+                f"layer {name} is not built for {target.key}; {project.layer(name).settings_file} "
+                f"and the template give {', '.join(t.key for t in project.layer(name).targets())}."
             )
     wanted = {*layers, *(r for name in layers for r in project.required_closure(name))}
     if dependents:

@@ -86,8 +86,8 @@ def check_target(project: Project, target: Target) -> None:
         raise SpecError(
             f"no layer is built for {target.key}: the targets are "
             f"{', '.join(t.key for t in project.targets)}. Add the runtime to the `runtimes` (an "
-            "architecture to the `architectures`) of the layers in their layer.toml files and "
-            "run `inv lock`."
+            "architecture to the `architectures`) of the layers in their settings (layer.toml or "
+            "the template), or a function's Runtime/Architectures, and run `inv lock`."
         )
 
 
@@ -173,15 +173,45 @@ def function_hash(
 
 
 def _refuse_unbuilt_attachments(project: Project, target: Target) -> None:
+    """One paragraph for a function on ``target`` attaching a layer not built for it."""
+    resources = {tl.layer: tl for tl in project.template.layers}
     for fn in project.functions:
+        if fn.target != target:
+            continue
         for name in fn.layers:
-            if target not in project.layer(name).targets():
+            layer = project.layer(name)
+            if target in layer.targets():
+                continue
+            tl = resources.get(name)
+            if layer.settings_file.endswith("layer.toml"):
+                tl = None  # layer.toml lists the targets: that is the line to change
+            if (
+                tl is not None
+                and tl.compatible_runtimes
+                and target.runtime not in (tl.compatible_runtimes)
+            ):
+                prop, listed = "CompatibleRuntimes", tl.compatible_runtimes
+            elif tl is not None and target.architecture not in tl.compatible_architectures:
+                prop = (
+                    "CompatibleArchitectures"
+                    if tl.architectures_written or tl.build_architecture is None
+                    else "Metadata BuildArchitecture"
+                )
+                listed = tl.compatible_architectures
+            else:
                 raise SpecError(
                     f"{project.config.template}: {fn.logical_id} runs on {target.key} and "
-                    f"attaches {name}, but {project.config.layers_dir}/{name}/layer.toml "
-                    f"does not build it for "
+                    f"attaches {name}, but {layer.settings_file} does not build it for "
                     f"{target.key}; add the runtime there or change the function's Runtime."
                 )
+            runtime = prop == "CompatibleRuntimes"
+            raise SpecError(
+                f"{project.config.template}: function {fn.logical_id} runs on {target.key} and "
+                f"attaches layer {tl.logical_id}, whose {prop} lists only "
+                f"{', '.join(listed)}; add {target.runtime if runtime else target.architecture} "
+                f"to the layer's {prop}, or change the function's "
+                f"{'Runtime' if runtime else 'Architectures'}."
+            )
 
 
 def state_of(out: Path, record: ArtifactRecord | None, input_hash: str) -> ArtifactState:
@@ -207,7 +237,7 @@ def plan(
     ``tool_versions`` are the build tools' versions (:meth:`Tools.versions`); by default those
     of the real tools. A damaged manifest counts as nothing built.
     """
-    if functions and target == project.deploy_target:
+    if functions:
         _refuse_unbuilt_attachments(project, target)
     lock = lock or read_lock(project, target)
     part = partition(project, lock)

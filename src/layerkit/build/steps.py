@@ -425,6 +425,7 @@ class Imports:
                 job.tools.python.stdlib_modules(),
                 feature_version=target.python_version,
             ),
+            fn.path.relative_to(job.project.root).as_posix(),
         )
         return StepOutcome("static check against its layers")
 

@@ -44,12 +44,14 @@ def overlay_digest(files: tuple[tuple[str, Path], ...]) -> list[list[str]]:
 
 
 def buildable_functions(project: Project, target: Target) -> tuple[Function, ...]:
-    """The functions built for ``target``: those whose every attached layer is built for it.
+    """The functions built for ``target``.
 
-    For the template's target that is every function (the pipeline refuses a function whose
-    layer is not built for it); another target builds the functions it can (an arm64 target
-    listed by two of three layers builds the functions that attach only those two).
+    A target some function of the template runs on builds those functions (an arm64 function
+    is built for arm64 only). A target no function runs on (a runtime only the layers list, to
+    try it) builds every function whose attached layers are all built for it.
     """
+    if any(fn.target == target for fn in project.functions):
+        return tuple(fn for fn in project.functions if fn.target == target)
     return tuple(
         fn
         for fn in project.functions

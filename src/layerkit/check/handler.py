@@ -21,13 +21,14 @@ from __future__ import annotations
 import ast
 import difflib
 import zipfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from layerkit.build.manifest import artifact_path
 from layerkit.build.package import package_files
 from layerkit.check.findings import Finding, Severity
+from layerkit.errors import CheckError
 from layerkit.project.spec import TEMPLATE_FILE, Function, Project
 
 
@@ -214,10 +215,16 @@ def handler_finding(
     )
 
 
-def function_package(fn: Function, built: Path | None) -> Package:
-    """The package to check: the built zip ``built`` when it exists, else the source folder."""
+def function_package(fn: Function, built: Path | None, root: Path | None = None) -> Package:
+    """The package to check: the built zip ``built`` when it exists, else the source folder.
+
+    The folder is named relative to the project ``root`` (``src/orders/api/``); without it,
+    by its last two names.
+    """
     if built is not None and built.is_file():
         return zip_package(built, str(built))
+    if root is not None and fn.path.is_relative_to(root):
+        return folder_package(fn.path, f"{fn.path.relative_to(root).as_posix()}/")
     return folder_package(fn.path, f"{fn.path.parent.name}/{fn.path.name}/")
 
 
@@ -225,19 +232,32 @@ def handler_findings(
     project: Project,
     built_zips: Mapping[str, Path] | None = None,
     feature_version: tuple[int, int] | None = None,
+    functions: Sequence[Function] | None = None,
 ) -> tuple[Finding, ...]:
     """A finding for every function whose Handler does not resolve in its package.
 
     ``built_zips`` maps a function's name to its built zip (checked instead of its folder);
     ``feature_version`` parses the handler modules with that Python's grammar (default: each
-    function's runtime).
+    function's runtime); ``functions`` limits the check to those (default: every function).
     """
     found = []
-    for fn in project.functions:
+    for fn in functions if functions is not None else project.functions:
         built = (built_zips or {}).get(fn.name)
         subject = artifact_path("function", fn.name)
         grammar = feature_version or fn.target.python_version
-        finding = handler_finding(fn, subject, function_package(fn, built), grammar)
+        package = function_package(fn, built, project.root)
+        finding = handler_finding(fn, subject, package, grammar)
         if finding is not None:
             found.append(finding)
     return tuple(found)
+
+
+def raise_for_handlers(project: Project, functions: Sequence[Function]) -> None:
+    """Refuse a build whose functions' Handlers do not resolve in their source folders.
+
+    Static and cheap (``ast``, no interpreter): ``Handler: app.handle`` for ``app.handler``
+    fails ``build all`` before anything is built, as one paragraph (every such function in it).
+    """
+    found = handler_findings(project, functions=functions)
+    if found:
+        raise CheckError(" ".join(f.message for f in found) + " Nothing was built.")

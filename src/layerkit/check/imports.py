@@ -219,10 +219,17 @@ def read_sources(fn_dir: Path, files: Iterable[Path]) -> dict[str, str]:
     return sources
 
 
-def raise_for_problems(function: str, problems: Sequence[Finding]) -> None:
-    """Raise one CheckError listing every problem of ``function``, if there are any."""
+def raise_for_problems(
+    function: str, problems: Sequence[Finding], folder: str | None = None
+) -> None:
+    """Raise one CheckError listing every problem of ``function``, if there are any.
+
+    ``folder`` is the function's source folder relative to the project (its CodeUri folder);
+    by default ``functions/<function>``.
+    """
     if problems:
-        listing = "\n".join(f"  functions/{function}/{p}" for p in problems)
+        where = folder if folder is not None else f"functions/{function}"
+        listing = "\n".join(f"  {where}/{p}" for p in problems)
         raise CheckError(
             f"function {function} imports modules that would fail on Lambda with "
             f"Runtime.ImportModuleError:\n{listing}"

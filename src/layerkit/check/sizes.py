@@ -132,9 +132,11 @@ def _budget_finding(project: Project, rec: ArtifactRecord) -> Finding | None:
     known = {x.name: x for x in project.layers}
     over = rec.unzipped_bytes - rec.budget
     reason = known[rec.name].over_budget_reason if rec.name in known else None
+    default = f"{LAYERS_DIR}/{rec.name}/layer.toml"
+    settings = known[rec.name].settings_file if rec.name in known else default
     message = (
         f"{rec.unzipped_bytes:,} bytes unzipped is {over:,} bytes over the budget of "
-        f"{rec.budget:,} in {LAYERS_DIR}/{rec.name}/layer.toml"
+        f"{rec.budget:,} in {settings}"
     )
     if reason:
         return Finding(

@@ -59,7 +59,7 @@ def attachment_findings(project: Project, fn: Function) -> Iterator[Finding]:
         if name in folders and missing:
             yield _error(
                 f"{where} attaches {name}, which requires {', '.join(missing)} (see "
-                f"{LAYERS_DIR}/{name}/layer.toml), but does not attach "
+                f"{project.layer(name).settings_file}), but does not attach "
                 f"{'it' if len(missing) == 1 else 'them'}; add to its Layers.",
                 "required-layer",
             )
@@ -69,7 +69,7 @@ def compatibility_findings(project: Project, fn: Function, tl: TemplateLayer) ->
     """The function's runtime and architecture against one attached layer's resource and folder."""
     where = f"function {fn.logical_id}"
     runtime, arch, name = fn.target.runtime, fn.target.architecture, tl.layer
-    if runtime not in tl.compatible_runtimes:
+    if tl.compatible_runtimes and runtime not in tl.compatible_runtimes:  # absent: any runtime
         yield _error(
             f"{where} runs {runtime}, but layer {name} ({tl.logical_id}) lists "
             f"CompatibleRuntimes {list(tl.compatible_runtimes)}; add {runtime} there.",
@@ -86,7 +86,7 @@ def compatibility_findings(project: Project, fn: Function, tl: TemplateLayer) ->
     layer = project.layer(name)
     if runtime not in layer.runtimes or arch not in layer.architectures:
         yield _error(
-            f"{where} runs {runtime} on {arch}, but {LAYERS_DIR}/{name}/layer.toml "
+            f"{where} runs {runtime} on {arch}, but {layer.settings_file} "
             f"builds the layer for runtimes {list(layer.runtimes)} and "
             f"architectures {list(layer.architectures)}; add them there.",
             "layer-target",

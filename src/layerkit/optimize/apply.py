@@ -400,7 +400,8 @@ def verify_traces(
     current = builder.require_fresh(project, target)
     removed = {p: x.name for x in project.layers for p in x.slim.remove if "*" not in p}
     problems = [
-        f"functions/{fn} imports {name}, but layers/{removed[folder]}/layer.toml prunes "
+        f"{project.function(fn).path.relative_to(project.root).as_posix()} imports {name}, but "
+        f"{project.layer(removed[folder]).settings_file} prunes "
         f'{folder!r}; add keep = ["{folder}"] to its [slim] and rebuild'
         for fn, name, folder in _static_hits(project, tuple(removed))
     ]

@@ -11,10 +11,13 @@ functions-dir = "functions"    # a function whose CodeUri names a zip: <function
 template = "template.yaml"     # the SAM template
 dist-dir = "dist"              # build output (zips, manifest.json, report)
 stages-file = "stages.toml"    # deploy stages (without it: only the built-in local stage)
+build-steps = []               # the project's own steps, "module:function", run per target
 ```
 
 Where distributions come from (see the README's "Private indexes"), not paths:
 ``index-url`` (a string), ``extra-index-urls`` and ``find-links`` (lists of strings).
+``build-steps`` is not a path either: each entry names a callable run for every target between
+the layers and the function packages (:mod:`layerkit.build.hooks`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class ProjectConfig:
     index_url: str = ""  # uv's default index ("" : PyPI); "name=URL" names it for credentials
     extra_index_urls: tuple[str, ...] = ()  # asked before the default index
     find_links: tuple[str, ...] = ()  # folders (relative to the project root) or URLs
+    build_steps: tuple[str, ...] = ()  # "module:function" entries (layerkit.build.hooks)
 
 
 #: The settings that name indexes, not paths.
@@ -61,6 +65,21 @@ def _key(name: str) -> str:
 _KEYS = {_key(f.name): f.name for f in fields(ProjectConfig)}
 
 
+def _build_steps(value: Any, where: str) -> tuple[str, ...]:
+    """``build-steps``: a list of ``module:function`` strings."""
+    ok = isinstance(value, list) and all(
+        isinstance(v, str) and v.count(":") == 1 and all(part.strip() for part in v.split(":"))
+        for v in value
+    )
+    if not ok:
+        raise SpecError(
+            f"{where} [tool.layerkit]: build-steps must be a list of callables written "
+            f'"module:function", for example build-steps = ["model_training:model_step"] '
+            f"(got {value!r})."
+        )
+    return tuple(value)
+
+
 def parse_config(table: Mapping[str, Any], where: str) -> ProjectConfig:
     """Turn the ``[tool.layerkit]`` table into a ProjectConfig; ``where`` names the file."""
     unknown = sorted(set(table) - set(_KEYS))
@@ -68,12 +87,15 @@ def parse_config(table: Mapping[str, Any], where: str) -> ProjectConfig:
         raise SpecError(
             f"{where} [tool.layerkit]: unknown key(s) {', '.join(unknown)}; the settings are "
             f"{', '.join(_KEYS)} (each a path relative to the project root, but the index "
-            "settings)."
+            "settings and build-steps)."
         )
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key in INDEX_KEYS:
             values[_KEYS[key]] = _index_value(key, value, where)
+            continue
+        if key == "build-steps":
+            values["build_steps"] = _build_steps(value, where)
             continue
         if not isinstance(value, str) or not value.strip():
             raise SpecError(
@@ -123,3 +145,34 @@ def load_config(root: Path) -> ProjectConfig:
     if not isinstance(table, Mapping):
         raise SpecError(f"{path}: tool.layerkit must be a table; write a [tool.layerkit] section.")
     return parse_config(table, str(path))
+
+
+def _is_root(folder: Path) -> bool:
+    """True when ``folder`` holds a layerkit project: its [tool.layerkit] or its template."""
+    pyproject = folder / PYPROJECT
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            return True  # its own error is clearer than "not a project"
+        tool = data.get("tool")
+        if isinstance(tool, Mapping) and "layerkit" in tool:
+            return True
+    return (folder / ProjectConfig.template).is_file()
+
+
+def find_project_root(start: Path) -> Path:
+    """The project holding ``start``: the nearest folder, ``start`` or above, with a project.
+
+    A project folder has a ``pyproject.toml`` with ``[tool.layerkit]`` or a ``template.yaml``,
+    so both front doors work from any subfolder (``src/orders/``), as git and sam do.
+    """
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if _is_root(folder):
+            return folder
+    raise SpecError(
+        f"{start} is not in a layerkit project: neither it nor any folder above holds a "
+        f"{ProjectConfig.template} (the SAM template) or a {PYPROJECT} with [tool.layerkit]; "
+        "run the command in the project folder, or pass --project-dir."
+    )

@@ -32,7 +32,7 @@ from layerkit.project.requirements import (
     redacted_settings,
     settings_index_lines,
 )
-from layerkit.project.template import Template, TemplateFunction, read_template
+from layerkit.project.template import Template, TemplateFunction, TemplateLayer, read_template
 from layerkit.runtime.target import ARCHITECTURES, RUNTIMES, Target
 
 if sys.version_info >= (3, 11):
@@ -104,10 +104,20 @@ class Layer:
     config_sha256: str = ""
     over_budget_reason: str | None = None  # a reviewed reason to accept an overrun
     allow_sdist: tuple[NormalizedName, ...] = ()  # may be built from their sdist
+    settings_where: str = ""  # where its settings live: "layers/x/layer.toml", the template's
+    logical_id: str | None = None  # its LayerVersion resource in the template, if any
+    target_list: tuple[Target, ...] = ()  # the targets, when not every runtime x architecture
 
     def targets(self) -> tuple[Target, ...]:
         """Every (runtime, architecture) this layer is built and validated for."""
+        if self.target_list:
+            return self.target_list
         return tuple(Target(r, a) for r in self.runtimes for a in self.architectures)
+
+    @property
+    def settings_file(self) -> str:
+        """Where to change this layer's settings, for messages (layer.toml or the template)."""
+        return self.settings_where or f"{self.path.name}/layer.toml"
 
 
 @dataclass(frozen=True)
@@ -162,27 +172,35 @@ class Project:
                 return fn
         raise SpecError(
             f"there is no function {name!r}; the functions are: "
-            f"{', '.join(f.name for f in self.functions)} (resources in {self.config.template})."
+            f"{', '.join(f.logical_id for f in self.functions)} (their logical IDs in "
+            f"{self.config.template}; each function's package name works too)."
         )
 
     @property
     def deploy_target(self) -> Target:
-        """The target the template deploys (every function's runtime and architecture)."""
-        targets = {fn.target for fn in self.functions}
-        if len(targets) > 1:
-            raise SpecError(
-                f"{self.template.path}: functions use different runtimes/architectures "
-                f"({', '.join(sorted(t.key for t in targets))}); layerkit builds one target "
-                "per template: set Runtime and Architectures in Globals.Function."
-            )
-        if not targets:
+        """The template's main target: the one most functions run on (its build is ``dist/``).
+
+        A tie goes to the target of the function written first; a template without functions
+        builds python3.9 on x86_64. Every other target builds in ``dist/<target>/``.
+        """
+        if not self.functions:
             return Target("python3.9")
-        return next(iter(targets))
+        count: dict[Target, int] = {}
+        for fn in self.functions:
+            count[fn.target] = count.get(fn.target, 0) + 1
+        return max(count, key=lambda t: count[t])  # max keeps the first of equal counts
+
+    @property
+    def function_targets(self) -> tuple[Target, ...]:
+        """Every target a function of the template runs on, the deploy target first."""
+        found = {fn.target for fn in self.functions}
+        return (self.deploy_target, *sorted(found - {self.deploy_target}))
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        """Every target some layer is built for, the deploy target first."""
+        """Every target some layer or function is built for, the deploy target first."""
         found = {t for layer in self.layers for t in layer.targets()}
+        found |= {fn.target for fn in self.functions}
         rest = sorted(found - {self.deploy_target})
         return (self.deploy_target, *rest)
 
@@ -215,14 +233,22 @@ class LayerKey:
 #: Every key of layer.toml, in the order the README lists them. Unknown keys are errors.
 LAYER_KEYS: tuple[LayerKey, ...] = (
     LayerKey("description", "string", '""', "one line shown in reports; not a build input"),
-    LayerKey("requires", "list of strings", "[]", "layers this one is built on top of"),
     LayerKey(
-        "budget", "string or integer", "required", 'unzipped size limit above 0, e.g. "100 MB"'
+        "requires", "list of strings", "from the template", "layers this one is built on top of"
     ),
     LayerKey(
-        "runtimes", "list of strings", '["python3.9"]', "Lambda runtimes built, locked, validated"
+        "budget",
+        "string or integer",
+        "250 MiB (template layer)",
+        'unzipped size limit above 0, e.g. "100 MB"',
     ),
-    LayerKey("architectures", "list of strings", '["x86_64"]', "x86_64 and/or arm64"),
+    LayerKey(
+        "runtimes",
+        "list of strings",
+        "from the template",
+        "Lambda runtimes built, locked, validated",
+    ),
+    LayerKey("architectures", "list of strings", "from the template", "x86_64 and/or arm64"),
     LayerKey("bytecode", "string", '"all"', "all, imported, none or sourceless"),
     LayerKey("smoke", "string", "none", "smoke test file in the layer folder"),
     LayerKey("over-budget-reason", "string", "none", "a reviewed reason to accept an overrun"),
@@ -252,10 +278,12 @@ def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _typed(table: Mapping[str, Any], key: str, default: Any, where: str) -> Any:
+def _typed(
+    table: Mapping[str, Any], key: str, default: Any, where: str, *, slim: bool = False
+) -> Any:
     """``table[key]`` (or ``default``), refused unless it has the type LAYER_KEYS gives it."""
     value = table.get(key, default)
-    full = key if where.endswith("layer.toml") else f"slim.{key}"
+    full = f"slim.{key}" if slim else key
     kind = next(k.type for k in LAYER_KEYS if k.name == full)
     ok = {
         "string": isinstance(value, str),
@@ -319,47 +347,127 @@ def _allow_sdist(values: tuple[str, ...], where: str) -> tuple[NormalizedName, .
     return tuple(sorted(set(names)))
 
 
-def load_layer(path: Path, root: Path) -> Layer:
-    """Read one ``layers/<name>/`` folder; every key of its layer.toml has a strict type."""
-    name = path.name
+#: Lambda's limit on a function's unzipped code and layers: a layer's budget when none is set.
+LAMBDA_UNZIPPED_BYTES = 262_144_000
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What the template says of a layer: its resource and the functions attaching it.
+
+    It fills what the layer's settings do not write: runtimes and architectures (the targets of
+    the functions attaching it, within CompatibleRuntimes/CompatibleArchitectures, else those
+    lists, else Metadata BuildMethod/BuildArchitecture), ``requires`` (the layers every function
+    attaching it attaches before it) and the budget (Lambda's unzipped limit).
+    """
+
+    resource: TemplateLayer | None = None
+    template_file: str = TEMPLATE_FILE
+    attached_by: tuple[Function, ...] = ()
+
+
+def _settings_data(path: Path, root: Path, ctx: LayerContext) -> tuple[dict[str, Any], str]:
+    """A layer's settings (layer.toml, else its resource's Metadata.layerkit) and where they are."""
     toml_path = path / "layer.toml"
     display = toml_path.relative_to(root)
-    where = str(display)
+    tl = ctx.resource
+    meta_where = f"{ctx.template_file}: {tl.logical_id} Metadata.layerkit" if tl else ""
     try:
         raw_toml = toml_path.read_bytes()
     except FileNotFoundError:
+        if tl is None:
+            raise SpecError(
+                f"{display} is missing, and no LayerVersion of {ctx.template_file} builds "
+                f"{path.relative_to(root)}/: add a resource whose ContentUri is that folder, or "
+                "write a layer.toml (requires, budget, runtimes); see the README."
+            ) from None
+        return dict(tl.settings or {}), meta_where
+    if tl is not None and tl.settings is not None:
         raise SpecError(
-            f"{display} is missing: every folder under {path.parent.relative_to(root)}/ needs a "
-            "layer.toml (requires, budget, runtimes); copy one from another layer."
-        ) from None
+            f"{meta_where} and {display} both set layer {path.name}'s settings; keep one "
+            "(the template's Metadata.layerkit, or layer.toml) and delete the other."
+        )
     try:
         data = tomllib.loads(raw_toml.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise SpecError(f"{display}: not UTF-8 text ({exc}); save it as UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{display}: invalid TOML: {exc}.") from None
+    return data, str(display)
+
+
+def _derived_requires(name: str, ctx: LayerContext) -> tuple[str, ...]:
+    """The layers every function attaching ``name`` attaches before it (none if unattached)."""
+    if not ctx.attached_by:
+        return ()
+    before = [set(fn.layers[: fn.layers.index(name)]) for fn in ctx.attached_by]
+    common = set.intersection(*before)
+    return tuple(n for n in ctx.attached_by[0].layers if n in common)
+
+
+def _derived_targets(
+    runtimes: tuple[str, ...] | None, archs: tuple[str, ...] | None, ctx: LayerContext
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Target, ...]]:
+    """Runtimes, architectures and targets of a layer whose settings do not list both."""
+    tl = ctx.resource
+    compat_runtimes: tuple[str, ...] = tl.compatible_runtimes if tl else ()
+    if not compat_runtimes and tl is not None and tl.build_method in RUNTIMES:
+        compat_runtimes = (tl.build_method,)
+    compat_archs: tuple[str, ...] = tl.compatible_architectures if tl else ("x86_64",)
+    used = [
+        fn.target
+        for fn in ctx.attached_by
+        if (not compat_runtimes or fn.target.runtime in compat_runtimes)
+        and fn.target.architecture in compat_archs
+    ]
+    if runtimes is None and archs is None and used:
+        targets = tuple(sorted(set(used)))
+        return (
+            tuple(sorted({t.runtime for t in targets})),
+            tuple(sorted({t.architecture for t in targets})),
+            targets,
+        )
+    if runtimes is None:
+        runtimes = tuple(sorted({t.runtime for t in used})) or compat_runtimes or ("python3.9",)
+    if archs is None:
+        archs = tuple(sorted({t.architecture for t in used})) or compat_archs
+    return runtimes, archs, ()
+
+
+def load_layer(path: Path, root: Path, ctx: LayerContext | None = None) -> Layer:
+    """Read one layer folder; every key of its settings (layer.toml or Metadata) is typed."""
+    ctx = ctx or LayerContext()
+    name = ctx.resource.layer if ctx.resource is not None else path.name
+    data, where = _settings_data(path, root, ctx)
+    display = where
     _check_keys(data, _LAYER_KEYS, where)
     slim_raw = _typed(data, "slim", {}, where)
-    _check_keys(slim_raw, _SLIM_KEYS, f"{display} [slim]")
     slim_where = f"{display} [slim]"
+    _check_keys(slim_raw, _SLIM_KEYS, slim_where)
     services = slim_raw.get("botocore-services")
     slim = SlimConfig(
-        remove=_typed(slim_raw, "remove", [], slim_where),
-        keep=_typed(slim_raw, "keep", [], slim_where),
-        strip=_typed(slim_raw, "strip", True, slim_where),
+        remove=_typed(slim_raw, "remove", [], slim_where, slim=True),
+        keep=_typed(slim_raw, "keep", [], slim_where, slim=True),
+        strip=_typed(slim_raw, "strip", True, slim_where, slim=True),
         botocore_services=None
         if services is None
-        else _typed(slim_raw, "botocore-services", [], slim_where),
+        else _typed(slim_raw, "botocore-services", [], slim_where, slim=True),
     )
     bytecode = _typed(data, "bytecode", "all", where)
     if bytecode not in BYTECODE_MODES:
         raise SpecError(
             f"{display}: bytecode = {bytecode!r}; choose one of {', '.join(BYTECODE_MODES)}."
         )
-    runtimes = _typed(data, "runtimes", ["python3.9"], where)
-    _names(runtimes, RUNTIMES, "runtimes", where)
-    architectures = _typed(data, "architectures", ["x86_64"], where)
-    _names(architectures, ARCHITECTURES, "architectures", where)
+    runtimes = _typed(data, "runtimes", [], where) if "runtimes" in data else None
+    if runtimes is not None:
+        _names(runtimes, RUNTIMES, "runtimes", where)
+    architectures = _typed(data, "architectures", [], where) if "architectures" in data else None
+    if architectures is not None:
+        _names(architectures, ARCHITECTURES, "architectures", where)
+    if runtimes is None or architectures is None:
+        runtimes, architectures, target_list = _derived_targets(runtimes, architectures, ctx)
+    else:
+        target_list = ()
     reason = _typed(data, "over-budget-reason", "", where) or None
     if reason is not None and not reason.strip():
         raise SpecError(f"{display}: over-budget-reason must be a sentence saying why.")
@@ -369,23 +477,29 @@ def load_layer(path: Path, root: Path) -> Layer:
         raise SpecError(
             f"{display}: smoke = {smoke!r}, but {smoke_path.relative_to(root)} does not exist."
         )
-    if "budget" not in data:
+    if "budget" not in data and ctx.resource is None:
         raise SpecError(
             f'{display}: set `budget`, the unzipped size limit, e.g. budget = "100 MB".'
         )
-    budget = parse_size(data["budget"], f"{display}: budget")
+    budget = parse_size(data.get("budget", LAMBDA_UNZIPPED_BYTES), f"{display}: budget")
     if budget <= 0:
         raise SpecError(
             f"{display}: `budget` is {data['budget']!r}, so nothing would fit; set the unzipped "
             'size limit above zero, e.g. budget = "100 MB".'
         )
+    if "requires" in data:
+        requires = _typed(data, "requires", [], where)
+    else:
+        requires = _derived_requires(name, ctx)
     req_path = path / "requirements.txt"
+    toml_path = path / "layer.toml"
+    in_toml = toml_path.is_file()  # else the settings are the resource's Metadata.layerkit
     requirements = settings_index_lines(
         _typed(data, "index-url", "", where),
         _typed(data, "extra-index-urls", [], where),
         _typed(data, "find-links", [], where),
-        display,
-        raw_toml.decode("utf-8"),
+        toml_path.relative_to(root) if in_toml else Path(ctx.template_file),
+        toml_path.read_text(encoding="utf-8") if in_toml else "",
     ) + read_requirements(req_path, req_path.relative_to(root))
     # the smoke test is an input too: in "imported" mode it decides what gets compiled
     raw_smoke = smoke_path.read_bytes() if smoke_path is not None else b""
@@ -393,10 +507,10 @@ def load_layer(path: Path, root: Path) -> Layer:
         name=name,
         path=path,
         description=_typed(data, "description", "", where),
-        requires=_typed(data, "requires", [], where),
+        requires=requires,
         budget=budget,
-        runtimes=runtimes,
-        architectures=architectures,
+        runtimes=tuple(runtimes),
+        architectures=tuple(architectures),
         requirements=requirements,
         slim=slim,
         bytecode=bytecode,
@@ -406,6 +520,9 @@ def load_layer(path: Path, root: Path) -> Layer:
         ),
         over_budget_reason=reason,
         allow_sdist=_allow_sdist(_typed(data, "allow-sdist", [], where), where),
+        settings_where=where,
+        logical_id=ctx.resource.logical_id if ctx.resource is not None else None,
+        target_list=target_list,
     )
 
 
@@ -416,14 +533,14 @@ def order_layers(layers: Mapping[str, Layer], root: Path) -> tuple[Layer, ...]:
             if req in layers and not set(layer.targets()) <= set(layers[req].targets()):
                 missing = sorted(t.key for t in set(layer.targets()) - set(layers[req].targets()))
                 raise SpecError(
-                    f"{(layer.path / 'layer.toml').relative_to(root)} is built for "
+                    f"{layer.settings_file} is built for "
                     f"{', '.join(missing)}, but the layer it requires, {req}, is not "
-                    f"({(layers[req].path / 'layer.toml').relative_to(root)}): add those runtimes "
+                    f"({layers[req].settings_file}): add those runtimes "
                     "and architectures there too, or remove them here."
                 )
             if req not in layers:
                 raise SpecError(
-                    f"{(layer.path / 'layer.toml').relative_to(root)}: requires unknown layer "
+                    f"{layer.settings_file}: requires unknown layer "
                     f"{req!r}; the layers are {', '.join(sorted(layers))}."
                 )
     ordered: list[Layer] = []
@@ -449,6 +566,42 @@ def order_layers(layers: Mapping[str, Layer], root: Path) -> tuple[Layer, ...]:
     return tuple(ordered)
 
 
+def _layer_folder(tl: TemplateLayer, root: Path, config: ProjectConfig) -> Path:
+    """A layer's source folder: its ContentUri folder (SAM style), or the one its zip names."""
+    if tl.source_dir is not None:
+        return root / tl.source_dir
+    return root / config.layers_dir / tl.layer
+
+
+def _load_layers(
+    root: Path, config: ProjectConfig, template: Template, functions: tuple[Function, ...]
+) -> tuple[Layer, ...]:
+    """The template's layers, then any other folder under the layers folder (layer.toml)."""
+    layers: dict[str, Layer] = {}
+    for tl in template.layers:
+        folder = _layer_folder(tl, root, config)
+        if not folder.is_dir():
+            where = tl.source_dir or f"{config.layers_dir}/{tl.layer}"
+            raise SpecError(
+                f"{config.template}: {tl.logical_id} has ContentUri {tl.content_uri!r}, but "
+                f"there is no {where}/ folder; create it (its requirements.txt) or fix the "
+                "ContentUri."
+            )
+        ctx = LayerContext(
+            tl, config.template, tuple(fn for fn in functions if tl.layer in fn.layers)
+        )
+        layers[tl.layer] = load_layer(folder, root, ctx)
+    known = {layer.path for layer in layers.values()}
+    layers_dir = root / config.layers_dir
+    if layers_dir.is_dir():
+        for p in sorted(layers_dir.iterdir()):
+            if p.is_dir() and not p.name.startswith((".", "_")) and p not in known:
+                if p.name in layers:
+                    continue  # a template layer of that name is built from elsewhere
+                layers[p.name] = load_layer(p, root)
+    return order_layers(layers, root)
+
+
 def _function_folder(tf: TemplateFunction, root: Path, config: ProjectConfig) -> Path:
     """A function's source folder: its CodeUri folder (SAM style), or the one its zip names."""
     if tf.source_dir is not None:
@@ -457,30 +610,15 @@ def _function_folder(tf: TemplateFunction, root: Path, config: ProjectConfig) ->
 
 
 def load_project(root: Path) -> Project:
-    """Read the whole project below ``root``, laid out as its ``[tool.layerkit]`` says."""
+    """Read the whole project below ``root``, laid out as its ``[tool.layerkit]`` says.
+
+    The template is the map: its LayerVersion resources are the layers (a ContentUri folder is
+    the source; a zip names ``<layers-dir>/<stem>/``) and its functions attach them. Folders
+    under ``<layers-dir>/`` that no resource names are read too (each needs its layer.toml).
+    """
     root = root.resolve()
     config = load_config(root)
-    layers_dir = root / config.layers_dir
-    if not layers_dir.is_dir():
-        raise SpecError(
-            f"{layers_dir} not found: is {root} a layerkit project? Layers live in one folder "
-            f"per layer under {config.layers_dir}/ (set `layers-dir` in [tool.layerkit] of "
-            "pyproject.toml if they live elsewhere)."
-        )
-    layers = {
-        p.name: load_layer(p, root)
-        for p in sorted(layers_dir.iterdir())
-        if p.is_dir() and not p.name.startswith((".", "_"))
-    }
-    ordered = order_layers(layers, root)
     template = read_template(root / config.template)
-    for tl in template.layers:
-        if tl.layer not in layers:
-            raise SpecError(
-                f"{config.template}: {tl.logical_id} has ContentUri {tl.content_uri!r}, but "
-                f"there is no {config.layers_dir}/{tl.layer}/ folder; create it or fix the "
-                "ContentUri."
-            )
     functions = []
     seen: dict[str, str] = {}
     for tf in template.functions:
@@ -511,6 +649,7 @@ def load_project(root: Path) -> Project:
                 requirements=read_requirements(req_path, req_path.relative_to(root)),
             )
         )
+    ordered = _load_layers(root, config, template, tuple(functions))
     return Project(
         root=root, layers=ordered, functions=tuple(functions), template=template, config=config
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,10 @@ def test_no_pyproject_or_no_table_means_the_default_layout(tmp_path: Path) -> No
         dist_dir="dist",
         stages_file="stages.toml",
     )
-    assert load_config(REPO) == ProjectConfig()  # this repository needs no [tool.layerkit]
+    # this repository keeps the default layout; its [tool.layerkit] declares its model step only
+    repo = load_config(REPO)
+    assert dataclasses.replace(repo, build_steps=()) == ProjectConfig()
+    assert repo.build_steps == ("model_training:model_step",)
 
 
 def test_a_project_laid_out_elsewhere_loads_and_builds_there(
