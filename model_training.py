@@ -275,7 +275,13 @@ def model_step(context: StepContext) -> None:
     model is the committed one (``inv build.model`` retrains it). Both front doors, ``layerkit
     build all`` and ``inv build.all``, run it between the layers and the function packages.
     """
-    train_if_stale(context.project, context.target, context.layers, context.progress)
+    train_if_stale(
+        context.project,
+        context.target,
+        context.layers,
+        context.progress,
+        retrain=context.retrain,
+    )
 
 
 def train_if_stale(

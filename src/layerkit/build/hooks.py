@@ -39,6 +39,7 @@ class StepContext:
     layers: BuildResult  # out_dir and records of the target's layers, just built
     progress: Progress = no_progress
     force: bool = False  # the build was asked to rebuild everything
+    retrain: bool = False  # redo what the step makes even when current (upgrade-runtime asks)
 
 
 BuildStep = Callable[[StepContext], None]
@@ -75,16 +76,20 @@ def load_steps(project: Project) -> tuple[tuple[str, BuildStep], ...]:
 
 
 def project_builder(project: Project) -> Builder:
-    """What builds a target of ``project``: the pipeline, with its build steps if it has any."""
+    """What builds a target of ``project``: the pipeline, with its build steps if it has any.
+
+    The builder takes :func:`layerkit.build.pipeline.build`'s options, and ``retrain``: the
+    steps redo their work even when it is current (``upgrade-runtime`` asks for it).
+    """
     steps = load_steps(project)
-    if not steps:
-        return build
 
     def build_with_steps(
-        project: Project, target: Target | None = None, **options: Any
+        project: Project, target: Target | None = None, *, retrain: bool = False, **options: Any
     ) -> BuildResult:
         """The target's layers, then every build step, then its function packages."""
         target = target or project.deploy_target
+        if not steps:
+            return build(project, target, **options)
         if options.get("layers") is not None or options.get("functions") is False:
             return build(project, target, **options)  # one layer, or only layers: no step
         layers = build(project, target, functions=False, **options)
@@ -94,6 +99,7 @@ def project_builder(project: Project) -> Builder:
             layers,
             options.get("progress") or no_progress,
             bool(options.get("force")),
+            retrain,
         )
         for _, step in steps:
             step(context)

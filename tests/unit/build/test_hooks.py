@@ -90,10 +90,15 @@ def test_build_steps_must_be_module_function_entries(tmp_path: Path, value: str)
         load_project(root)
 
 
-def test_a_project_without_steps_builds_with_the_plain_pipeline(tmp_path: Path) -> None:
-    from layerkit.build.pipeline import build
-
-    assert hooks.project_builder(load_project(write_sam_project(tmp_path))) is build
+def test_a_project_without_steps_builds_with_the_plain_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[object, dict]] = []
+    monkeypatch.setattr(hooks, "build", lambda project, target, **o: calls.append((target, o)))
+    project = load_project(write_sam_project(tmp_path))
+    target = project.deploy_target
+    hooks.project_builder(project)(project, target, force=True, retrain=True)
+    assert calls == [(target, {"force": True})]  # one pipeline run; retrain means nothing here
 
 
 def test_the_repository_declares_its_model_step() -> None:
