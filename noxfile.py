@@ -33,6 +33,12 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "validate_layers", "deploy_tests"]
 
 
+#: pytest-xdist: one worker per CPU. Integration modules keep their tests on one worker (their
+#: module-scoped builds run once; tests/conftest.py groups them), everything else is spread
+#: test by test. `nox -s tests -- -n 0` runs in one process.
+PARALLEL = ("-n", "auto", "--dist", "loadgroup")
+
+
 def _install(session: nox.Session, *groups: str) -> None:
     """Install layerkit (editable, with its local-stage and tasks extras) and dependency groups."""
     deps = [d for g in groups for d in nox.project.dependency_groups(PYPROJECT, g)]
@@ -51,7 +57,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, function and integration tests (integration builds real layers from PyPI)."""
     _install(session, "test")
-    session.run("pytest", "-m", "not aws", *session.posargs)
+    session.run("pytest", "-m", "not aws", *PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -71,7 +77,7 @@ def validate_layers(session: nox.Session, layer: str, runtime: str, architecture
 def deploy_tests(session: nox.Session) -> None:
     """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account)."""
     _install(session, "test")
-    session.run("pytest", "-m", "aws", *session.posargs)
+    session.run("pytest", "-m", "aws", *PARALLEL, *session.posargs)
 
 
 @nox.session(default=False)
