@@ -33,10 +33,11 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "validate_layers", "deploy_tests"]
 
 
-#: pytest-xdist: one worker per CPU. Integration modules keep their tests on one worker (their
-#: module-scoped builds run once; tests/conftest.py groups them), everything else is spread
-#: test by test. `nox -s tests -- -n 0` runs in one process.
-PARALLEL = ("-n", "auto", "--dist", "loadgroup")
+#: pytest-xdist: one worker per CPU (`-- -n 0`: one process). `tests` sends each file to one
+#: worker, so a module's costly fixtures (real builds) are made once and its tests keep their
+#: order; the deploy tests are spread case by case.
+TESTS_PARALLEL = ("-n", "auto", "--dist", "loadfile")
+DEPLOY_TESTS_PARALLEL = ("-n", "auto", "--dist", "load")
 
 
 def _install(session: nox.Session, *groups: str) -> None:
@@ -57,7 +58,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, function and integration tests (integration builds real layers from PyPI)."""
     _install(session, "test")
-    session.run("pytest", "-m", "not aws", *PARALLEL, *session.posargs)
+    session.run("pytest", "-m", "not aws", *TESTS_PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -77,7 +78,7 @@ def validate_layers(session: nox.Session, layer: str, runtime: str, architecture
 def deploy_tests(session: nox.Session) -> None:
     """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account)."""
     _install(session, "test")
-    session.run("pytest", "-m", "aws", *PARALLEL, *session.posargs)
+    session.run("pytest", "-m", "aws", *DEPLOY_TESTS_PARALLEL, *session.posargs)
 
 
 @nox.session(default=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from collections.abc import Callable, Mapping
@@ -139,52 +140,25 @@ def repo_copy(tmp_path: Path) -> Path:
     return dest
 
 
-# ------------------------------------------------------------------------- pytest-xdist groups
+# ------------------------------------------------------------------------- pytest-xdist workers
+
+#: What an xdist worker's environment gets that the controller's has not: COLUMNS=80 and
+#: LINES=24 (the worker has no terminal). uv wraps its messages at COLUMNS, and layerkit reads
+#: them, so a worker runs with the controller's values, as a run without xdist would.
+_TERMINAL_VARS = ("COLUMNS", "LINES")
 
 
-def shared_fixture_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """Which tests must share a worker: node id -> group name, for tests not marked ``aws``.
-
-    Tests that use the same module- or session-scoped fixture of this suite (a real build of
-    the repository, a trained model, ...) are one group, so under pytest-xdist that fixture is
-    made once, not once per worker. The name is the group's first fixture (``<baseid>::<name>``),
-    the same in every worker. The deploy tests' shared fixtures are cheap, and their cases
-    are best spread one by one, so ``aws`` tests are left out.
-    """
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    uses: dict[str, list[str]] = {}
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None or item.get_closest_marker("aws"):
-            continue
-        keys = sorted(
-            f"{defs[-1].baseid}::{name}"
-            for name, defs in info.name2fixturedefs.items()
-            if defs
-            and defs[-1].scope in ("module", "package", "session")
-            and defs[-1].baseid.startswith("tests")
-        )
-        if keys:
-            uses[item.nodeid] = keys
-            for key in keys[1:]:
-                a, b = find(keys[0]), find(key)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-    return {nodeid: find(keys[0]) for nodeid, keys in uses.items()}
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """In the xdist controller: send its terminal variables (or their absence) to the worker."""
+    node.workerinput["terminal_env"] = {k: os.environ.get(k) for k in _TERMINAL_VARS}  # type: ignore[attr-defined]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``), put tests sharing a costly fixture together."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    groups = shared_fixture_groups(items)
-    for item in items:
-        if item.nodeid in groups and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+def pytest_configure(config: pytest.Config) -> None:
+    """In an xdist worker: the controller's terminal variables, not the worker's own."""
+    sent = getattr(config, "workerinput", {}).get("terminal_env")
+    for key, value in (sent or {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
