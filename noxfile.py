@@ -33,6 +33,13 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "validate_layers", "deploy_tests"]
 
 
+#: pytest-xdist: one worker per CPU (`-- -n 0`: one process). `tests` sends each file to one
+#: worker, so a module's costly fixtures (real builds) are made once and its tests keep their
+#: order; the deploy tests are spread case by case.
+TESTS_PARALLEL = ("-n", "auto", "--dist", "loadfile")
+DEPLOY_TESTS_PARALLEL = ("-n", "auto", "--dist", "load")
+
+
 def _install(session: nox.Session, *groups: str) -> None:
     """Install layerkit (editable, with its local-stage and tasks extras) and dependency groups."""
     deps = [d for g in groups for d in nox.project.dependency_groups(PYPROJECT, g)]
@@ -51,7 +58,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, function and integration tests (integration builds real layers from PyPI)."""
     _install(session, "test")
-    session.run("pytest", "-m", "not aws", *session.posargs)
+    session.run("pytest", "-m", "not aws", *TESTS_PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -71,7 +78,7 @@ def validate_layers(session: nox.Session, layer: str, runtime: str, architecture
 def deploy_tests(session: nox.Session) -> None:
     """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account)."""
     _install(session, "test")
-    session.run("pytest", "-m", "aws", *session.posargs)
+    session.run("pytest", "-m", "aws", *DEPLOY_TESTS_PARALLEL, *session.posargs)
 
 
 @nox.session(default=False)

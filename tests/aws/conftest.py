@@ -3,6 +3,15 @@
 The scenario used across the deploy tests has three layers (core, ml, utils) and up to three
 functions (one: core+utils, two: core+ml+utils, three: core). Zips are a few hundred bytes made
 in tmp_path; their content (and so their sha256) is chosen by a version string.
+
+Two things make the local-stage tests cheap without changing what they run (one pytest worker
+at a time; under pytest-xdist each worker has its own):
+
+- one moto server per worker (:func:`reused_local_stage_server`): every ``local_stage()`` starts
+  with moto's reset and replays its saved state, exactly as with a new server, but skips
+  starting a server thread and the half second ``stop()`` waits for it;
+- ``python -c`` children forked from a server that has imported layerkit, moto and the test
+  modules already (:func:`python_child`, :mod:`tests.aws.forkserver`).
 """
 
 from __future__ import annotations
@@ -11,6 +20,9 @@ import datetime as dt
 import io
 import itertools
 import json
+import subprocess
+import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import moto.server
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
@@ -26,6 +39,8 @@ from layerkit.deploy.clients import Clients
 from layerkit.deploy.deployer import deploy
 from layerkit.deploy.planner import DesiredState, FunctionArtifact, LayerArtifact
 from layerkit.project.stages import Stage
+
+from .forkserver import ForkServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -144,6 +159,115 @@ class Builder:
                 )
             )
         return DesiredState(tuple(layer_artifacts), tuple(fn_artifacts), commit="abc1234")
+
+
+# ------------------------------------------------------------------------- one server per worker
+
+
+#: The server ``local_stage()`` asks for; others (none today) get a server of their own.
+_STANDARD = {"ip_address": "127.0.0.1", "port": 0}
+
+
+class _ServerPool:
+    """Keeps one started moto server between local stages (a second, nested one is real)."""
+
+    def __init__(self, real: type[moto.server.ThreadedMotoServer]) -> None:
+        self._real = real
+        self._idle: moto.server.ThreadedMotoServer | None = None
+        self._lock = threading.Lock()
+
+    def acquire(self, kwargs: dict[str, Any]) -> moto.server.ThreadedMotoServer:
+        """The idle server if there is one and ``kwargs`` are the standard ones, else a new one."""
+        if kwargs == _STANDARD:
+            with self._lock:
+                shared, self._idle = self._idle, None
+            if shared is not None:
+                return shared
+        server = self._real(**kwargs, verbose=False)
+        server.start()
+        return server
+
+    def release(self, server: moto.server.ThreadedMotoServer, kwargs: dict[str, Any]) -> None:
+        """Keep ``server`` for the next local stage, or stop it if one is kept already."""
+        if kwargs == _STANDARD:
+            with self._lock:
+                if self._idle is None:
+                    self._idle = server
+                    return
+        server.stop()
+
+    def close(self) -> None:
+        """Stop the kept server."""
+        with self._lock:
+            idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.stop()
+
+
+class _PooledServer:
+    """What ``local_stage`` gets for ``moto.server.ThreadedMotoServer``: the pool's server."""
+
+    pool: _ServerPool
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("verbose", None)
+        self._kwargs = kwargs
+        self._server: moto.server.ThreadedMotoServer | None = None
+
+    def start(self) -> None:
+        self._server = self.pool.acquire(self._kwargs)
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        assert self._server is not None, "start() first"
+        return self._server.get_host_and_port()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.pool.release(self._server, self._kwargs)
+            self._server = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reused_local_stage_server() -> Iterator[None]:
+    """One moto server per worker for every ``local_stage()`` (it resets moto when it starts)."""
+    pool = _ServerPool(moto.server.ThreadedMotoServer)
+    pooled = type("ThreadedMotoServer", (_PooledServer,), {"pool": pool})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(moto.server, "ThreadedMotoServer", pooled)
+        yield
+    pool.close()
+
+
+# ------------------------------------------------------------------------- forked children
+
+_fork_server: ForkServer | None = None
+_fork_lock = threading.Lock()
+
+
+def python_child(
+    argv: list[str], *, cwd: Path | str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)`` for
+    ``argv = [sys.executable, "-c", code, *args]``, the child forked from a process that has
+    imported layerkit, moto and the test modules already; its environment is this process's."""
+    global _fork_server
+    with _fork_lock:
+        if _fork_server is None:
+            _fork_server = ForkServer(
+                REPO_ROOT, Path(tempfile.mkdtemp(prefix="layerkit-children-"))
+            )
+        server = _fork_server
+    return server.run(argv, cwd=cwd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_fork_server() -> Iterator[None]:
+    yield
+    global _fork_server
+    with _fork_lock:
+        server, _fork_server = _fork_server, None
+    if server is not None:
+        server.close()
 
 
 @pytest.fixture

@@ -178,7 +178,7 @@ import sys  # noqa: E402
 from layerkit.deploy.localstage import local_stage  # noqa: E402
 from layerkit.deploy.releases import list_releases  # noqa: E402
 
-from .conftest import REPO_ROOT, TODAY, pinned_lifecycle  # noqa: E402
+from .conftest import REPO_ROOT, TODAY, pinned_lifecycle, python_child  # noqa: E402
 
 LOCAL = dataclasses.replace(STAGE, local=True)
 
@@ -222,9 +222,9 @@ with local_stage(LOCAL, state) as opened:
 
 
 def _child(root: Path, state: Path, what: str, kill_at: int = 0) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return python_child(  # subprocess.run(..., capture_output=True, text=True), forked
         [sys.executable, "-c", _CHILD, str(REPO_ROOT), str(root), str(state), what, str(kill_at)],
-        capture_output=True, text=True, check=False, cwd=REPO_ROOT,
+        cwd=REPO_ROOT,
     )  # fmt: skip
 
 
