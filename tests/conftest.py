@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import textwrap
 from collections.abc import Callable, Mapping
@@ -138,27 +137,3 @@ def repo_copy(tmp_path: Path) -> Path:
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO / "template.yaml", dest / "template.yaml")
     return dest
-
-
-# ------------------------------------------------------------------------- pytest-xdist workers
-
-#: What an xdist worker's environment gets that the controller's has not: COLUMNS=80 and
-#: LINES=24 (the worker has no terminal). uv wraps its messages at COLUMNS, and layerkit reads
-#: them, so a worker runs with the controller's values, as a run without xdist would.
-_TERMINAL_VARS = ("COLUMNS", "LINES")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: object) -> None:
-    """In the xdist controller: send its terminal variables (or their absence) to the worker."""
-    node.workerinput["terminal_env"] = {k: os.environ.get(k) for k in _TERMINAL_VARS}  # type: ignore[attr-defined]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """In an xdist worker: the controller's terminal variables, not the worker's own."""
-    sent = getattr(config, "workerinput", {}).get("terminal_env")
-    for key, value in (sent or {}).items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value

@@ -50,6 +50,10 @@ def target_args(target: Target, sdists: Iterable[str] = ()) -> list[str]:
     return args
 
 
+#: The line width uv is told it has: wide enough that no message of uv's is wrapped.
+UV_COLUMNS = 100_000
+
+
 def run_uv(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``uv ARGS`` in ``cwd``; never downloads interpreters; returns the finished process.
 
@@ -59,6 +63,8 @@ def run_uv(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     (:func:`layerkit.redact.redact_text`), so no log or message can carry them.
     """
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+    # uv wraps its messages at COLUMNS; layerkit reads them, whatever the user's terminal width
+    env["COLUMNS"] = str(UV_COLUMNS)
     proc = subprocess.run(
         [uv_binary(), "--no-config", *args],
         cwd=cwd,

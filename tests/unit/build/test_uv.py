@@ -61,3 +61,23 @@ def test_index_args_keep_the_order_uv_asks_and_expand_variables() -> None:
     )
     assert Indexes().args() == ["--index-strategy", "first-index"]
     assert Indexes().default_url == "https://pypi.org/simple"
+
+
+def test_uv_is_told_a_width_at_which_it_never_wraps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    from pathlib import Path
+
+    from layerkit.build import uv
+
+    seen = {}
+
+    def fake_run(args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal, or an xdist worker's 80
+    monkeypatch.setattr(uv, "uv_binary", lambda: "uv")
+    monkeypatch.setattr(uv.subprocess, "run", fake_run)
+    uv.run_uv(["pip", "compile"], Path())
+    # uv wraps its messages at COLUMNS, and layerkit reads them (e.g. "was not found")
+    assert int(seen["COLUMNS"]) >= 10_000
