@@ -69,9 +69,20 @@ def validate_layers(session: nox.Session, layer: str, runtime: str, architecture
 
 @nox.session
 def deploy_tests(session: nox.Session) -> None:
-    """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account)."""
+    """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account).
+
+    The shop project's end-to-end test also runs `sam validate --lint` on its packaged
+    template: aws-sam-cli (the `sam` group) lives in a virtualenv of its own inside the session,
+    as it pins its own boto3 and cfn-lint; LAYERKIT_SAM names its `sam`.
+    """
     _install(session, "test")
-    session.run("pytest", "-m", "aws", *session.posargs)
+    sam = Path(session.create_tmp()).resolve() / "sam-venv"
+    if not (sam / "bin" / "sam").exists():  # kept with the session's virtualenv
+        session.run("python", "-m", "venv", str(sam))
+        deps = nox.project.dependency_groups(PYPROJECT, "sam")
+        session.run(str(sam / "bin" / "python"), "-m", "pip", "install", *deps, external=True)
+    env = {"LAYERKIT_SAM": str(sam / "bin" / "sam")}
+    session.run("pytest", "-m", "aws", *session.posargs, env=env)
 
 
 @nox.session(default=False)

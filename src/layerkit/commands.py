@@ -1141,7 +1141,10 @@ def deploy(
     parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> DeployOutput:
-    """Deploy the current build (``dist/``) to a stage; roll back on any failure.
+    """Deploy the current build to a stage; roll back on any failure.
+
+    The build is ``dist/`` for the template's main target and ``dist/<target>/`` for every
+    other target its functions run on (:func:`fresh_builds`).
 
     A build that is missing, stale, or fails the size or template checks is refused before
     anything starts; so is a template whose names or Environment do not resolve for the stage

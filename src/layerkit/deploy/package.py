@@ -6,9 +6,11 @@ uses; zips already there are not uploaded again) and writes ``dist/template.pack
 template with each ``ContentUri``/``CodeUri`` replaced by the S3 location of its zip, each
 parameter defaulting to the stage's value (stages.toml ``parameters``, samconfig.toml, the
 ``Stage`` convention; every one inside its AllowedValues), and a function or layer without a
-``FunctionName``/``LayerName`` given the name the direct deploy gives it. Every other intrinsic
-is left to CloudFormation. ``sam deploy --template-file dist/template.packaged.yaml`` or ``aws
-cloudformation deploy`` deploys it as is; neither rebuilds anything.
+``FunctionName``/``LayerName`` given the name the direct deploy gives it. A layer attached on
+several targets becomes one resource per target (:mod:`layerkit.deploy.variants`), each
+function's ``Layers`` naming its own target's. Every other intrinsic is left to CloudFormation.
+``sam deploy --template-file dist/template.packaged.yaml`` or ``aws cloudformation deploy``
+deploys it as is; neither rebuilds anything.
 
 The two deploy paths name the same functions, so a stage belongs to one of them:
 :mod:`layerkit.deploy.ownership` refuses to package for a stage whose functions ``inv deploy``
