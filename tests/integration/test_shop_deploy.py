@@ -161,6 +161,13 @@ def test_the_shop_project_from_lock_to_package(tmp_path: Path, sns_topic: Path) 
         ) in out  # its step, as it happens
         assert "checked statically: its zip and its layers' zips exist" in out
         assert "health check not run on this host (checked statically only): " in out
+        on_stage = layerkit(
+            root, "invoke", "--stage", "local", "PaymentsApiFunction", "--event",
+            "payments-post.json", ok=False,
+        )  # fmt: skip
+        [paragraph] = error_lines(on_stage)
+        assert "cannot run shop-payments-api-dev:1 on the local stage" in paragraph
+        assert "retries" not in paragraph  # refused once, not retried
 
     # a code change: the deploy refuses the stale build, naming the zip, then redeploys
     app = root / "src" / "orders" / "api" / "app.py"

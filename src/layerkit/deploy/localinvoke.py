@@ -226,6 +226,10 @@ def deployed_version(
     )
 
 
+class HostCannotRunError(DeployError):
+    """The local stage cannot run a version: this host cannot run its machine code (arm64)."""
+
+
 def invoke_deployed(
     lam: Any,
     store: ArtifactStore,
@@ -246,7 +250,7 @@ def invoke_deployed(
     deployed = deployed_version(lam, store, function_name, qualifier)
     support = host_support(deployed.target)
     if not support.runs_code:
-        raise DeployError(
+        raise HostCannotRunError(
             f"cannot run {function_name}:{deployed.version} on the local stage: it runs on "
             f"{deployed.target.description}, and this {support.host_machine} host cannot run "
             f"{deployed.target.machine} code ({support.reason}). Its deploy checked its Handler "
@@ -357,6 +361,8 @@ def intercept_invokes(
             )
         except PayloadTooLargeError as exc:  # Lambda refuses it before running anything
             return _error_response(request.url, 413, exc.error_type, str(exc))
+        except HostCannotRunError as exc:  # a client error: retrying cannot help
+            return _error_response(request.url, 400, "HostCannotRunException", str(exc))
         except DeployError as exc:
             return _error_response(request.url, 502, "ResourceNotReadyException", str(exc))
         except Exception as exc:  # a ClientError from the inspector: pass AWS's answer on
