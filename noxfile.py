@@ -76,9 +76,27 @@ def validate_layers(session: nox.Session, layer: str, runtime: str, architecture
 
 @nox.session
 def deploy_tests(session: nox.Session) -> None:
-    """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account)."""
+    """Deploy, re-deploy, fault-injection and rollback tests against moto (no AWS account).
+
+    The shop project's end-to-end test also runs `sam validate --lint` on its packaged
+    template: aws-sam-cli (the `sam` group) lives in a virtualenv of its own inside the session,
+    as it pins its own boto3 and cfn-lint; LAYERKIT_SAM names its `sam`.
+    """
     _install(session, "test")
-    session.run("pytest", "-m", "aws", *DEPLOY_TESTS_PARALLEL, *session.posargs)
+    env = {"LAYERKIT_SAM": str(_sam_cli(session))}
+    session.run("pytest", "-m", "aws", *DEPLOY_TESTS_PARALLEL, *session.posargs, env=env)
+
+
+def _sam_cli(session: nox.Session) -> Path:
+    """aws-sam-cli (the `sam` group) in a virtualenv of its own, kept with the session's."""
+    sam = Path(session.create_tmp()).resolve() / "sam-venv"
+    if not (sam / "bin" / "sam").exists():
+        session.run("uv", "venv", "--quiet", str(sam))
+        deps = nox.project.dependency_groups(PYPROJECT, "sam")
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", str(sam / "bin" / "python"), *deps
+        )
+    return sam / "bin" / "sam"
 
 
 @nox.session(default=False)

@@ -624,6 +624,19 @@ def check_build(project: Project, result: BuildResult) -> BuildChecks:
     return BuildChecks(function_totals(project, result.records), report)
 
 
+def fresh_builds(project: Project) -> tuple[BuildResult, ...]:
+    """The current build of every target a deploy takes zips from, the main target's first.
+
+    Each is :func:`layerkit.build.pipeline.require_fresh` of its target: a function on arm64
+    or another runtime deploys from ``dist/<target>/``, and so do the layers it attaches.
+    """
+    from layerkit.deploy.variants import layer_variants
+
+    used = {fn.target for fn in project.functions} | {v.target for v in layer_variants(project)}
+    targets = [t for t in project.targets if t in used or t == project.deploy_target]
+    return tuple(require_fresh(project, t) for t in targets)
+
+
 def refuse_invalid(project: Project, result: BuildResult, action: str) -> None:
     """Raise DeployError when the build fails its checks, so nothing is ``action``."""
     errors = check_build(project, result).errors
@@ -709,32 +722,43 @@ def _host_notice(target: Target, feedback: Feedback) -> None:
 
 @dataclass(frozen=True)
 class ValidateOutput(_Output):
-    """Sizes, template and every layer of one target, checked."""
+    """Sizes, template and every layer of one target, checked (and of the template's others)."""
 
     target: Target
     checks: BuildChecks
     layers: tuple[LayerValidation, ...]
     traces: tuple[str, ...] = ()  # what the functions' traces found missing (optimize's prunes)
+    others: tuple[ValidateOutput, ...] = ()  # the template's other targets, each checked alike
 
     @property
     def failed_layers(self) -> tuple[str, ...]:
         """The layers that failed on the target."""
         return tuple(v.layer for v in self.layers if not v.ok)
 
-    @property
-    def failure(self) -> str | None:
-        """Why validation failed: how many size/template errors, which layers."""
+    def _own_failure(self) -> str | None:
         errors, failed = self.checks.errors, self.failed_layers
         if not errors and not failed and not self.traces:
             return None
         return (
-            f"validation failed: {len(errors)} size/template/handler error(s)"
+            f"{plural(len(errors), 'size/template/handler error')}"
             + (f"; layers failing on {self.target.key}: {', '.join(failed)}" if failed else "")
-            + (f"; {len(self.traces)} function trace problem(s)" if self.traces else "")
+            + (f"; {plural(len(self.traces), 'function trace problem')}" if self.traces else "")
         )
 
-    def render(self) -> str:
-        """Totals per function, findings, template problems, each layer, and the verdict."""
+    @property
+    def failure(self) -> str | None:
+        """Why validation failed: how many size/template errors, which layers, per target."""
+        if not self.others:
+            own = self._own_failure()
+            return None if own is None else f"validation failed: {own}"
+        parts = [
+            f"{out.target.key}: {problem}"
+            for out in (self, *self.others)
+            if (problem := out._own_failure()) is not None
+        ]
+        return f"validation failed: {'; '.join(parts)}" if parts else None
+
+    def _render_own(self) -> list[str]:
         headers = ["function", "package MB", "layers MB", "total MB", "limit MB", "headroom MB"]
         rows = [
             [
@@ -758,8 +782,22 @@ class ValidateOutput(_Output):
 
         lines += [format_validation(v) for v in self.layers]
         lines += [f"error: trace: {problem}" for problem in self.traces]
+        return lines
+
+    def render(self) -> str:
+        """Totals per function, findings, template problems, each layer, and the verdict."""
+        if not self.others:
+            lines = self._render_own()
+        else:  # a heading per target, the template's main target first
+            lines = []
+            for out in (self, *self.others):
+                lines += [f"target {out.target.key}:", *out._render_own()]
         if self.failure is None:
-            lines.append("validation passed")
+            targets = (self.target, *(o.target for o in self.others))
+            lines.append(
+                "validation passed"
+                + (f" on {', '.join(t.key for t in targets)}" if self.others else "")
+            )
         return "\n".join(lines)
 
 
@@ -774,18 +812,36 @@ def validate(
 ) -> ValidateOutput:
     """Check sizes and Lambda limits, the template, and every layer on its runtime.
 
-    The template's names and Environment are resolved for every stage (with
-    ``parameter_overrides``): what the direct deploy would refuse is an error here too.
+    Every target the template's functions run on is checked (the main target first, then
+    arm64 or other runtimes in ``dist/<target>/``); ``runtime`` and ``arch`` narrow them. A
+    target this host cannot run is checked statically, and a note says so. The template's
+    names and Environment are resolved for every stage (with ``parameter_overrides``): what
+    the direct deploy would refuse is an error here too.
     """
     project = open_project(project)
-    target = target_for(project, runtime, arch)
+    targets = targets_for(project, runtime, arch)
     overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
+    stage_report = CheckReport(stage_findings(project, overrides))
+    outputs = [
+        _validate_target(project, target, builder, feedback, stage_report if i == 0 else None)
+        for i, target in enumerate(targets)
+    ]
+    return replace(outputs[0], others=tuple(outputs[1:]))
+
+
+def _validate_target(
+    project: Project,
+    target: Target,
+    builder: Builder | None,
+    feedback: Feedback,
+    stage_report: CheckReport | None,
+) -> ValidateOutput:
+    """Build (if stale) and check one target; ``stage_report``: the template's stage findings."""
     _host_notice(target, feedback)
     result = (builder or project_builder(project))(project, target, progress=feedback.progress)
     checks = check_build(project, result)
-    checks = replace(
-        checks, report=checks.report.merge(CheckReport(stage_findings(project, overrides)))
-    )
+    if stage_report is not None:
+        checks = replace(checks, report=checks.report.merge(stage_report))
     layers = tuple(
         _validate_one(project, layer.name, target, feedback)
         for layer in project.layers
@@ -1061,10 +1117,18 @@ class DeployOutput(_Output):
         if out.result and out.result.release:
             lines += [
                 f"{fn.function_name}:{self.stage.alias} -> {fn.version}  "
-                f"layers: {', '.join(fn.layers)}"
+                f"layers: {', '.join(fn.layers) or 'none'}"
                 for fn in out.result.release.functions
             ]
             lines.append(f"release {out.result.release.release_id} recorded")
+        from layerkit.deploy.planner import HealthCheck
+
+        not_run = [s for s in out.steps if isinstance(s, HealthCheck) and s.not_run]
+        if not_run and not self.dry_run:  # said in its step too; a summary never hides it
+            lines.append(
+                "health check not run on this host (checked statically only): "
+                + ", ".join(s.function_name for s in not_run)
+            )
         return "\n".join(lines)
 
 
@@ -1077,7 +1141,10 @@ def deploy(
     parameter_overrides: str | Sequence[str] = (),
     feedback: Feedback = QUIET,
 ) -> DeployOutput:
-    """Deploy the current build (``dist/``) to a stage; roll back on any failure.
+    """Deploy the current build to a stage; roll back on any failure.
+
+    The build is ``dist/`` for the template's main target and ``dist/<target>/`` for every
+    other target its functions run on (:func:`fresh_builds`).
 
     A build that is missing, stale, or fails the size or template checks is refused before
     anything starts; so is a template whose names or Environment do not resolve for the stage
@@ -1086,8 +1153,9 @@ def deploy(
     from layerkit.deploy import deployer
 
     project = open_project(project)
-    fresh = require_fresh(project)
-    refuse_invalid(project, fresh, "deployed")
+    fresh, *others = fresh_builds(project)
+    for result in (fresh, *others):
+        refuse_invalid(project, result, "deployed")
     root, st = _stage(project, stage)
     overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     # refuse what does not resolve before connecting (the region is the clients' to decide)
@@ -1095,7 +1163,12 @@ def deploy(
     with stage_clients(root, st, feedback.note, writable=not dry_run) as clients:
         view = for_stage(project, st, region=_region(clients), overrides=overrides)
         desired = deployer.desired_state(
-            project, fresh.records, fresh.out_dir, git_commit(project.root), view=view
+            project,
+            fresh.records,
+            fresh.out_dir,
+            git_commit(project.root),
+            view=view,
+            others={r.target: (r.records, r.out_dir) for r in others},
         )
         outcome = deployer.deploy(
             desired,
@@ -1153,8 +1226,9 @@ def package(
     takes. A build that is stale or fails its checks is refused before anything is uploaded.
     """
     project = open_project(project)
-    fresh = require_fresh(project)
-    refuse_invalid(project, fresh, "uploaded")
+    fresh, *others = fresh_builds(project)
+    for result in (fresh, *others):
+        refuse_invalid(project, result, "uploaded")
     from layerkit.deploy.package import package as package_stage
 
     root, st = _stage(project, stage)
@@ -1182,7 +1256,7 @@ class RollbackOutput(_Output):
         out, name = self.outcome, self.stage.name
         if out.release is None:
             return f"stage {name} already runs release {out.target.release_id}: nothing to do"
-        lines = list(out.restored)
+        lines = [*out.notes, *out.restored]
         if out.skipped:
             lines.append(
                 f"not in release {out.target.release_id}, left as is: {', '.join(out.skipped)}"

@@ -213,3 +213,24 @@ def test_validate_says_the_deprecation_notice_in_the_same_words_as_build_and_dep
     lines = out.render().splitlines()
     assert f"warning: {notice}" in lines  # no "template.yaml:" in front: one wording
     assert sum("is deprecated" in line for line in lines) == 1
+
+
+def test_validate_of_a_template_mixing_targets_shows_and_fails_per_target():
+    import dataclasses
+
+    from layerkit.check.findings import CheckReport, Finding, Severity
+    from layerkit.commands import BuildChecks, ValidateOutput
+
+    ok = BuildChecks((), CheckReport(()))
+    bad = BuildChecks((), CheckReport((Finding(Severity.ERROR, "PaymentsApiFunction", "too big"),)))
+    arm = ValidateOutput(Target("python3.12", "arm64"), bad, ())
+    out = ValidateOutput(Target("python3.12"), ok, (), others=(arm,))
+    lines = out.render().splitlines()
+    assert lines[0] == "target python3.12-x86_64:"
+    assert "target python3.12-arm64:" in lines
+    assert out.failure == "validation failed: python3.12-arm64: 1 size/template/handler error"
+    passed = ValidateOutput(
+        Target("python3.12"), ok, (), others=(dataclasses.replace(arm, checks=ok),)
+    )
+    assert passed.failure is None
+    assert passed.render().endswith("validation passed on python3.12-x86_64, python3.12-arm64")

@@ -31,6 +31,7 @@ from layerkit.runtime.sandbox import (
     invoke_zips,
     remembered_interpreter,
 )
+from layerkit.runtime.target import Target
 
 
 def invoke_function(
@@ -81,30 +82,38 @@ def invoke_function(
     )  # fmt: skip
 
 
-def _cannot_run(fn: Function, support: HostSupport, package: Path, zips: Sequence[Path]) -> str:
-    """One paragraph: this host cannot run the function's machine code, and what was checked."""
+def static_checks(handler: str, target: Target, package: Path, zips: Sequence[Path]) -> list[str]:
+    """What can be checked of a function without running it: its Handler and its ELF files.
+
+    For a target this host cannot run (arm64 on x86_64): what ``invoke`` says it checked, and
+    what a local deploy reports in place of the health check it cannot run.
+    """
     checked = ["its zip and its layers' zips exist"]
-    if handler_problem(fn.handler, zip_package(package, str(package))) is None:
-        checked.append(f"its Handler {fn.handler} names a module and callable in its zip")
+    if handler_problem(handler, zip_package(package, str(package))) is None:
+        checked.append(f"its Handler {handler} names a module and callable in its zip")
     else:
-        checked.append(
-            f"its Handler {fn.handler} does NOT resolve in its zip (`layerkit validate`)"
-        )
+        checked.append(f"its Handler {handler} does NOT resolve in its zip (`layerkit validate`)")
     with tempfile.TemporaryDirectory(prefix="layerkit-static-") as tmp:
-        for archive in (*zips, package):
+        for i, archive in enumerate((*zips, package)):
             with zipfile.ZipFile(archive) as zf:
-                zf.extractall(Path(tmp) / archive.stem)
+                zf.extractall(Path(tmp) / f"{i}-{archive.stem}")
         files, unreadable = scan(Path(tmp))
-        problems = (*unreadable, *check_files(files, fn.target))
+        problems = (*unreadable, *check_files(files, target))
     if not files and not problems:
         checked.append("they hold no shared object (nothing machine-specific)")
     elif not problems:
         checked.append(
-            f"all {len(files)} shared objects are {fn.target.machine} ELF files needing at most "
-            f"glibc {fn.target.glibc_text}"
+            f"all {len(files)} shared objects are {target.machine} ELF files needing at most "
+            f"glibc {target.glibc_text}"
         )
     else:
         checked.append(f"{len(problems)} of its shared objects fail the ELF check")
+    return checked
+
+
+def _cannot_run(fn: Function, support: HostSupport, package: Path, zips: Sequence[Path]) -> str:
+    """One paragraph: this host cannot run the function's machine code, and what was checked."""
+    checked = static_checks(fn.handler, fn.target, package, zips)
     return (
         f"cannot invoke {fn.name} here: it runs on {fn.target.description}, and this "
         f"{support.host_machine} host cannot run {fn.target.machine} code ({support.reason}). "

@@ -110,6 +110,7 @@ class LayerValidation:
     optional: tuple[OptionalModule, ...] = ()  # modules whose import needs an absent extra
     smoke_output: str = ""  # what the smoke test printed (stdout, then stderr)
     loaded: int = 0  # shared objects loaded with the target interpreter (ctypes), each
+    settings: str = "layer.toml"  # where its settings live (its layer.toml, or the template's)
 
     @property
     def report(self) -> CheckReport:
@@ -413,6 +414,7 @@ def validate_layer(
         optional=optional,
         smoke_output=smoke_output,
         loaded=loaded,
+        settings=spec.settings_file,
     )
 
 
@@ -476,7 +478,7 @@ def _run_lines(v: LayerValidation, *, verbose: bool = False) -> list[str]:
         lines.append(_indent(error))
     lines.extend(f"  note: {o.note()}" for o in v.optional)
     if v.smoke_test is None:
-        lines.append("  smoke test: none (set `smoke` in layer.toml)")
+        lines.append(f"  smoke test: none (set `smoke` in {v.settings})")
     elif v.smoke is None:
         lines.append(f"  smoke test {v.smoke_test}: passed")
         if verbose:

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.build.archive import sha256_file
+from layerkit.build.manifest import read_manifest
+from layerkit.build.plan import output_dir
 from layerkit.deploy.clients import AWS_ERRORS, Clients, explain_aws_error
 from layerkit.deploy.connect import StageSession, open_session
 from layerkit.deploy.executor import (
@@ -50,11 +52,13 @@ from layerkit.deploy.rollback import RollbackOutcome, rollback
 from layerkit.deploy.stageinvoke import invoke_on_stage
 from layerkit.deploy.stagelock import LockInfo, acquire, default_owner, force_unlock, held
 from layerkit.deploy.state import read_current
+from layerkit.deploy.variants import layer_variants, variant_key
 from layerkit.errors import DeployError
 from layerkit.project.parameters import HEALTH_EVENT_FILE, StageTemplate, for_stage
 from layerkit.project.spec import Project
 from layerkit.project.stages import DEFAULT_LOCAL_STAGE, Stage, get_stage
 from layerkit.runtime.lifecycle import RuntimeStatus, lifecycle_source, runtime_lifecycle
+from layerkit.runtime.target import Target
 
 __all__ = [
     "DeployOutcome",
@@ -104,8 +108,15 @@ def desired_state(
     commit: str | None = None,
     *,
     view: StageTemplate | None = None,
+    others: Mapping[Target, tuple[Mapping[str, Any], Path]] | None = None,
 ) -> DesiredState:
-    """What to deploy: every template layer and function, from the built zips in ``dist``.
+    """What to deploy: every template layer and function, from the built zips of their targets.
+
+    ``manifest`` and ``dist`` are the build of the template's main target; a function on
+    another target (arm64, another runtime) comes from that target's build: ``others[target]``
+    (its records and output folder), else ``output_dir(project, target)``'s manifest. A layer
+    attached on several targets is one layer version per target
+    (:mod:`layerkit.deploy.variants`).
 
     ``manifest`` is either the parsed ``manifest.json`` (``{"target": ..., "artifacts": {...}}``)
     or its artifact records by path (``manifest.read_manifest(dist)``, ``BuildResult.records``).
@@ -121,38 +132,59 @@ def desired_state(
     if view is None:
         view = for_stage(project, DEFAULT_LOCAL_STAGE)
         view = replace(view, function_names={}, layer_names={})
-    target = project.deploy_target
-    records: Mapping[str, Any] = manifest.get("artifacts", manifest)
-    targets = {manifest.get("target")} if "artifacts" in manifest else set()
-    targets |= {_field(r, "target") for r in records.values()}
-    wrong = sorted(str(t) for t in targets - {None, target.key})
-    if wrong:
-        raise DeployError(
-            f"{dist / 'manifest.json'} holds artifacts built for {', '.join(wrong)}, but "
-            f"template.yaml deploys {target.key}; run `inv build.all` and deploy again."
-        )
-    template_layers = {tl.layer: tl for tl in project.template.layers}
+    main = project.deploy_target
+    builds: dict[Target, tuple[Mapping[str, Any], Path]] = {**(others or {})}
+    builds[main] = (manifest, dist)
+
+    def build_of(target: Target) -> tuple[Mapping[str, Any], Path]:
+        """The records and output folder of ``target``'s build (checked for its target)."""
+        if target not in builds:
+            out = output_dir(project, target)
+            builds[target] = (read_manifest(out), out)
+        found, out = builds[target]
+        records: Mapping[str, Any] = found.get("artifacts", found)
+        targets = {found.get("target")} if "artifacts" in found else set()
+        targets |= {_field(r, "target") for r in records.values()}
+        wrong = sorted(str(t) for t in targets - {None, target.key})
+        if wrong:
+            raise DeployError(
+                f"{out / 'manifest.json'} holds artifacts built for {', '.join(wrong)}, but "
+                f"{project.config.template} deploys {target.key} from {out}; run "
+                "`inv build.all` and deploy again."
+            )
+        return records, out
+
+    build_of(main)
+    template_layers = {tl.logical_id: tl for tl in project.template.layers}
+    variants = layer_variants(project)
     layers = []
-    for layer in project.layers:
-        if layer.name not in template_layers:
-            continue
-        tl = template_layers[layer.name]
-        path, sha, size = _artifact_entry(records, f"layers/{layer.name}.zip", dist)
+    for variant in variants:
+        tl = template_layers[variant.logical_id]
+        layer = project.layer(variant.layer)
+        records, out = build_of(variant.target)
+        path, sha, size = _artifact_entry(records, f"layers/{layer.name}.zip", out)
+        runtimes = tl.compatible_runtimes or (variant.target.runtime,)
+        architectures = tl.compatible_architectures
+        if variant.several:  # this version holds one target's build: it says so
+            runtimes = (variant.target.runtime,)
+            architectures = (variant.target.architecture,)
+        name = view.layer_names.get(tl.logical_id, "")
         layers.append(
             LayerArtifact(
-                name=layer.name,
+                name=variant.key,
                 zip_path=path,
                 sha256=sha,
                 zipped_bytes=size,
-                compatible_runtimes=tl.compatible_runtimes or (target.runtime,),
-                compatible_architectures=tl.compatible_architectures,
+                compatible_runtimes=runtimes,
+                compatible_architectures=architectures,
                 description=layer.description,
-                layer_name=view.layer_names.get(tl.logical_id, ""),
+                layer_name=name + variant.name_suffix if name else "",
             )
         )
     functions = []
     for fn in project.functions:
-        path, sha, size = _artifact_entry(records, f"functions/{fn.name}.zip", dist)
+        records, out = build_of(fn.target)
+        path, sha, size = _artifact_entry(records, f"functions/{fn.name}.zip", out)
         functions.append(
             FunctionArtifact(
                 name=fn.name,
@@ -164,7 +196,7 @@ def desired_state(
                 architecture=fn.target.architecture,
                 memory_size=fn.memory_size,
                 timeout=fn.timeout,
-                layers=fn.layers,
+                layers=tuple(variant_key(variants, name, fn.target) for name in fn.layers),
                 environment=dict(view.environments.get(fn.logical_id, {})),
                 health_event=view.health_events.get(fn.logical_id, DEFAULT_HEALTH_EVENT),
                 zipped_bytes=size,
@@ -175,6 +207,35 @@ def desired_state(
 
 
 # --------------------------------------------------------------------------- deploy / rollback
+
+
+def not_run_here(desired: DesiredState) -> DesiredState:
+    """``desired`` with each function this host cannot run marked, for the local stage.
+
+    The local stage runs a health check in layerkit's sandbox on this machine: an arm64
+    function on an x86_64 host (without qemu-user) cannot run, so its health check is reported
+    as not run, with the static checks that passed instead (its Handler, its ELF files).
+    """
+    from layerkit.check.invocation import static_checks
+    from layerkit.runtime.host import host_support
+
+    zips = {layer.name: layer.zip_path for layer in desired.layers}
+    functions = []
+    for fn in desired.functions:
+        target = Target(fn.runtime, fn.architecture)
+        support = host_support(target)
+        if not support.runs_code:
+            layers = [zips[name] for name in fn.layers if name in zips]
+            checked = static_checks(fn.handler, target, fn.zip_path, layers)
+            fn = replace(
+                fn,
+                not_run=(
+                    f"this {support.host_machine} host cannot run {target.machine} code "
+                    f"({support.reason}); checked statically: {'; '.join(checked)}"
+                ),
+            )
+        functions.append(fn)
+    return replace(desired, functions=tuple(functions))
 
 
 @dataclass(frozen=True)
@@ -240,6 +301,8 @@ def deploy(
         return AwsExecutor(clients, stage, current, desired.commit, now, waiter_delay)
 
     day = today or now().date()
+    if stage.local:
+        desired = not_run_here(desired)
 
     def survey() -> tuple[CurrentState, tuple[Step, ...], tuple[str, ...]]:
         current = read_current(clients, stage, desired)

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.deploy.models import hex_from_b64
 from layerkit.errors import DeployError
+from layerkit.runtime.host import foreign_interpreter_variable, host_support
 from layerkit.runtime.sandbox import (
     FunctionZip,
     InvokeResult,
@@ -225,6 +226,10 @@ def deployed_version(
     )
 
 
+class HostCannotRunError(DeployError):
+    """The local stage cannot run a version: this host cannot run its machine code (arm64)."""
+
+
 def invoke_deployed(
     lam: Any,
     store: ArtifactStore,
@@ -243,6 +248,16 @@ def invoke_deployed(
     that does not itself intercept invokes.
     """
     deployed = deployed_version(lam, store, function_name, qualifier)
+    support = host_support(deployed.target)
+    if not support.runs_code:
+        raise HostCannotRunError(
+            f"cannot run {function_name}:{deployed.version} on the local stage: it runs on "
+            f"{deployed.target.description}, and this {support.host_machine} host cannot run "
+            f"{deployed.target.machine} code ({support.reason}). Its deploy checked its Handler "
+            "and ELF files statically; invoke it on a stage in AWS, or enable qemu-user and "
+            f"name an {deployed.target.machine} python{deployed.target.python_version_text} in "
+            f"{foreign_interpreter_variable(deployed.target)}."
+        )
     env = {**deployed.environment, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     function = FunctionZip(
         deployed.code,
@@ -346,6 +361,8 @@ def intercept_invokes(
             )
         except PayloadTooLargeError as exc:  # Lambda refuses it before running anything
             return _error_response(request.url, 413, exc.error_type, str(exc))
+        except HostCannotRunError as exc:  # a client error: retrying cannot help
+            return _error_response(request.url, 400, "HostCannotRunException", str(exc))
         except DeployError as exc:
             return _error_response(request.url, 502, "ResourceNotReadyException", str(exc))
         except Exception as exc:  # a ClientError from the inspector: pass AWS's answer on

@@ -84,6 +84,7 @@ class FunctionArtifact:
     health_event: bytes = DEFAULT_HEALTH_EVENT
     zipped_bytes: int = 0
     function_name: str = ""  # its name on the stage ("": the stage's prefix + its folder name)
+    not_run: str = ""  # the local stage cannot run it on this host: why, and what was checked
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ uses; zips already there are not uploaded again) and writes ``dist/template.pack
 template with each ``ContentUri``/``CodeUri`` replaced by the S3 location of its zip, each
 parameter defaulting to the stage's value (stages.toml ``parameters``, samconfig.toml, the
 ``Stage`` convention; every one inside its AllowedValues), and a function or layer without a
-``FunctionName``/``LayerName`` given the name the direct deploy gives it. Every other intrinsic
-is left to CloudFormation. ``sam deploy --template-file dist/template.packaged.yaml`` or ``aws
-cloudformation deploy`` deploys it as is; neither rebuilds anything.
+``FunctionName``/``LayerName`` given the name the direct deploy gives it. A layer attached on
+several targets becomes one resource per target (:mod:`layerkit.deploy.variants`), each
+function's ``Layers`` naming its own target's. Every other intrinsic is left to CloudFormation.
+``sam deploy --template-file dist/template.packaged.yaml`` or ``aws cloudformation deploy``
+deploys it as is; neither rebuilds anything.
 
 The two deploy paths name the same functions, so a stage belongs to one of them:
 :mod:`layerkit.deploy.ownership` refuses to package for a stage whose functions ``inv deploy``
@@ -27,12 +29,14 @@ from typing import Any
 import yaml
 
 from layerkit.build.manifest import artifact_path, read_manifest
+from layerkit.build.plan import output_dir
 from layerkit.deploy.clients import Clients
 from layerkit.deploy.deployer import desired_state
 from layerkit.deploy.executor import apply
 from layerkit.deploy.ownership import read_claims, refuse_not_stack_owned
 from layerkit.deploy.planner import UploadArtifact, artifact_key
 from layerkit.deploy.state import read_current
+from layerkit.deploy.variants import LayerVariant, layer_variants
 from layerkit.errors import DeployError
 from layerkit.project.intrinsics import IntrinsicError, Symbols, resolve
 from layerkit.project.parameters import (
@@ -45,6 +49,7 @@ from layerkit.project.parameters import (
 from layerkit.project.spec import Project
 from layerkit.project.stages import Stage
 from layerkit.project.template import FUNCTION_TYPE
+from layerkit.runtime.target import Target
 
 PACKAGED_TEMPLATE = "template.packaged.yaml"
 STAGE_PARAMETER = "Stage"
@@ -92,17 +97,32 @@ def packaged_document(
     if values is None:
         values = stage_parameters(project, stage, missing_ok=True).values
     doc = copy.deepcopy(dict(project.template.document))
-    resources = doc["Resources"]
+    variants = layer_variants(project)
+    doc["Resources"] = resources = _with_variants(doc["Resources"], variants)
+    declared = {v.logical_id for v in variants}
     for tl in project.template.layers:
+        if tl.logical_id in declared:
+            continue  # written below, per target
         props = resources[tl.logical_id].setdefault("Properties", {})
         props["ContentUri"] = _location(stage, keys, artifact_path("layer", tl.layer))
         props.setdefault("LayerName", stage.layer_name(tl.layer))
-    for tf in project.template.functions:
-        props = resources[tf.logical_id].setdefault("Properties", {})
-        props["CodeUri"] = _location(stage, keys, artifact_path("function", tf.name))
+    for v in variants:
+        props = resources[v.resource_id].setdefault("Properties", {})
+        path = dist_path(project, v.target, artifact_path("layer", v.layer))
+        props["ContentUri"] = _location(stage, keys, path)
+        if "LayerName" not in props:
+            props["LayerName"] = stage.layer_name(v.key)
+        elif v.name_suffix:
+            props["LayerName"] = _suffixed(props["LayerName"], v.name_suffix)
+        if v.several:  # this version holds one target's build
+            props["CompatibleRuntimes"] = [v.target.runtime]
+            props["CompatibleArchitectures"] = [v.target.architecture]
     for fn in project.functions:
         props = resources[fn.logical_id].setdefault("Properties", {})
+        path = dist_path(project, fn.target, artifact_path("function", fn.name))
+        props["CodeUri"] = _location(stage, keys, path)
         props.setdefault("FunctionName", stage.function_name(fn.name))
+    _attach_variants(doc, project, variants)
     parameters = doc.get("Parameters") or {}
     for name, value in values.items():
         spec = parameters.get(name)
@@ -115,6 +135,77 @@ def packaged_document(
         "artifacts": {path: f"s3://{stage.bucket}/{key}" for path, key in sorted(keys.items())},
     }
     return doc
+
+
+def dist_path(project: Project, target: Target, path: str) -> str:
+    """An artifact's path relative to ``dist/``: ``layers/x.zip`` or ``python3.12-arm64/...``."""
+    return (output_dir(project, target) / path).relative_to(project.dist_dir).as_posix()
+
+
+def _with_variants(
+    resources: Mapping[str, Any], variants: tuple[LayerVariant, ...]
+) -> dict[str, Any]:
+    """The resources with each layer's other-target variants right after it (copies of it)."""
+    out: dict[str, Any] = {}
+    for logical_id, resource in resources.items():
+        out[logical_id] = resource
+        for v in variants:
+            if v.logical_id == logical_id and not v.main:
+                if v.resource_id in resources:
+                    raise DeployError(
+                        f"template.yaml already has a resource {v.resource_id}, the name the "
+                        f"packaged template gives layer {logical_id} built for {v.target.key}; "
+                        "rename that resource."
+                    )
+                out[v.resource_id] = copy.deepcopy(resource)
+    return out
+
+
+def _attach_variants(
+    doc: dict[str, Any], project: Project, variants: tuple[LayerVariant, ...]
+) -> None:
+    """Point each function's ``Layers`` at the variant built for its target.
+
+    A layer attached on several targets may be named in ``Globals.Function.Layers``: those
+    entries then move into every function (before its own, as SAM merges them), since each
+    function needs its own target's variant.
+    """
+    others = {(v.logical_id, v.target): v.resource_id for v in variants if not v.main}
+    if not others:
+        return
+    moved: list[Any] = []
+    function_globals = (doc.get("Globals") or {}).get("Function")
+    shared = {lid for lid, _ in others}
+    if (
+        isinstance(function_globals, dict)
+        and isinstance(function_globals.get("Layers"), list)
+        and any(_ref(entry) in shared for entry in function_globals["Layers"])
+    ):
+        moved = function_globals.pop("Layers")
+    resources = doc["Resources"]
+    for fn in project.functions:
+        props = resources[fn.logical_id].setdefault("Properties", {})
+        entries = [*copy.deepcopy(moved), *(props.get("Layers") or [])]
+        if not entries:
+            continue
+        props["Layers"] = [
+            {"Ref": others[(_ref(e), fn.target)]} if (_ref(e), fn.target) in others else e
+            for e in entries
+        ]
+
+
+def _suffixed(name: Any, suffix: str) -> Any:
+    """A ``LayerName`` with ``suffix`` appended: to the string, the ``!Sub`` text, else joined."""
+    if isinstance(name, str):
+        return name + suffix
+    if isinstance(name, Mapping) and len(name) == 1 and isinstance(name.get("Fn::Sub"), str):
+        return {"Fn::Sub": name["Fn::Sub"] + suffix}  # suffixes hold no "${"
+    return {"Fn::Join": ["", [name, suffix]]}
+
+
+def _ref(entry: Any) -> str | None:
+    """The logical ID a ``Layers`` entry refers to (``{"Ref": "CommonLayer"}``), if any."""
+    return entry.get("Ref") if isinstance(entry, Mapping) and len(entry) == 1 else None
 
 
 def _location(stage: Stage, keys: Mapping[str, str], path: str) -> dict[str, str]:
@@ -196,8 +287,18 @@ def package(
     # only the artifacts: the names and Environment are CloudFormation's to resolve here
     artifacts_only = StageTemplate(stage.name, Symbols(), {}, {}, {}, {}, "")
     desired = desired_state(project, read_manifest(out_dir), out_dir, commit, view=artifacts_only)
-    artifacts = {artifact_path("layer", a.name): a for a in desired.layers}
-    artifacts |= {artifact_path("function", a.name): a for a in desired.functions}
+    variants = {v.key: v for v in layer_variants(project)}  # a layer artifact's name is its key
+    targets = {fn.name: fn.target for fn in project.functions}
+    artifacts = {
+        dist_path(
+            project, variants[a.name].target, artifact_path("layer", variants[a.name].layer)
+        ): a
+        for a in desired.layers
+    }
+    artifacts |= {
+        dist_path(project, targets[a.name], artifact_path("function", a.name)): a
+        for a in desired.functions
+    }
     keys = {path: artifact_key(a.sha256) for path, a in artifacts.items()}
     given = stage_parameters(project, stage, overrides=overrides, missing_ok=True)
     doc = packaged_document(project, stage, keys, commit, values=given.values)
@@ -209,7 +310,8 @@ def package(
     for path, artifact in artifacts.items():
         key = keys[path]
         if key not in current.artifacts:
-            steps[key] = UploadArtifact(key, out_dir / path, artifact.sha256, artifact.zipped_bytes)
+            size = artifact.zipped_bytes
+            steps[key] = UploadArtifact(key, artifact.zip_path, artifact.sha256, size)
     result = apply(tuple(steps.values()), clients, stage, current)
 
     dest = out_dir / PACKAGED_TEMPLATE

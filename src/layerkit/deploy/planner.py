@@ -240,9 +240,13 @@ class HealthCheck(FunctionStep):
     KIND = StepKind.HEALTH_CHECK
     OPERATIONS = (("lambda", "Invoke"),)
     payload: bytes
+    not_run: str = ""  # why it cannot run here, and what was checked instead ("": it runs)
 
     def describe(self) -> str:
         """One line for the plan printout."""
+        if self.not_run:
+            name = self.function_name
+            return f"health check of the new version of {name} NOT RUN: {self.not_run}"
         return f"invoke  the new version of {self.function_name} (health check)"
 
 
@@ -404,7 +408,7 @@ class _Planner:
                 return
         steps.append(PublishVersion(fn.name, name, fn.sha256))
         if self.stage.health_check:
-            steps.append(HealthCheck(fn.name, name, fn.health_event))
+            steps.append(HealthCheck(fn.name, name, fn.health_event, fn.not_run))
         if cur is None or cur.alias_version is None:
             self.alias_steps.append(CreateAlias(fn.name, name, self.stage.alias))
         else:

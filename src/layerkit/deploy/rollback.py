@@ -47,6 +47,7 @@ class RollbackOutcome:
     release: Release | None  # the new record of kind "rollback"; None: it already ran target
     restored: tuple[str, ...]
     skipped: tuple[str, ...]  # functions the stage runs that the target release does not name
+    notes: tuple[str, ...] = ()  # health checks this host could not run (local stage, arm64)
 
 
 def rollback(
@@ -76,8 +77,9 @@ def rollback(
     history, target = _choose(clients, stage, release_id)
     if _already_running(lam, stage, history, target):
         return RollbackOutcome(stage.name, target, None, (), ())
+    notes: tuple[str, ...] = ()
     if stage.health_check:
-        _check_release(lam, stage, target, health_events or {})
+        notes = _check_release(lam, stage, target, health_events or {})
     lock = acquire(clients.s3, stage, owner or default_owner(), "rollback", now())
     failures: list[str] = []
     restored: list[str] = []
@@ -87,7 +89,7 @@ def rollback(
         if _already_running(lam, stage, history, target):
             return RollbackOutcome(stage.name, target, None, (), ())
         if stage.health_check and target.release_id != checked.release_id:
-            _check_release(lam, stage, target, health_events or {})
+            notes = _check_release(lam, stage, target, health_events or {})
         wait = function_waiter(lam, waiter_delay)
         for fn in target.functions:  # traffic first: aliases
             try:
@@ -125,7 +127,7 @@ def rollback(
                 f"stage {stage.name!r} runs release {target.release_id} again, but the rollback "
                 f"could not be recorded ({exc}); `inv releases` will not show it."
             ) from exc
-    return RollbackOutcome(stage.name, target, record, tuple(restored), skipped)
+    return RollbackOutcome(stage.name, target, record, tuple(restored), skipped, notes)
 
 
 def _choose(
@@ -145,11 +147,21 @@ def _choose(
 
 def _check_release(
     lam: Any, stage: Stage, target: Release, health_events: Mapping[str, bytes]
-) -> None:
-    """Invoke every version of ``target``; the first failure refuses the rollback."""
+) -> tuple[str, ...]:
+    """Invoke every version of ``target``; the first failure refuses the rollback.
+
+    On the local stage, a version this host cannot run (arm64 on x86_64) is not invoked: it is
+    returned as a note, never skipped silently (its deploy checked it statically).
+    """
+    notes = []
     for fn in target.functions:
         payload = health_events.get(fn.function, DEFAULT_HEALTH_EVENT)
         try:
+            if stage.local:
+                note = _not_runnable(lam, fn.function_name, fn.version)
+                if note:
+                    notes.append(note)
+                    continue
             check_health(lam, fn.function_name, fn.version, payload)
         except (*AWS_ERRORS, DeployError) as exc:
             raise DeployError(
@@ -157,6 +169,24 @@ def _check_release(
                 f"nothing was changed: {exc}. Name another release with --release (see "
                 "`inv releases`), or deploy a fixed build."
             ) from exc
+    return tuple(notes)
+
+
+def _not_runnable(lam: Any, function_name: str, version: str) -> str | None:
+    """Why this host cannot run ``function_name:version`` (None: it can)."""
+    from layerkit.runtime.host import host_support
+    from layerkit.runtime.target import Target
+
+    config = lam.get_function_configuration(FunctionName=function_name, Qualifier=version)
+    target = Target(config["Runtime"], (config.get("Architectures") or ["x86_64"])[0])
+    support = host_support(target)
+    if support.runs_code:
+        return None
+    return (
+        f"health check of {function_name}:{version} not run: this {support.host_machine} host "
+        f"cannot run {target.machine} code ({support.reason}); the deploy that published it "
+        "checked its Handler and ELF files statically"
+    )
 
 
 def _already_running(lam: Any, stage: Stage, history: list[Release], target: Release) -> bool:

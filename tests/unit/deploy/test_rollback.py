@@ -73,3 +73,37 @@ def test_rollback_refused_while_the_stage_is_locked(tmp_path: Path):
     with pytest.raises(DeployError, match="locked by someone else"):
         rollback(clients, STAGE, owner="t", now=clock)
     assert clients.lambda_.aliases[("dev-one", "live")] == "2"
+
+
+def test_a_local_rollback_reports_the_health_checks_this_host_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import dataclasses
+
+    from layerkit.runtime import host
+
+    def support(target, **_):
+        if target.architecture == "x86_64":
+            return host.HostSupport(target, "x86_64", host.Execution.NATIVE)
+        return host.HostSupport(target, "x86_64", host.Execution.STATIC_ONLY, None, "no qemu")
+
+    monkeypatch.setattr(host, "host_support", support)
+    local = dataclasses.replace(STAGE, local=True)
+    clock, clients = Clock(), fake_clients()
+    for version in ("1", "2"):
+        state = desired(tmp_path, functions={"one": version})
+        arm = tuple(
+            dataclasses.replace(f, architecture="arm64") if f.name == "two" else f
+            for f in state.functions
+        )
+        deploy(dataclasses.replace(state, functions=arm), clients, local, owner="t",
+               now=clock, today=dt.date(2026, 11, 1), lifecycle=lifecycle)  # fmt: skip
+    invoked = []
+    clients.lambda_.handlers["dev-two"] = lambda cfg, p: invoked.append(p) or (True, b"{}")
+    outcome = rollback(clients, local, owner="t", now=clock)
+    assert invoked == []  # aarch64 code is never run on this x86_64 host
+    assert outcome.notes == (
+        "health check of dev-two:1 not run: this x86_64 host cannot run aarch64 code (no "
+        "qemu); the deploy that published it checked its Handler and ELF files statically",
+    )
+    assert clients.lambda_.aliases[("dev-one", "live")] == "1"
