@@ -201,10 +201,12 @@ def update_blocks(
 ) -> str:
     """Every ``sizes-*``, ``versions-*`` and ``bench-*`` block of ``text`` rewritten.
 
-    ``sizes-<runtime>`` blocks need ``report`` (``dist/report.json``) and ``bench-pip-target``
-    needs ``bench`` (its JSON, measured on ``bench_measured``); without them they are left as
-    they are. ``versions-`` blocks come from ``root``'s committed locks.
+    ``sizes-<runtime>`` blocks need ``report`` (``dist/report.json``) with that target built,
+    and ``bench-pip-target`` needs ``bench`` (its JSON, measured on ``bench_measured``); without
+    them they are left as they are (a report of one target rewrites that target's block only).
+    ``versions-`` blocks come from ``root``'s committed locks.
     """
+    reported = {t["target"] for t in (report or {}).get("targets", ())}
     for name in blocks(text):
         if name == f"bench-{BASELINE}" and bench is not None:
             text = replace_block(
@@ -213,7 +215,8 @@ def update_blocks(
         if name.startswith("sizes-") and report is not None:
             target = name.removeprefix("sizes-")
             target = target if "-" in target else f"{target}-x86_64"
-            text = replace_block(text, name, sizes_block(report, target, measured, machine))
+            if target in reported:
+                text = replace_block(text, name, sizes_block(report, target, measured, machine))
         elif name.startswith("versions-"):
             old, new = name.removeprefix("versions-").split("..")
             text = replace_block(text, name, versions_from_locks(root, old, new))
