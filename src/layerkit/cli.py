@@ -2,7 +2,8 @@
 
 ``layerkit --help`` lists the verbs; ``layerkit VERB --help`` explains one. A LayerkitError (bad
 input, a missing tool, a failed build or deploy) is printed as one paragraph on stderr with exit
-code 1; Ctrl-C exits with 130 and says what was interrupted; a closed pipe (``| head``) is quiet.
+code 1, and a usage mistake exits 1 too (argparse's message; ``inv`` exits 1 for one); Ctrl-C
+exits with 130 and says what was interrupted; a closed pipe (``| head``) is quiet.
 """
 
 from __future__ import annotations
@@ -356,12 +357,18 @@ def in_layerkit_words(text: str) -> str:
     ).replace("`inv --help NAME`", "`layerkit VERB --help`")
 
 
+#: The exit code of a usage mistake (a missing argument, an unknown option): invoke's, so that
+#: ``layerkit`` and ``inv`` exit alike.
+USAGE_ERROR = 1
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error (exit 2)
-        return int(exc.code or 0)
+    except SystemExit as exc:  # --help, --version (0), or a usage error
+        # argparse exits 2 on a usage error; `inv` exits 1, and both front doors exit alike
+        return USAGE_ERROR if exc.code else 0
     out = _writer(sys.stdout)
     raw_err = _writer(sys.stderr)
 

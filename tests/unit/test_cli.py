@@ -57,9 +57,17 @@ def test_top_level_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> 
     assert all(f"    {verb} " in out for verb in VERBS)
 
 
-def test_a_usage_mistake_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["build", "layer"]) == 2  # the layer name is missing
+def test_a_usage_mistake_exits_1_as_at_invs_door(capsys: pytest.CaptureFixture[str]) -> None:
+    from invoke import Program
+
+    from layerkit.tasks import collection
+
+    assert cli.main(["build", "layer"]) == 1  # the layer name is missing
     assert "the following arguments are required: name" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as inv:
+        Program(namespace=collection(), binary="inv").run(["inv", "build.layer"])
+    assert inv.value.code == 1  # the same mistake at the other door
+    assert cli.main(["--help"]) == 0
 
 
 def test_an_input_error_is_one_paragraph_on_stderr_and_exit_1(
