@@ -9,11 +9,11 @@ misaligned case is made deterministically by moving a PT_LOAD offset in a copy.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import platform
 import shutil
 import struct
 import subprocess
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -27,11 +27,15 @@ from layerkit.runtime.target import Target
 
 
 def extension_module() -> Path:
-    """A real extension module of this interpreter (lib-dynload), or skip."""
-    found = sorted(Path(sysconfig.get_path("platstdlib"), "lib-dynload").glob("_bisect*.so"))
-    if not found:
-        pytest.skip("this interpreter has no lib-dynload/_bisect*.so to copy")
-    return found[0]
+    """A real extension module of this interpreter (lib-dynload), or skip.
+
+    Found by its module spec, so a virtualenv (nox's) finds its base interpreter's file.
+    """
+    spec = importlib.util.find_spec("_bisect")
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    if origin is None or origin.suffix != ".so" or not origin.is_file():
+        pytest.skip("this interpreter's _bisect is not an extension module file to copy")
+    return origin
 
 
 def misalign(path: Path, by: int = 0x10) -> None:
