@@ -3,9 +3,12 @@ python3.12): the layers, the model and the packages built for it, in the Lambda 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,19 +57,42 @@ class Built:
         return folders
 
 
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """Wait for, then hold, an exclusive lock on ``path`` (released when the block ends)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Target], Built]:
-    """Build a copy of this repository for a target once per session (``inv build.all``)."""
-    root = tmp_path_factory.mktemp("functions-built")
-    for name in ("layers", "functions", "locks"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "template.yaml", root / "template.yaml")
+    """Build a copy of this repository for a target once per run (``inv build.all``).
+
+    Under pytest-xdist the workers share one copy (in the run's common temporary folder): the
+    first worker that needs a target builds it while holding a lock, the others then find it
+    built (a build with nothing to do), so the layers and models are made once per run.
+    """
+    shared = os.environ.get("PYTEST_XDIST_WORKER") is not None
+    base = tmp_path_factory.getbasetemp().parent if shared else tmp_path_factory.getbasetemp()
+    root = base / "functions-built"
+    with _held(base / "functions-built.lock"):
+        if not (root / "template.yaml").is_file():
+            for name in ("layers", "functions", "locks"):
+                shutil.copytree(
+                    REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            shutil.copy2(REPO / "template.yaml", root / "template.yaml")
     project = load_project(root)
     done: dict[Target, Built] = {}
 
     def build(target: Target) -> Built:
         if target not in done:
-            result = training.build_with_model(project, target)
+            with _held(base / f"functions-built-{target.key}.lock"):
+                result = training.build_with_model(project, target)
             done[target] = Built(project, result, find_interpreter(target, cwd=REPO), target)
         return done[target]
 
