@@ -88,10 +88,6 @@ def _verb(
     return parser
 
 
-def _help(verb: str, name: str) -> str:
-    return helptext.option(verb, name)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``layerkit``: global options and one sub-parser per verb."""
     # --project-dir is accepted before or after the verb
@@ -120,13 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
 
     lock = _verb(sub, "lock", _lock, None, p)
-    lock.add_argument("--upgrade", action="store_true", help=_help("lock", "upgrade"))
+    lock.add_argument("--upgrade", action="store_true", help=helptext.option("lock", "upgrade"))
     lock.add_argument(
         "--upgrade-package",
         action="append",
         default=[],
         metavar="NAME",
-        help=_help("lock", "upgrade_package"),
+        help=helptext.option("lock", "upgrade_package"),
     )
 
     build = _verb(sub, "build", _build_all, "build layers and function packages (dist/)", p)
@@ -146,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = _verb(sub, "status", _status, None, p)
     _runtime(status)
-    status.add_argument("--timings", action="store_true", help=_help("status", "timings"))
+    status.add_argument("--timings", action="store_true", help=helptext.option("status", "timings"))
 
     validate = _verb(sub, "validate", _validate_all, "check sizes, the template and layers", p)
     checks = validate.add_subparsers(title="what", metavar="WHAT")
@@ -156,39 +152,43 @@ def build_parser() -> argparse.ArgumentParser:
     v_layer = _verb(checks, "layer", _validate_layer, None, p, "validate")
     v_layer.add_argument("name", help=helptext.LAYER_NAME)
     v_layer.add_argument(
-        "-v", "--verbose", action="store_true", help=_help("validate layer", "verbose")
+        "-v", "--verbose", action="store_true", help=helptext.option("validate layer", "verbose")
     )
     _runtime(v_layer)
     # `layerkit validate` alone: validate all
     validate.set_defaults(runtime=None, arch=None, parameter_overrides=[])
 
     opt = _verb(sub, "optimize", _optimize, None, p)
-    opt.add_argument("--layer", help=_help("optimize", "layer"))
-    opt.add_argument("--apply", action="store_true", help=_help("optimize", "apply"))
-    opt.add_argument("--bytecode", action="store_true", help=_help("optimize", "bytecode"))
+    opt.add_argument("--layer", help=helptext.option("optimize", "layer"))
+    opt.add_argument("--apply", action="store_true", help=helptext.option("optimize", "apply"))
+    opt.add_argument(
+        "--bytecode", action="store_true", help=helptext.option("optimize", "bytecode")
+    )
     _runtime(opt, arch=False)
 
     up = _verb(sub, "upgrade-runtime", _upgrade, None, p)
-    up.add_argument("runtime", help=_help("upgrade-runtime", "runtime"))
-    up.add_argument("--dry-run", action="store_true", help=_help("upgrade-runtime", "dry_run"))
+    up.add_argument("runtime", help=helptext.option("upgrade-runtime", "runtime"))
+    up.add_argument(
+        "--dry-run", action="store_true", help=helptext.option("upgrade-runtime", "dry_run")
+    )
 
     report = _verb(sub, "report", _report, None, p)
-    report.add_argument("--verbose", action="store_true", help=_help("report", "verbose"))
+    report.add_argument("--verbose", action="store_true", help=helptext.option("report", "verbose"))
 
     inv = _verb(sub, "invoke", _invoke, None, p)
-    inv.add_argument("function", help=_help("invoke", "function"))
-    inv.add_argument("--event", metavar="FILE", help=_help("invoke", "event"))
-    inv.add_argument("--env-vars", metavar="FILE", help=_help("invoke", "env_vars"))
-    inv.add_argument("--stage", help=_help("invoke", "stage"))
+    inv.add_argument("function", help=helptext.option("invoke", "function"))
+    inv.add_argument("--event", metavar="FILE", help=helptext.option("invoke", "event"))
+    inv.add_argument("--env-vars", metavar="FILE", help=helptext.option("invoke", "env_vars"))
+    inv.add_argument("--stage", help=helptext.option("invoke", "stage"))
     _overrides(inv)
 
     deploy = _verb(sub, "deploy", _deploy, None, p)
     _stage(deploy)
-    deploy.add_argument("--dry-run", action="store_true", help=_help("deploy", "dry_run"))
+    deploy.add_argument("--dry-run", action="store_true", help=helptext.option("deploy", "dry_run"))
     deploy.add_argument(
         "--allow-deprecated-runtime",
         action="store_true",
-        help=_help("deploy", "allow_deprecated_runtime"),
+        help=helptext.option("deploy", "allow_deprecated_runtime"),
     )
     _overrides(deploy)
 
@@ -198,18 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = _verb(sub, "rollback", _rollback, None, p)
     _stage(rollback)
-    rollback.add_argument("--release", help=_help("rollback", "release"))
+    rollback.add_argument("--release", help=helptext.option("rollback", "release"))
 
     releases = _verb(sub, "releases", _releases, None, p)
     _stage(releases)
-    releases.add_argument("--limit", type=int, default=20, help=_help("releases", "limit"))
+    releases.add_argument(
+        "--limit", type=int, default=20, help=helptext.option("releases", "limit")
+    )
 
     _stage(_verb(sub, "unlock", _unlock, None, p))
 
     _verb(sub, "init", _init, None, p)
 
     clean = _verb(sub, "clean", _clean, None, p)
-    clean.add_argument("--layer", help=_help("clean", "layer"))
+    clean.add_argument("--layer", help=helptext.option("clean", "layer"))
     return parser
 
 

@@ -144,11 +144,13 @@ def layerkit_task(
     """``@task(...)`` making a :class:`LayerkitTask`: for a project's own tasks too.
 
     ``verb`` (``build layer``): the task's help and its options' help are that verb's in
-    :data:`layerkit.helptext.HELP`, the same words ``layerkit VERB --help`` says.
+    :data:`layerkit.helptext.HELP`, the same words ``layerkit VERB --help`` says, and the task
+    is named by the verb's last word (``layer``) unless ``name`` says otherwise.
     """
     if verb is None:
         return task(klass=LayerkitTask, **kwargs)  # type: ignore[no-any-return]
     said = helptext.HELP[verb]
+    kwargs.setdefault("name", verb.split()[-1])
 
     def decorate(body: Callable[..., Any]) -> LayerkitTask:
         body.__doc__ = said.summary
@@ -158,7 +160,7 @@ def layerkit_task(
     return decorate
 
 
-@layerkit_task("build all", name="all", default=True)
+@layerkit_task("build all", default=True)
 def build_all(
     c: Context,
     runtime: str | None = None,
@@ -178,7 +180,7 @@ def build_all(
     )
 
 
-@layerkit_task("build layer", name="layer")
+@layerkit_task("build layer")
 def build_layer(
     c: Context, name: str, runtime: str | None = None, arch: str | None = None, force: bool = False
 ) -> Any:
@@ -188,13 +190,13 @@ def build_layer(
     )
 
 
-@layerkit_task("build functions", name="functions")
+@layerkit_task("build functions")
 def build_functions(c: Context, force: bool = False) -> Any:
     """``layerkit build functions`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.build_functions(project_dir(c), force=force, feedback=FEEDBACK)
 
 
-@layerkit_task("lock", name="lock", iterable=["upgrade_package"])
+@layerkit_task("lock", iterable=["upgrade_package"])
 def lock(c: Context, upgrade: bool = False, upgrade_package: Any = None) -> Any:
     """``layerkit lock`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.lock(
@@ -205,7 +207,7 @@ def lock(c: Context, upgrade: bool = False, upgrade_package: Any = None) -> Any:
     )
 
 
-@layerkit_task("status", name="status")
+@layerkit_task("status")
 def status(
     c: Context, runtime: str | None = None, arch: str | None = None, timings: bool = False
 ) -> Any:
@@ -213,13 +215,13 @@ def status(
     return commands.status(project_dir(c), runtime=runtime, arch=arch, timings=timings)
 
 
-@layerkit_task("clean", name="clean")
+@layerkit_task("clean")
 def clean(c: Context, layer: str | None = None) -> Any:
     """``layerkit clean`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.clean(project_dir(c), layer=layer)
 
 
-@layerkit_task("validate layer", name="layer")
+@layerkit_task("validate layer")
 def validate_layer(
     c: Context,
     name: str,
@@ -233,7 +235,7 @@ def validate_layer(
     )
 
 
-@layerkit_task("validate all", name="all", default=True)
+@layerkit_task("validate all", default=True)
 def validate_all(
     c: Context, runtime: str | None = None, arch: str | None = None, parameter_overrides: str = ""
 ) -> Any:
@@ -248,7 +250,7 @@ def validate_all(
     )
 
 
-@layerkit_task("upgrade-runtime", name="upgrade-runtime")
+@layerkit_task("upgrade-runtime")
 def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
     """``layerkit upgrade-runtime`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.upgrade_runtime(
@@ -256,7 +258,7 @@ def upgrade_runtime(c: Context, runtime: str, dry_run: bool = False) -> Any:
     )
 
 
-@layerkit_task("invoke", name="invoke")
+@layerkit_task("invoke")
 def invoke_function(
     c: Context,
     function: str,
@@ -277,7 +279,7 @@ def invoke_function(
     )
 
 
-@layerkit_task("deploy", name="deploy")
+@layerkit_task("deploy")
 def deploy(
     c: Context,
     stage: str = "local",
@@ -296,31 +298,31 @@ def deploy(
     )
 
 
-@layerkit_task("rollback", name="rollback")
+@layerkit_task("rollback")
 def rollback(c: Context, stage: str = "local", release: str | None = None) -> Any:
     """``layerkit rollback`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.rollback(project_dir(c), stage=stage, release=release, feedback=FEEDBACK)
 
 
-@layerkit_task("releases", name="releases")
+@layerkit_task("releases")
 def releases(c: Context, stage: str = "local", limit: int = 20) -> Any:
     """``layerkit releases`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.releases(project_dir(c), stage=stage, limit=limit, feedback=FEEDBACK)
 
 
-@layerkit_task("unlock", name="unlock")
+@layerkit_task("unlock")
 def unlock(c: Context, stage: str = "local") -> Any:
     """``layerkit unlock`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.unlock(project_dir(c), stage=stage, feedback=FEEDBACK)
 
 
-@layerkit_task("report", name="report")
+@layerkit_task("report")
 def report(c: Context, verbose: bool = False) -> Any:
     """``layerkit report`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.report(project_dir(c), verbose=verbose)
 
 
-@layerkit_task("optimize", name="optimize")
+@layerkit_task("optimize")
 def optimize(
     c: Context,
     layer: str | None = None,
@@ -334,7 +336,7 @@ def optimize(
     )
 
 
-@layerkit_task("package", name="package")
+@layerkit_task("package")
 def package(c: Context, stage: str = "local", parameter_overrides: str = "") -> Any:
     """``layerkit package`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.package(
@@ -342,7 +344,7 @@ def package(c: Context, stage: str = "local", parameter_overrides: str = "") -> 
     )
 
 
-@layerkit_task("init", name="init")
+@layerkit_task("init")
 def init(c: Context) -> Any:
     """``layerkit init`` as a task (its help: :data:`layerkit.helptext.HELP`)."""
     return commands.init(project_dir(c))

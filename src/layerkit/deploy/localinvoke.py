@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.deploy.models import hex_from_b64
+from layerkit.digest import sha256_file
 from layerkit.errors import DeployError
 from layerkit.runtime.host import foreign_interpreter_variable, host_support
 from layerkit.runtime.sandbox import (
@@ -65,7 +66,7 @@ class ArtifactStore:
         if sha256 in self._verified:
             return True
         try:
-            actual = _sha256_of(self.path(sha256))
+            actual = sha256_file(self.path(sha256))
         except OSError:
             return False
         if actual != sha256:
@@ -108,14 +109,6 @@ class ArtifactStore:
             raise store_write_failed(self.root, target, exc) from None
         self._verified.add(sha256)
         return target
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from layerkit.deploy.models import (
     DEFAULT_HEALTH_EVENT,
@@ -37,7 +37,7 @@ from layerkit.deploy.models import (
 )
 from layerkit.errors import DeployError
 from layerkit.project.stages import Stage
-from layerkit.runtime.lifecycle import deprecation_notice
+from layerkit.runtime.lifecycle import Lifecycle, deprecation_notice
 
 __all__ = [  # the models are re-exported: the plan's callers read them from here too
     "DEFAULT_HEALTH_EVENT",
@@ -78,25 +78,6 @@ class StepKind(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-class LifecycleStatus(Protocol):
-    """Where a runtime is in its lifecycle on a day (``layerkit`` reads it from cfn-lint)."""
-
-    @property
-    def deprecated(self) -> dt.date | None: ...
-    @property
-    def create_blocked(self) -> dt.date | None: ...
-    @property
-    def update_blocked(self) -> dt.date | None: ...
-    @property
-    def successor(self) -> str | None: ...
-    @property
-    def is_deprecated(self) -> bool: ...
-    @property
-    def blocked_for_create(self) -> bool: ...
-    @property
-    def blocked_for_update(self) -> bool: ...
 
 
 # --------------------------------------------------------------------------- steps and plan
@@ -454,7 +435,7 @@ def _runtime_action(step: Step) -> tuple[str, str] | None:
 def runtime_problems(
     steps: Sequence[Step],
     today: dt.date,
-    lifecycle: Callable[[str, dt.date], LifecycleStatus],
+    lifecycle: Callable[[str, dt.date], Lifecycle],
     source: str = "AWS's runtime lifecycle dates",
 ) -> tuple[tuple[str, bool], ...]:
     """Runtime lifecycle findings for ``steps``: a (message, blocked) pair per runtime.

@@ -115,11 +115,12 @@ def _build_dir(folder: Path, key: str) -> Path:
     return tmp
 
 
-def _cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
-    """``folder/key``: made the first time by ``fill`` in a temporary folder, then published.
+def cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
+    """The read-only tree ``folder/key``, made by ``fill`` (given an empty folder) the first time.
 
-    A half-made tree (``fill`` failed, or was interrupted) is removed; trees that killed runs
-    left are removed before a new one is made.
+    Made in a temporary folder and renamed into place, as every tree of the cache is. A half-made
+    tree (``fill`` failed, or was interrupted) is removed; trees that killed runs left are removed
+    before a new one is made.
     """
     final = folder / key
     if final.is_dir():
@@ -132,14 +133,6 @@ def _cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path
         remove_tree(tmp)
         raise
     return _publish(tmp, final)
-
-
-def cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
-    """The read-only tree ``folder/key``, made by ``fill`` (given an empty folder) the first time.
-
-    Made in a temporary folder and renamed into place, as every tree of the cache is.
-    """
-    return _cached_tree(Path(folder), key, fill)
 
 
 def zip_sha256(archive: Path, cache: Path) -> str:
@@ -186,7 +179,7 @@ def extracted(archive: Path, cache: Path, *, sha256: str | None = None) -> Path:
     if not archive.is_file():
         raise SandboxError(f"{archive} does not exist; build it first (`inv build.all`).")
     digest = sha256 or zip_sha256(archive, cache)
-    return _cached_tree(Path(cache) / "zips", digest, lambda tmp: extract_zip(archive, tmp))
+    return cached_tree(Path(cache) / "zips", digest, lambda tmp: extract_zip(archive, tmp))
 
 
 def _link_tree(source: Path, dest: Path) -> None:
@@ -231,4 +224,4 @@ def merged(layer_zips: Sequence[Path], cache: Path, *, sha256s: Sequence[str] = 
         for tree in trees:
             _link_tree(tree, tmp)
 
-    return _cached_tree(Path(cache) / "opt", key, link_all)
+    return cached_tree(Path(cache) / "opt", key, link_all)

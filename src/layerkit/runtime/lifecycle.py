@@ -44,7 +44,10 @@ class RuntimeStatus:
 
 
 class Lifecycle(Protocol):
-    """What :func:`deprecation_notice` reads of a runtime's lifecycle (a :class:`RuntimeStatus`)."""
+    """What :func:`deprecation_notice` and the deploy planner read of a runtime's lifecycle.
+
+    A :class:`RuntimeStatus`, or anything with the same dates and flags (tests pass their own).
+    """
 
     @property
     def deprecated(self) -> date | None: ...  # noqa: D102

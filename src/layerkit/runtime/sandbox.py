@@ -446,8 +446,8 @@ def _watch(proc: subprocess.Popen[bytes], init_marker: Path, limits: _Limits) ->
             proc.wait()
             break
         time.sleep(_POLL_S)
-    burst = limits.tmp is not None and isolation.tree_mb(limits.tmp) > limits.tmp_mb
-    if broke is None and burst:  # a burst of writes between two looks
+    # a burst of writes between two looks (only walked when no limit was broken already)
+    if broke is None and limits.tmp is not None and isolation.tree_mb(limits.tmp) > limits.tmp_mb:
         broke = "storage"
     return _Exit(proc.returncode, broke, peak, time.monotonic() - started)
 
