@@ -1160,10 +1160,16 @@ def _shares(project: Project, lock: Lock) -> dict[str, dict[NormalizedName, str]
 
 
 def _cause(
-    project: Project, target: Target, name: NormalizedName, owner: str, changed: Sequence[str]
+    project: Project,
+    reqs: Mapping[str, Sequence[LineRequirement]],
+    name: NormalizedName,
+    owner: str,
+    changed: Sequence[str],
 ) -> str:
-    """The line that most likely moved ``name``: a changed source's, else the owner's."""
-    reqs = requirement_sources(project, target)
+    """The line that most likely moved ``name``: a changed source's, else the owner's.
+
+    ``reqs`` is :func:`requirement_sources` of the relocked target (read once per diff).
+    """
     lines = [r for s in changed for r in reqs.get(s, ()) if r.name == name]
     lines = lines or [r for r in reqs.get(owner, ()) if r.name == name]
     if lines:
@@ -1178,6 +1184,7 @@ def diff_locks(project: Project, before: Lock | None, after: Lock) -> LockDiff:
         return LockDiff(after.target.key, ())
     changed = stale_sources(before, after.inputs)
     old, new = _shares(project, before), _shares(project, after)
+    reqs = requirement_sources(project, after.target)
     moves = []
     for owner in sorted(set(old) | set(new)):
         was, now = old.get(owner, {}), new.get(owner, {})
@@ -1190,7 +1197,7 @@ def diff_locks(project: Project, before: Lock | None, after: Lock) -> LockDiff:
                     name,
                     was.get(name, ""),
                     now.get(name, ""),
-                    _cause(project, after.target, name, owner, changed),
+                    _cause(project, reqs, name, owner, changed),
                     owner in changed,
                 )
             )
