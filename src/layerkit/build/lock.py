@@ -43,7 +43,7 @@ from packaging.version import Version
 from layerkit.build.index import IndexFile, PackageIndex, PyPI
 from layerkit.build.sdist import check_sdist
 from layerkit.build.targets import buildable_functions
-from layerkit.build.uv import Index, Indexes, run_uv, target_args
+from layerkit.build.uv import PYPI_SIMPLE, Index, Indexes, run_uv, target_args
 from layerkit.check.sizes import FUNCTION_UNZIPPED_LIMIT
 from layerkit.errors import LayerkitError, LockError, SpecError, WheelTagError
 from layerkit.project.requirements import LineKind, LineRequirement, canonical_text
@@ -601,7 +601,7 @@ def index_annotations(text: str) -> dict[NormalizedName, str]:
 def _origin(name: NormalizedName, origins: Mapping[NormalizedName, str], indexes: Indexes) -> str:
     """The index a distribution came from, as the lock records it ("" for the default PyPI)."""
     url = origins.get(name, "")
-    if not url or url.rstrip("/") == indexes.default_url.rstrip("/") == "https://pypi.org/simple":
+    if not url or url.rstrip("/") == indexes.default_url.rstrip("/") == PYPI_SIMPLE:
         return ""
     return redact_url(url)
 
