@@ -386,6 +386,7 @@ def build(
             if todo[p].kind == ArtifactKind.LAYER
             for r in needed
         )
+        finished = False
         try:
             run_jobs(
                 list(todo),
@@ -396,6 +397,7 @@ def build(
                 jobs or default_jobs(),
                 early=frozenset(p for p, item in todo.items() if item.kind == ArtifactKind.LAYER),
             )
+            finished = True
         except KeyboardInterrupt as exc:
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
         except OSError as exc:  # a read-only or full dist/, step cache or staging folder
@@ -405,9 +407,10 @@ def build(
             raise storage_error(folder, "the files of the build", exc) from None
         finally:
             run.remove_staged()
-            run.keep_whole()
-            with contextlib.suppress(OSError):  # the error being raised says more
-                write_manifest(out, target.key, run.records)
+            if not finished:  # failed or interrupted: the manifest is written below otherwise
+                run.keep_whole()
+                with contextlib.suppress(OSError):  # the error being raised says more
+                    write_manifest(out, target.key, run.records)
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
         write_sboms(out, run.records, planned.lock)
