@@ -237,18 +237,6 @@ def _last_line(trace: str) -> str:
     return lines[-1] if lines else "no traceback"
 
 
-def imported_files(
-    root: Path,
-    python: TargetPython | Path,
-    entry_modules: Sequence[str],
-    *,
-    search_path: Sequence[Path] = (),
-    scripts: Sequence[Path] = (),
-) -> tuple[str, ...]:
-    """The ``.py`` files :func:`cold_start` finds loaded (optional modules left out)."""
-    return cold_start(root, python, entry_modules, search_path=search_path, scripts=scripts).files
-
-
 def compile_tree(
     root: Path,
     python: TargetPython | Path,
@@ -268,7 +256,7 @@ def compile_tree(
     ``python`` is a :class:`~layerkit.build.tools.TargetPython` or the absolute path
     :func:`layerkit.runtime.target.find_interpreter` returns. Modes: ``all`` (every module),
     ``imported`` (only the modules loaded by importing ``entry_modules`` and running
-    ``scripts``; see :func:`imported_files`), ``none``, and ``sourceless`` (``x.pyc`` next to
+    ``scripts``; see :func:`cold_start`), ``none``, and ``sourceless`` (``x.pyc`` next to
     and in place of ``x.py``: smallest, but tracebacks lose source lines). Pycs go to
     ``__pycache__`` except in sourceless mode. ``dest_dir`` is where the tree is found at run
     time (``/opt/python`` for a layer, ``/var/task`` for a function), used as the file name in

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from layerkit.build.lock import LockedPackage
 from layerkit.build.sdist import sdist_wheel
-from layerkit.build.uv import Indexes, run_uv, target_args
+from layerkit.build.uv import PYPI_SIMPLE, Indexes, run_uv, target_args
 from layerkit.errors import InstallError
 from layerkit.runtime.target import Target
 
@@ -118,7 +118,7 @@ def drop_script_entries(record: str) -> str:
 
 def _install_hint(stderr: str, indexes: Indexes | None) -> str:
     """The fix for a failed install: offline without the wheels, an index, or a stale lock."""
-    asked = indexes.shown() if indexes is not None else "https://pypi.org/simple"
+    asked = indexes.shown() if indexes is not None else PYPI_SIMPLE
     if "Network connectivity is disabled" in stderr:
         return (
             "uv runs offline (UV_OFFLINE is set) and its cache lacks these wheels: build once "

@@ -43,7 +43,7 @@ from packaging.version import Version
 from layerkit.build.index import IndexFile, PackageIndex, PyPI
 from layerkit.build.sdist import check_sdist
 from layerkit.build.targets import buildable_functions
-from layerkit.build.uv import Index, Indexes, run_uv, target_args
+from layerkit.build.uv import PYPI_SIMPLE, Index, Indexes, run_uv, target_args
 from layerkit.check.sizes import FUNCTION_UNZIPPED_LIMIT
 from layerkit.errors import LayerkitError, LockError, SpecError, WheelTagError
 from layerkit.project.requirements import LineKind, LineRequirement, canonical_text
@@ -601,7 +601,7 @@ def index_annotations(text: str) -> dict[NormalizedName, str]:
 def _origin(name: NormalizedName, origins: Mapping[NormalizedName, str], indexes: Indexes) -> str:
     """The index a distribution came from, as the lock records it ("" for the default PyPI)."""
     url = origins.get(name, "")
-    if not url or url.rstrip("/") == indexes.default_url.rstrip("/") == "https://pypi.org/simple":
+    if not url or url.rstrip("/") == indexes.default_url.rstrip("/") == PYPI_SIMPLE:
         return ""
     return redact_url(url)
 
@@ -1160,10 +1160,16 @@ def _shares(project: Project, lock: Lock) -> dict[str, dict[NormalizedName, str]
 
 
 def _cause(
-    project: Project, target: Target, name: NormalizedName, owner: str, changed: Sequence[str]
+    project: Project,
+    reqs: Mapping[str, Sequence[LineRequirement]],
+    name: NormalizedName,
+    owner: str,
+    changed: Sequence[str],
 ) -> str:
-    """The line that most likely moved ``name``: a changed source's, else the owner's."""
-    reqs = requirement_sources(project, target)
+    """The line that most likely moved ``name``: a changed source's, else the owner's.
+
+    ``reqs`` is :func:`requirement_sources` of the relocked target (read once per diff).
+    """
     lines = [r for s in changed for r in reqs.get(s, ()) if r.name == name]
     lines = lines or [r for r in reqs.get(owner, ()) if r.name == name]
     if lines:
@@ -1178,6 +1184,7 @@ def diff_locks(project: Project, before: Lock | None, after: Lock) -> LockDiff:
         return LockDiff(after.target.key, ())
     changed = stale_sources(before, after.inputs)
     old, new = _shares(project, before), _shares(project, after)
+    reqs = requirement_sources(project, after.target)
     moves = []
     for owner in sorted(set(old) | set(new)):
         was, now = old.get(owner, {}), new.get(owner, {})
@@ -1190,7 +1197,7 @@ def diff_locks(project: Project, before: Lock | None, after: Lock) -> LockDiff:
                     name,
                     was.get(name, ""),
                     now.get(name, ""),
-                    _cause(project, after.target, name, owner, changed),
+                    _cause(project, reqs, name, owner, changed),
                     owner in changed,
                 )
             )

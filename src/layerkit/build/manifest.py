@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import __version__
-from layerkit.build.archive import sha256_file
+from layerkit.digest import sha256_file
 from layerkit.errors import BuildError
 
 MANIFEST = "manifest.json"

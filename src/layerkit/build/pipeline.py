@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +100,7 @@ __all__ = [
     "function_files",
     "function_hash",
     "layer_hashes",
+    "not_current",
     "output_dir",
     "plan",
     "require_fresh",
@@ -385,6 +386,7 @@ def build(
             if todo[p].kind == ArtifactKind.LAYER
             for r in needed
         )
+        finished = False
         try:
             run_jobs(
                 list(todo),
@@ -395,6 +397,7 @@ def build(
                 jobs or default_jobs(),
                 early=frozenset(p for p, item in todo.items() if item.kind == ArtifactKind.LAYER),
             )
+            finished = True
         except KeyboardInterrupt as exc:
             raise exc if isinstance(exc, BuildInterrupted) else tracker.interrupted() from None
         except OSError as exc:  # a read-only or full dist/, step cache or staging folder
@@ -404,9 +407,10 @@ def build(
             raise storage_error(folder, "the files of the build", exc) from None
         finally:
             run.remove_staged()
-            run.keep_whole()
-            with contextlib.suppress(OSError):  # the error being raised says more
-                write_manifest(out, target.key, run.records)
+            if not finished:  # failed or interrupted: the manifest is written below otherwise
+                run.keep_whole()
+                with contextlib.suppress(OSError):  # the error being raised says more
+                    write_manifest(out, target.key, run.records)
         _drop_unknown(out, run.records, project)
         write_manifest(out, target.key, run.records)
         write_sboms(out, run.records, planned.lock)
@@ -596,17 +600,26 @@ def clean(project: Project, layer: str | None = None) -> tuple[Path, ...]:
     return tuple(removed)
 
 
+def not_current(out: Path, planned: Iterable[Planned]) -> list[str]:
+    """``path (state)`` of each planned artifact that is not fresh in ``out``.
+
+    One the last build refused says why instead of its state (``refused: <why>``, read from
+    the manifest only when something is not fresh).
+    """
+    bad = [p for p in planned if p.state != ArtifactState.FRESH]
+    refused = read_refusals(out) if bad else {}
+    return [
+        f"{p.path} ({'refused: ' + refused[p.path] if p.path in refused else p.state})" for p in bad
+    ]
+
+
 def require_fresh(project: Project, target: Target | None = None) -> BuildResult:
     """The current build, or BuildError naming what is missing or stale (for deploy/validate)."""
     target = target or project.deploy_target
     planned, _, part = plan(project, target)
-    bad = [p for p in planned if p.state != ArtifactState.FRESH]
+    bad = not_current(output_dir(project, target), planned)
     if bad:
-        refused = read_refusals(output_dir(project, target))
-        items = ", ".join(
-            f"{p.path} ({'refused: ' + refused[p.path] if p.path in refused else p.state})"
-            for p in bad
-        )
+        items = ", ".join(bad)
         raise BuildError(
             f"the build in {output_dir(project, target)} is not current: {items}. "
             "Run `inv build.all` first."

@@ -21,6 +21,7 @@ import os
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
+from email.message import Message
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -49,7 +50,11 @@ def licence_of(metadata: str) -> dict[str, Any] | None:
     ``License-Expression`` (an SPDX expression) wins; then a one-line ``License`` field; then
     the ``License ::`` trove classifiers (their last part, e.g. "MIT License").
     """
-    headers = HeaderParser().parsestr(metadata, headersonly=True)
+    return _licence(HeaderParser().parsestr(metadata, headersonly=True))
+
+
+def _licence(headers: Message) -> dict[str, Any] | None:
+    """:func:`licence_of` of METADATA already parsed."""
     expression = (headers.get("License-Expression") or "").strip()
     if expression:
         return {"expression": expression}
@@ -77,7 +82,7 @@ def licences_in_zip(archive: Path) -> dict[str, dict[str, Any]]:
             text = zf.read(name).decode("utf-8", "replace")
             headers = HeaderParser().parsestr(text, headersonly=True)
             dist = headers.get("Name") or path.parent.name.split("-", 1)[0]
-            licence = licence_of(text)
+            licence = _licence(headers)
             if licence is not None:
                 found[canonicalize_name(dist)] = licence
     return found

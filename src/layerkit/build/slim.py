@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from layerkit.build.archive import sha256_file
 from layerkit.build.memo import Memo, NoMemo, memo_key
 from layerkit.build.tools import Stripper, SystemStrip, default_workers
+from layerkit.digest import sha256_file
 from layerkit.errors import BuildError, SpecError
 from layerkit.project.spec import SlimConfig
 from layerkit.runtime.target import Target

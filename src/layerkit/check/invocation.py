@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from layerkit.build.manifest import artifact_path
 from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.check.elf import check_files, scan
 from layerkit.check.handler import handler_problem, zip_package
@@ -56,8 +57,8 @@ def invoke_function(
     in the same cache) sits behind the layers, as ``/var/runtime`` does on Lambda.
     """
     fn = project.function(function)
-    zips = [Path(out_dir) / "layers" / f"{name}.zip" for name in fn.layers]
-    package = Path(out_dir) / "functions" / f"{fn.name}.zip"
+    zips = [Path(out_dir) / artifact_path("layer", name) for name in fn.layers]
+    package = Path(out_dir) / artifact_path("function", fn.name)
     for path in (*zips, package):
         if not path.is_file():
             raise SandboxError(

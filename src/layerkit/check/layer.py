@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from layerkit.build.bytecode import OptionalModule, split_optional
-from layerkit.build.manifest import artifact_path, read_refusals
-from layerkit.build.pipeline import output_dir, plan
+from layerkit.build.manifest import artifact_path
+from layerkit.build.pipeline import not_current, output_dir, plan
 from layerkit.build.sdk import runtime_sdk_dir
 from layerkit.check.elf import check_files, elf_finding, is_shared_library, scan
 from layerkit.check.findings import CheckReport, Finding, Severity
@@ -431,12 +431,7 @@ def built_layer_zips(project: Project, layer: str, target: Target) -> dict[str, 
     names = (*project.required_closure(layer), layer)
     planned, _, _ = plan(project, target, layers=names, functions=False)
     wanted = {p.name: p for p in planned if p.kind == "layer" and p.name in names}
-    refused = read_refusals(output_dir(project, target))
-    bad = [
-        f"{p.path} ({'refused: ' + refused[p.path] if p.path in refused else p.state})"
-        for p in wanted.values()
-        if p.state != "fresh"
-    ]
+    bad = not_current(output_dir(project, target), wanted.values())
     if bad:
         raise BuildError(
             f"the {target.key} build of layer {layer} is not current: {', '.join(bad)}. Build "
