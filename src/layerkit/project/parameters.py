@@ -24,7 +24,7 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -391,7 +391,7 @@ def health_payload(resource: Any, folder: Path, root: Path, where: str) -> bytes
                 return data
     raise SpecError(
         f"{where}: Metadata layerkit health-check is {setting!r}; name an event file (relative "
-        f"to {folder.relative_to(root) if folder.is_relative_to(root) else folder}/ or the "
+        f"to {_display(folder, root)}/ or the "
         "project root) that exists, or write the payload itself as a mapping."
     )
 
@@ -445,16 +445,7 @@ def stage_template(
         for lid, name in fn_names.items()
         if region and account
     }
-    symbols = Symbols(
-        parameters=values,
-        pseudo=pseudo,
-        refs=dict(fn_names),
-        attributes=attributes,
-        resources=types,
-        pending=pending,
-        mappings=base.mappings,
-        conditions=base.conditions,
-    )
+    symbols = replace(base, refs=dict(fn_names), attributes=attributes)
     envs = {lid: environment(doc, lid, symbols, template) for lid in functions}
     return StageTemplate(
         stage=stage,
