@@ -41,14 +41,13 @@ from layerkit.errors import DeployError
 from layerkit.project.intrinsics import IntrinsicError, Symbols, resolve
 from layerkit.project.parameters import (
     FUNCTION_TYPES,
-    LAYER_TYPES,
     StageTemplate,
     read_parameters,
     stage_parameters,
 )
 from layerkit.project.spec import Project
 from layerkit.project.stages import Stage
-from layerkit.project.template import FUNCTION_TYPE
+from layerkit.project.template import FUNCTION_TYPE, LAYER_TYPES
 from layerkit.runtime.target import Target
 
 PACKAGED_TEMPLATE = "template.packaged.yaml"

@@ -59,7 +59,6 @@ DEFAULT_HEALTH_PAYLOAD = b'{"layerkit": "health-check"}'
 #: The event file a function's folder may hold for its health check (the older convention).
 HEALTH_EVENT_FILE = "events/health.json"
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
-LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 
