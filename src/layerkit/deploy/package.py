@@ -51,7 +51,6 @@ from layerkit.project.template import FUNCTION_TYPE, LAYER_TYPES
 from layerkit.runtime.target import Target
 
 PACKAGED_TEMPLATE = "template.packaged.yaml"
-STAGE_PARAMETER = "Stage"
 __all__ = ["FUNCTION_TYPE", "PACKAGED_TEMPLATE", "PackageResult", "package", "packaged_document"]
 
 
