@@ -334,7 +334,7 @@ def environment(
     doc: Mapping[str, Any], logical_id: str, symbols: Symbols, where: str
 ) -> dict[str, str]:
     """A function's Environment Variables (Globals.Function's, then its own), resolved."""
-    globals_fn = ((doc.get("Globals") or {}).get("Function") or {}) if doc.get("Globals") else {}
+    globals_fn = (doc.get("Globals") or {}).get("Function") or {}
     merged: dict[str, Any] = {}
     for origin, props in (
         ("Globals.Function", globals_fn),
