@@ -54,7 +54,7 @@ from layerkit.deploy.stagelock import LockInfo, acquire, default_owner, force_un
 from layerkit.deploy.state import read_current
 from layerkit.deploy.variants import layer_variants, variant_key
 from layerkit.errors import DeployError
-from layerkit.project.parameters import HEALTH_EVENT_FILE, StageTemplate, for_stage
+from layerkit.project.parameters import StageTemplate, for_stage
 from layerkit.project.spec import Project
 from layerkit.project.stages import DEFAULT_LOCAL_STAGE, Stage, get_stage
 from layerkit.runtime.lifecycle import RuntimeStatus, lifecycle_source, runtime_lifecycle
@@ -71,8 +71,6 @@ __all__ = [
     "rollback",
     "unlock",
 ]
-
-HEALTH_EVENT = HEALTH_EVENT_FILE
 
 
 def _field(entry: Any, name: str) -> Any:

@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from layerkit.project.parameters import DEFAULT_HEALTH_PAYLOAD
+
 
 class ReleaseKind(str, Enum):
     """What made a release record."""
@@ -31,7 +33,7 @@ class ReleaseKind(str, Enum):
 
 
 ARTIFACT_PREFIX = "artifacts/"
-DEFAULT_HEALTH_EVENT = b'{"layerkit": "health-check"}'
+DEFAULT_HEALTH_EVENT = DEFAULT_HEALTH_PAYLOAD  # what a function without a health-check event gets
 
 
 def artifact_key(sha256: str) -> str:

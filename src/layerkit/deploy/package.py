@@ -41,18 +41,16 @@ from layerkit.errors import DeployError
 from layerkit.project.intrinsics import IntrinsicError, Symbols, resolve
 from layerkit.project.parameters import (
     FUNCTION_TYPES,
-    LAYER_TYPES,
     StageTemplate,
     read_parameters,
     stage_parameters,
 )
 from layerkit.project.spec import Project
 from layerkit.project.stages import Stage
-from layerkit.project.template import FUNCTION_TYPE
+from layerkit.project.template import FUNCTION_TYPE, LAYER_TYPES
 from layerkit.runtime.target import Target
 
 PACKAGED_TEMPLATE = "template.packaged.yaml"
-STAGE_PARAMETER = "Stage"
 __all__ = ["FUNCTION_TYPE", "PACKAGED_TEMPLATE", "PackageResult", "package", "packaged_document"]
 
 
@@ -98,7 +96,9 @@ def packaged_document(
         values = stage_parameters(project, stage, missing_ok=True).values
     doc = copy.deepcopy(dict(project.template.document))
     variants = layer_variants(project)
-    doc["Resources"] = resources = _with_variants(doc["Resources"], variants)
+    doc["Resources"] = resources = _with_variants(
+        doc["Resources"], variants, project.config.template
+    )
     declared = {v.logical_id for v in variants}
     for tl in project.template.layers:
         if tl.logical_id in declared:
@@ -143,9 +143,12 @@ def dist_path(project: Project, target: Target, path: str) -> str:
 
 
 def _with_variants(
-    resources: Mapping[str, Any], variants: tuple[LayerVariant, ...]
+    resources: Mapping[str, Any], variants: tuple[LayerVariant, ...], template: str
 ) -> dict[str, Any]:
-    """The resources with each layer's other-target variants right after it (copies of it)."""
+    """The resources with each layer's other-target variants right after it (copies of it).
+
+    ``template`` names the template file in the message refusing a name that is taken.
+    """
     out: dict[str, Any] = {}
     for logical_id, resource in resources.items():
         out[logical_id] = resource
@@ -153,7 +156,7 @@ def _with_variants(
             if v.logical_id == logical_id and not v.main:
                 if v.resource_id in resources:
                     raise DeployError(
-                        f"template.yaml already has a resource {v.resource_id}, the name the "
+                        f"{template} already has a resource {v.resource_id}, the name the "
                         f"packaged template gives layer {logical_id} built for {v.target.key}; "
                         "rename that resource."
                     )

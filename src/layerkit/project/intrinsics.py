@@ -392,11 +392,6 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def is_intrinsic(value: Any) -> bool:
-    """Whether ``value`` is an intrinsic function call (``{"Ref": ...}``, ``{"Fn::Sub": ...}``)."""
-    return _is_intrinsic(value)
-
-
 def contains_intrinsic(value: Any) -> bool:
     """Whether ``value`` holds an intrinsic function call anywhere inside it."""
     if _is_intrinsic(value):

@@ -24,7 +24,7 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +59,6 @@ DEFAULT_HEALTH_PAYLOAD = b'{"layerkit": "health-check"}'
 #: The event file a function's folder may hold for its health check (the older convention).
 HEALTH_EVENT_FILE = "events/health.json"
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
-LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 
@@ -335,7 +334,7 @@ def environment(
     doc: Mapping[str, Any], logical_id: str, symbols: Symbols, where: str
 ) -> dict[str, str]:
     """A function's Environment Variables (Globals.Function's, then its own), resolved."""
-    globals_fn = ((doc.get("Globals") or {}).get("Function") or {}) if doc.get("Globals") else {}
+    globals_fn = (doc.get("Globals") or {}).get("Function") or {}
     merged: dict[str, Any] = {}
     for origin, props in (
         ("Globals.Function", globals_fn),
@@ -391,7 +390,7 @@ def health_payload(resource: Any, folder: Path, root: Path, where: str) -> bytes
                 return data
     raise SpecError(
         f"{where}: Metadata layerkit health-check is {setting!r}; name an event file (relative "
-        f"to {folder.relative_to(root) if folder.is_relative_to(root) else folder}/ or the "
+        f"to {_display(folder, root)}/ or the "
         "project root) that exists, or write the payload itself as a mapping."
     )
 
@@ -445,16 +444,7 @@ def stage_template(
         for lid, name in fn_names.items()
         if region and account
     }
-    symbols = Symbols(
-        parameters=values,
-        pseudo=pseudo,
-        refs=dict(fn_names),
-        attributes=attributes,
-        resources=types,
-        pending=pending,
-        mappings=base.mappings,
-        conditions=base.conditions,
-    )
+    symbols = replace(base, refs=dict(fn_names), attributes=attributes)
     envs = {lid: environment(doc, lid, symbols, template) for lid in functions}
     return StageTemplate(
         stage=stage,

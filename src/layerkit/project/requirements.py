@@ -210,18 +210,16 @@ def parse_requirements(
                 continue
             if option in _FILE_OPTIONS:
                 included = _included(value, option, path, on_disk, number, _seen_files)
-                found.extend(
-                    r
-                    for r in _read_included(
-                        included,
-                        path,
-                        on_disk,
-                        value,
-                        constraint or _FILE_OPTIONS[option],
-                        (*_seen_files, on_disk),
-                    )
-                    if _keep_once(r, seen)
-                )
+                for req in _read_included(
+                    included,
+                    path,
+                    on_disk,
+                    value,
+                    constraint or _FILE_OPTIONS[option],
+                    (*_seen_files, on_disk),
+                ):
+                    _keep_once(req, seen)
+                    found.append(req)
                 continue
             if option in ("-e", "--editable"):
                 raise SpecError(
@@ -240,10 +238,10 @@ def parse_requirements(
     return tuple(found)
 
 
-def _keep_once(req: LineRequirement, seen: dict[NormalizedName, LineRequirement]) -> bool:
+def _keep_once(req: LineRequirement, seen: dict[NormalizedName, LineRequirement]) -> None:
     """Refuse a package required twice (in one file or through -r); constraints may repeat."""
     if not req.is_requirement:
-        return True
+        return
     if req.name in seen:
         first = seen[req.name]
         at = f"line {first.line}" if first.path == req.path else first.where
@@ -251,7 +249,6 @@ def _keep_once(req: LineRequirement, seen: dict[NormalizedName, LineRequirement]
             f"{req.where}: {req.name} is already required at {at}; keep one line per package."
         )
     seen[req.name] = req
-    return True
 
 
 def _included(

@@ -366,8 +366,13 @@ class LayerContext:
     attached_by: tuple[Function, ...] = ()
 
 
-def _settings_data(path: Path, root: Path, ctx: LayerContext) -> tuple[dict[str, Any], str]:
-    """A layer's settings (layer.toml, else its resource's Metadata.layerkit) and where they are."""
+def _settings_data(
+    path: Path, root: Path, ctx: LayerContext
+) -> tuple[dict[str, Any], str, str | None]:
+    """A layer's settings (layer.toml, else its resource's Metadata.layerkit) and where they are.
+
+    The third item is layer.toml's text (None: the settings are the resource's Metadata).
+    """
     toml_path = path / "layer.toml"
     display = toml_path.relative_to(root)
     tl = ctx.resource
@@ -381,19 +386,20 @@ def _settings_data(path: Path, root: Path, ctx: LayerContext) -> tuple[dict[str,
                 f"{path.relative_to(root)}/: add a resource whose ContentUri is that folder, or "
                 "write a layer.toml (requires, budget, runtimes); see the README."
             ) from None
-        return dict(tl.settings or {}), meta_where
+        return dict(tl.settings or {}), meta_where, None
     if tl is not None and tl.settings is not None:
         raise SpecError(
             f"{meta_where} and {display} both set layer {path.name}'s settings; keep one "
             "(the template's Metadata.layerkit, or layer.toml) and delete the other."
         )
     try:
-        data = tomllib.loads(raw_toml.decode("utf-8"))
+        text = raw_toml.decode("utf-8")
+        data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise SpecError(f"{display}: not UTF-8 text ({exc}); save it as UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{display}: invalid TOML: {exc}.") from None
-    return data, str(display)
+    return data, str(display), text
 
 
 def _derived_requires(name: str, ctx: LayerContext) -> tuple[str, ...]:
@@ -438,7 +444,7 @@ def load_layer(path: Path, root: Path, ctx: LayerContext | None = None) -> Layer
     """Read one layer folder; every key of its settings (layer.toml or Metadata) is typed."""
     ctx = ctx or LayerContext()
     name = ctx.resource.layer if ctx.resource is not None else path.name
-    data, where = _settings_data(path, root, ctx)
+    data, where, toml_text = _settings_data(path, root, ctx)
     display = where
     _check_keys(data, _LAYER_KEYS, where)
     slim_raw = _typed(data, "slim", {}, where)
@@ -492,14 +498,13 @@ def load_layer(path: Path, root: Path, ctx: LayerContext | None = None) -> Layer
     else:
         requires = _derived_requires(name, ctx)
     req_path = path / "requirements.txt"
-    toml_path = path / "layer.toml"
-    in_toml = toml_path.is_file()  # else the settings are the resource's Metadata.layerkit
     requirements = settings_index_lines(
         _typed(data, "index-url", "", where),
         _typed(data, "extra-index-urls", [], where),
         _typed(data, "find-links", [], where),
-        toml_path.relative_to(root) if in_toml else Path(ctx.template_file),
-        toml_path.read_text(encoding="utf-8") if in_toml else "",
+        # layer.toml's keys at their lines; None: the resource's Metadata.layerkit
+        Path(where) if toml_text is not None else Path(ctx.template_file),
+        toml_text or "",
     ) + read_requirements(req_path, req_path.relative_to(root))
     # the smoke test is an input too: in "imported" mode it decides what gets compiled
     raw_smoke = smoke_path.read_bytes() if smoke_path is not None else b""
