@@ -116,8 +116,8 @@ def _cannot_run(fn: Function, support: HostSupport, package: Path, zips: Sequenc
     """One paragraph: this host cannot run the function's machine code, and what was checked."""
     checked = static_checks(fn.handler, fn.target, package, zips)
     return (
-        f"cannot invoke {fn.name} here: it runs on {fn.target.description}, and this "
-        f"{support.host_machine} host cannot run {fn.target.machine} code ({support.reason}). "
+        f"cannot invoke {fn.name} here: it runs on {fn.target.description}, and "
+        f"{support.cannot_run}. "
         "Checked statically: "
         f"{'; '.join(checked)}. To run it, invoke it on an {fn.target.machine} machine or on a "
         "stage, or enable qemu-user (Debian: `apt-get install qemu-user-static binfmt-support`) "

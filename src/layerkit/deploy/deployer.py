@@ -227,10 +227,7 @@ def not_run_here(desired: DesiredState) -> DesiredState:
             checked = static_checks(fn.handler, target, fn.zip_path, layers)
             fn = replace(
                 fn,
-                not_run=(
-                    f"this {support.host_machine} host cannot run {target.machine} code "
-                    f"({support.reason}); checked statically: {'; '.join(checked)}"
-                ),
+                not_run=f"{support.cannot_run}; checked statically: {'; '.join(checked)}",
             )
         functions.append(fn)
     return replace(desired, functions=tuple(functions))

@@ -245,10 +245,9 @@ def invoke_deployed(
     if not support.runs_code:
         raise HostCannotRunError(
             f"cannot run {function_name}:{deployed.version} on the local stage: it runs on "
-            f"{deployed.target.description}, and this {support.host_machine} host cannot run "
-            f"{deployed.target.machine} code ({support.reason}). Its deploy checked its Handler "
-            "and ELF files statically; invoke it on a stage in AWS, or enable qemu-user and "
-            f"name an {deployed.target.machine} python{deployed.target.python_version_text} in "
+            f"{deployed.target.description}, and {support.cannot_run}. Its deploy checked its "
+            "Handler and ELF files statically; invoke it on a stage in AWS, or enable qemu-user "
+            f"and name an {deployed.target.machine} python{deployed.target.python_version_text} in "
             f"{foreign_interpreter_variable(deployed.target)}."
         )
     env = {**deployed.environment, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}

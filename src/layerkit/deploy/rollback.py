@@ -183,9 +183,8 @@ def _not_runnable(lam: Any, function_name: str, version: str) -> str | None:
     if support.runs_code:
         return None
     return (
-        f"health check of {function_name}:{version} not run: this {support.host_machine} host "
-        f"cannot run {target.machine} code ({support.reason}); the deploy that published it "
-        "checked its Handler and ELF files statically"
+        f"health check of {function_name}:{version} not run: {support.cannot_run}; the deploy "
+        "that published it checked its Handler and ELF files statically"
     )
 
 

@@ -58,6 +58,16 @@ class HostSupport:
         """True when target code may be executed here (natively or through qemu-user)."""
         return self.execution is not Execution.STATIC_ONLY
 
+    @property
+    def cannot_run(self) -> str:
+        """The clause every message about a target this host cannot run uses.
+
+        ``this x86_64 host cannot run aarch64 code (<reason>)``.
+        """
+        return (
+            f"this {self.host_machine} host cannot run {self.target.machine} code ({self.reason})"
+        )
+
     def notice(self) -> str:
         """The one sentence a command prints about this target when it is not native."""
         if self.execution is Execution.NATIVE:
@@ -68,8 +78,8 @@ class HostSupport:
                 f"code through qemu-user with {self.interpreter}; validation executes, emulated"
             )
         return (
-            f"{self.target.key}: this {self.host_machine} host cannot run {self.target.machine} "
-            f"code ({self.reason}), so its validation is static only: ELF architecture and glibc "
+            f"{self.target.key}: {self.cannot_run}, so its validation is static only: ELF "
+            "architecture and glibc "
             "are checked, nothing is imported or run, and bytecode is compiled by the host's "
             f"python{self.target.python_version_text} (.pyc files do not depend on the CPU)"
         )
