@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -10,6 +8,7 @@ from layerkit.check.invocation import invoke_function
 from layerkit.errors import SandboxError
 from layerkit.project.spec import load_project
 from layerkit.runtime.target import Target, find_interpreter
+from tests.unit.runtime.test_sandbox import make_zip
 
 ROOT = Path(__file__).resolve().parents[3]
 PY39 = Target("python3.9")
@@ -18,13 +17,6 @@ PY39 = Target("python3.9")
 @pytest.fixture(scope="module")
 def interpreter() -> Path:
     return find_interpreter(PY39, cwd=ROOT)
-
-
-def make_zip(path: Path, files: Mapping[str, str]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return path
 
 
 TEMPLATE = """\
