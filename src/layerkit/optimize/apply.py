@@ -137,8 +137,9 @@ def _size_text(size: int) -> str:
 
 def _runner(project: Project, target: Target, out_dir: Path, env: Mapping[str, str]) -> Runner:
     interpreter = find_interpreter(target, cwd=project.root)
-    sdk = runtime_sdk_dir(target, default_cache_dir(project.root))
-    return SandboxRunner(out_dir, interpreter, target, env=env, runtime_sdk=sdk)
+    cache = default_cache_dir(project.root)
+    sdk = runtime_sdk_dir(target, cache)
+    return SandboxRunner(out_dir, interpreter, target, env=env, runtime_sdk=sdk, cache=cache)
 
 
 @contextlib.contextmanager

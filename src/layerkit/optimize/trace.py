@@ -284,6 +284,7 @@ class SandboxRunner:
     env: Mapping[str, str] = field(default_factory=dict)
     packages: Mapping[str, Path] = field(default_factory=dict)  # function -> zip or folder
     runtime_sdk: Path | None = None  # the runtime's own boto3 (Lambda's /var/runtime)
+    cache: Path | None = None  # shared read-only extracted zips (layerkit.runtime.layercache)
 
     def layer_zip(self, name: str) -> Path:
         """The built zip of a layer (OptimizeError when it is missing)."""
@@ -307,7 +308,7 @@ class SandboxRunner:
         with tempfile.TemporaryDirectory(prefix=f"layerkit-trace-{subject.name}-") as tmp:
             sandbox = prepare(
                 Path(tmp) / "sandbox", zips, package, self.interpreter, self.target,
-                runtime_sdk=self.runtime_sdk,
+                runtime_sdk=self.runtime_sdk, cache=self.cache,
             )  # fmt: skip
             job_dir = Path(tmp) / "job"
             job_dir.mkdir()
