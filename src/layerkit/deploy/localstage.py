@@ -30,6 +30,7 @@ its server and writes nothing: no folder, no log line, no lock file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import tempfile
@@ -122,9 +123,10 @@ def local_stage(
     changes are added to it; with None the state dies with the block. One process at a time
     holds a recorded local stage: each runs its own moto, so the stage's S3 deploy lock cannot
     see another process; an OS file lock on the state folder does. ``Invoke`` runs the deployed
-    code in the sandbox, its layers extracted once into ``cache`` (default: ``cache`` next to
-    ``state_dir``, i.e. ``.layerkit/cache``); ``interpreter`` finds a runtime's interpreter
-    (default: looked up from the current folder once, then remembered in the cache).
+    code in the sandbox, its layers extracted once into ``cache`` (default:
+    ``$LAYERKIT_CACHE_DIR``, else ``cache`` next to ``state_dir``, i.e. ``.layerkit/cache``);
+    ``interpreter`` finds a runtime's interpreter (default: looked up from the current folder
+    once, then remembered in the cache).
     ``writable=False`` (a read-only command) replays the saved state and records nothing: the
     folder is not created, locked or changed, and what the block changes dies with it.
     """
@@ -137,7 +139,7 @@ def local_stage(
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerkit-")))
             store = ArtifactStore(scratch / "artifacts")
             state = None
-            cache = cache or scratch / "cache"
+            cache = cache or layercache.configured_cache_dir() or scratch / "cache"
         else:
             if writable:
                 stack.enter_context(_exclusive(state_dir))
@@ -145,7 +147,7 @@ def local_stage(
             state.check_format()
             state.remove_partial_zips()
             store = state.store
-            cache = cache or Path(state_dir).parent / "cache"
+            cache = cache or layercache.configured_cache_dir() or Path(state_dir).parent / "cache"
         folder = cache
 
         def remembered(target: Target) -> Path:
@@ -188,17 +190,31 @@ def _store_artifacts(store: ArtifactStore) -> Callable[..., None]:
     return handler
 
 
-def _session(stage: Stage) -> Any:
+@functools.cache
+def _data_loader() -> Any:
+    """The model loader of every local session: each JSON model is parsed once per process."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
+
+
+def local_session(region: str) -> Any:
+    """A boto3 session for a local stage in ``region``, with moto's dummy credentials.
+
+    Sessions share one model loader, so opening the stage again (a test, a long-lived
+    process) does not parse the lambda, s3 and iam models (~0.3 s) once more.
+    """
     import boto3
     import botocore.session
 
     # AWS_PROFILE / AWS_DEFAULT_PROFILE are for real stages: the local stage ignores them.
     core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    core.register_component("data_loader", _data_loader())
     return boto3.Session(
         botocore_session=core,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        region_name=stage.region or DEFAULT_REGION,
+        region_name=region,
     )
 
 
@@ -274,7 +290,7 @@ def _serve(
             other = recorder._record_request
             recorder._record_request = recorder_for(state, f"{host}:{port}", other)
             patched = True
-        session = _session(stage)
+        session = local_session(stage.region or DEFAULT_REGION)
         clients = Clients(
             lambda_=session.client("lambda", endpoint_url=endpoint),
             s3=session.client("s3", endpoint_url=endpoint),

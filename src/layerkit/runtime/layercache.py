@@ -35,11 +35,17 @@ _READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _EXEC = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
 
+def configured_cache_dir() -> Path | None:
+    """The folder ``$LAYERKIT_CACHE_DIR`` names (absolute), or None when it is unset or empty."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).absolute() if env else None
+
+
 def default_cache_dir(project_root: Path | None = None) -> Path:
     """Where extracted zips are kept: ``$LAYERKIT_CACHE_DIR``, the project's, or the user's."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).absolute()
+    configured = configured_cache_dir()
+    if configured is not None:
+        return configured
     if project_root is not None:
         return Path(project_root).absolute() / PROJECT_CACHE
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
