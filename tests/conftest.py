@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_layer_cache() -> Iterator[Path]:
+    """One layer cache for every project a test makes: this checkout's ``.layerkit/cache``.
+
+    ``LAYERKIT_CACHE_DIR`` (inherited by every command a test runs) points there, so the
+    runtime's boto3 is installed and a zip extracted once for the whole run, and kept for the
+    next, as on a developer's machine with one cache folder. Entries are read-only trees keyed
+    by content and safe to share between processes; tests of the cache itself use their own.
+    """
+    from layerkit.runtime.layercache import CACHE_ENV, PROJECT_CACHE
+
+    cache = REPO / PROJECT_CACHE
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(cache))
+        yield cache
 
 
 def imported_modules(module: str, *, at_import: bool = False) -> set[str]:

@@ -94,6 +94,15 @@ def _run_child(request: Mapping[str, Any]) -> None:  # pragma: no cover - runs i
         os._exit(code)
 
 
+def _warm() -> None:
+    """Parse the lambda, s3 and iam models once in the local stage's loader: children inherit it."""
+    from layerkit.deploy.localstage import local_session
+
+    session = local_session("us-east-1")
+    for service in ("lambda", "s3", "iam"):
+        session.client(service, endpoint_url="http://127.0.0.1:9")
+
+
 def serve(preload: Sequence[str], requests: IO[str], answers: IO[str]) -> None:
     """Import ``preload``, then fork one child per request line and answer with its exit code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the test process's to handle
@@ -101,6 +110,8 @@ def serve(preload: Sequence[str], requests: IO[str], answers: IO[str]) -> None:
         # one that fails is imported again by the child, which then reports the error itself
         with contextlib.suppress(Exception):
             importlib.import_module(module)
+    with contextlib.suppress(Exception):
+        _warm()
     answers.write(json.dumps({"ready": True}) + "\n")
     answers.flush()
     for line in requests:
