@@ -46,6 +46,18 @@ def _install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".[local,tasks]", *deps)
 
 
+def _bytecode(session: nox.Session) -> dict[str, str | None]:
+    """Environment that keeps compiled modules between runs, outside the checkout.
+
+    The venvs are installed without bytecode and a machine may set PYTHONDONTWRITEBYTECODE:
+    then every process the tests start compiles boto3, botocore and moto again (~1.7 s each).
+    Here they are compiled once into .nox/.cache/pycache (PYTHONPYCACHEPREFIX) and read from
+    there; layerkit's own builds compile with a clean environment and are not affected.
+    """
+    prefix = Path(session.cache_dir).resolve() / "pycache"
+    return {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": str(prefix)}
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff: lint and formatting check of the library, tasks, sessions and tests."""
@@ -58,7 +70,9 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, function and integration tests (integration builds real layers from PyPI)."""
     _install(session, "test")
-    session.run("pytest", "-m", "not aws", *TESTS_PARALLEL, *session.posargs)
+    session.run(
+        "pytest", "-m", "not aws", *TESTS_PARALLEL, *session.posargs, env=_bytecode(session)
+    )
 
 
 @nox.session
@@ -71,7 +85,9 @@ def validate_layers(session: nox.Session, layer: str, runtime: str, architecture
     """Build one layer for one of its own targets and prove it there: imports, smoke, ELF/glibc."""
     _install(session)
     arch = [] if architecture == "x86_64" else [f"--arch={architecture}"]
-    session.run("inv", "validate.layer", layer, f"--runtime={runtime}", *arch)
+    session.run(
+        "inv", "validate.layer", layer, f"--runtime={runtime}", *arch, env=_bytecode(session)
+    )
 
 
 @nox.session
@@ -83,7 +99,7 @@ def deploy_tests(session: nox.Session) -> None:
     as it pins its own boto3 and cfn-lint; LAYERKIT_SAM names its `sam`.
     """
     _install(session, "test")
-    env = {"LAYERKIT_SAM": str(_sam_cli(session))}
+    env = {"LAYERKIT_SAM": str(_sam_cli(session)), **_bytecode(session)}
     session.run("pytest", "-m", "aws", *DEPLOY_TESTS_PARALLEL, *session.posargs, env=env)
 
 
