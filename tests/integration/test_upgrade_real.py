@@ -3,6 +3,11 @@
 Everything is real: uv re-locks both targets, the layers, the model (retrained by python3.12)
 and the function packages are built, validated and invoked in the sandbox, and only then are
 template.yaml, the locks and the model written. The copy then validates as a python3.12 project.
+
+The copy starts with the run's shared build of both targets in its dist/ (as a project that was
+built before it is upgraded): the python3.9 "before" build finds its layers fresh, and the
+python3.12 rehearsal starts from that build, rebuilding what the re-lock and the retrained model
+change.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pytest
 from layerkit.project.spec import load_project
 from layerkit.runtime.target import Target
 from tests.conftest import REPO
+from tests.shared_build import PY39, PY312, shared_builds
 
 pytestmark = pytest.mark.integration
 COPIED = (
@@ -51,6 +57,10 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.is_file():
             shutil.copy2(source, root / name)
+    builds = shared_builds(tmp_path_factory)
+    built = builds(PY39).project.dist_dir
+    builds(PY312)
+    shutil.copytree(built, root / built.name)
     proc = inv(root, "upgrade-runtime", "python3.12")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return root, proc.stdout
