@@ -12,6 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hand out the real builds first: tests marked ``integration`` run before the rest.
+
+    A slow test collected last would run alone at the end while the other pytest-xdist
+    worker idles; started first, the fast tests fill in beside it. The order is otherwise
+    kept (a stable sort), so a file's tests still run in the order they are written.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_layer_cache() -> Iterator[Path]:
     """One layer cache for every project a test makes: this checkout's ``.layerkit/cache``.
