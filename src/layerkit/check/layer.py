@@ -345,11 +345,14 @@ def validate_layer(
     *,
     interpreter: Path | None = None,
     runtime_sdk: Path | None = None,
+    cache: Path | None = None,
 ) -> LayerValidation:
     """Validate ``layer`` for ``target`` from its zip and the zips of the layers it requires.
 
     ``layer_zips`` maps the layer and each layer in ``project.required_closure(layer)`` to its
-    zip; ``workdir`` must be an empty or missing folder (the sandbox is built there). Import
+    zip; ``workdir`` must be an empty or missing folder (the sandbox is built there). With
+    ``cache`` the layers are the shared read-only trees of the layer cache instead of a fresh
+    unzip (:mod:`layerkit.runtime.layercache`). Import
     failures, a failing smoke test and ELF problems are returned in the result, never raised;
     a missing zip or interpreter raises a :class:`~layerkit.errors.LayerkitError`.
     """
@@ -373,7 +376,7 @@ def validate_layer(
     workdir = Path(workdir)
     sandbox = prepare(
         workdir / "sandbox", [Path(layer_zips[name]) for name in order], None, interpreter, target,
-        runtime_sdk=runtime_sdk if support.runs_code else None,
+        runtime_sdk=runtime_sdk if support.runs_code else None, cache=cache,
     )  # fmt: skip
     own_zip = Path(layer_zips[layer])
     modules = modules_in_zip(own_zip)
@@ -453,9 +456,10 @@ def validate_built_layer(
     target = Target(runtime, architecture)
     zips = built_layer_zips(project, layer, target)
     runs = host_support(target).runs_code  # the runtime's boto3 is needed only to run code
-    sdk = runtime_sdk_dir(target, default_cache_dir(project.root)) if runs else None
+    cache = default_cache_dir(project.root)
+    sdk = runtime_sdk_dir(target, cache) if runs else None
     with tempfile.TemporaryDirectory(prefix=f"layerkit-validate-{layer}-") as tmp:
-        return validate_layer(project, layer, target, zips, Path(tmp), runtime_sdk=sdk)
+        return validate_layer(project, layer, target, zips, Path(tmp), runtime_sdk=sdk, cache=cache)
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
