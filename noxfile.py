@@ -35,8 +35,9 @@ nox.options.sessions = ["lint", "tests", "validate_layers", "deploy_tests"]
 
 #: pytest-xdist: one worker per CPU (`-- -n 0`: one process). `tests` sends each file to one
 #: worker, so a module's costly fixtures (real builds) are made once and its tests keep their
-#: order; the deploy tests are spread case by case.
-TESTS_PARALLEL = ("-n", "auto", "--dist", "loadfile")
+#: order, in the order tests/conftest.py sorts them (slow first); the deploy tests are spread
+#: case by case.
+TESTS_PARALLEL = ("-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder")
 DEPLOY_TESTS_PARALLEL = ("-n", "auto", "--dist", "load")
 
 

@@ -13,13 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Hand out the real builds first: tests marked ``integration`` run before the rest.
+    """Longest first: tests marked ``slow``, then ``integration`` (real builds), then the rest.
 
     A slow test collected last would run alone at the end while the other pytest-xdist
-    worker idles; started first, the fast tests fill in beside it. The order is otherwise
-    kept (a stable sort), so a file's tests still run in the order they are written.
+    worker idles; started first, the fast tests fill in beside it (the sessions pass
+    ``--no-loadscope-reorder`` so that xdist keeps this order). The order is otherwise kept
+    (a stable sort), so a file's tests still run in the order they are written.
     """
-    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            item.get_closest_marker("integration") is None,
+        )
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

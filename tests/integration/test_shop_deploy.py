@@ -25,7 +25,7 @@ import yaml
 from layerkit.runtime.host import host_support
 from layerkit.runtime.target import Target
 
-pytestmark = [pytest.mark.integration, pytest.mark.aws]
+pytestmark = [pytest.mark.integration, pytest.mark.aws, pytest.mark.slow]
 
 SHOP = Path(__file__).resolve().parents[1] / "projects" / "shop"
 SAM = os.environ.get("LAYERKIT_SAM") or shutil.which("sam")

@@ -25,7 +25,7 @@ from layerkit.runtime.target import Target
 from tests.conftest import REPO
 from tests.shared_build import PY39, PY312, shared_builds
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COPIED = (
     "layers",
     "functions",
