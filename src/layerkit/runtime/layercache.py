@@ -11,16 +11,21 @@ and no run can change what the next one sees.
 Concurrent and interrupted runs are safe: a tree is built in a temporary folder named after the
 building process and renamed into place in one step; a reader only ever sees complete trees.
 Half-built folders left by a killed process are removed by the next run that finds them (their
-process is gone). The cache lives in ``$LAYERKIT_CACHE_DIR``, else ``.layerkit/cache`` in the
-project, else ``~/.cache/layerkit``; deleting it is always safe.
+process is gone). The cache does not grow without end: when a new tree is made, the trees of the
+same kind beyond the :data:`KEEP` most recently used are deleted, unless one was used in the
+last :data:`IN_USE_S` seconds (a sandbox may still be reading it). The cache lives in
+``$LAYERKIT_CACHE_DIR``, else ``.layerkit/cache`` in the project, else ``~/.cache/layerkit``;
+deleting it is always safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +36,11 @@ from layerkit.errors import SandboxError
 CACHE_ENV = "LAYERKIT_CACHE_DIR"
 PROJECT_CACHE = Path(".layerkit") / "cache"
 _TMP_PREFIX = ".tmp-"
+#: Trees of one kind (extracted zips, merged /opt folders, runtime SDKs) kept whatever their
+#: age: the most recently used. A layer rebuilt all day adds a ~100 MB tree per build.
+KEEP = 12
+#: A tree used this recently is never deleted: a sandbox (up to Lambda's 15 minutes) may read it.
+IN_USE_S = 30 * 60
 _READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _EXEC = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
@@ -130,6 +140,7 @@ def cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
     """
     final = folder / key
     if final.is_dir():
+        _touch(final)
         return final
     _remove_abandoned(folder)
     tmp = _build_dir(folder, key)
@@ -138,7 +149,31 @@ def cached_tree(folder: Path, key: str, fill: Callable[[Path], object]) -> Path:
     except BaseException:
         remove_tree(tmp)
         raise
-    return _publish(tmp, final)
+    made = _publish(tmp, final)
+    _prune(folder)
+    return made
+
+
+def _touch(tree: Path) -> None:
+    """Mark ``tree`` used now (its mtime); a read-only cache just keeps the old time."""
+    with contextlib.suppress(OSError):
+        os.utime(tree)
+
+
+def _prune(folder: Path, now: float | None = None) -> None:
+    """Delete the trees in ``folder`` beyond the newest :data:`KEEP` not used for IN_USE_S."""
+    used = []
+    for entry in folder.iterdir():
+        if entry.name.startswith(_TMP_PREFIX):
+            continue
+        with contextlib.suppress(OSError):
+            used.append((entry.stat().st_mtime, entry.name))
+    used.sort(reverse=True)
+    now = time.time() if now is None else now
+    for last, name in used[KEEP:]:
+        if now - last > IN_USE_S:
+            with contextlib.suppress(OSError):  # another process may be pruning it too
+                remove_tree(folder / name)
 
 
 def zip_sha256(archive: Path, cache: Path) -> str:

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -131,3 +132,26 @@ def test_a_zip_rewritten_in_place_is_hashed_again(tmp_path: Path) -> None:
     assert (second / "python" / "a.py").read_text() == "A = 22"
     (cache / "sha256.json").write_text("null")  # a damaged memo is only a slower call
     assert layercache.zip_sha256(archive, cache) == second.name
+
+
+def test_a_new_tree_deletes_the_least_recently_used_beyond_keep(tmp_path: Path) -> None:
+    folder = tmp_path / "cache" / "zips"
+    old = time.time() - layercache.IN_USE_S - 60
+    for i in range(layercache.KEEP + 3):  # unused for longer than IN_USE_S, oldest first
+        tree = layercache.cached_tree(folder, f"k{i:02d}", lambda t: (t / "f").write_text("x"))
+        os.utime(tree, (old + i, old + i))
+    recent = folder / "k00"
+    layercache.cached_tree(folder, "k00", lambda t: None)  # used again: now the newest
+    layercache.cached_tree(folder, "new", lambda t: (t / "f").write_text("y"))
+    kept = sorted(p.name for p in folder.iterdir())
+    assert len(kept) == layercache.KEEP
+    assert recent.is_dir()
+    assert "new" in kept
+    assert not {"k01", "k02", "k03", "k04"} & set(kept)  # the least recently used went
+
+
+def test_a_tree_used_within_in_use_s_is_never_deleted(tmp_path: Path) -> None:
+    folder = tmp_path / "cache" / "opt"
+    for i in range(layercache.KEEP + 2):  # all used just now: a sandbox may be reading each
+        layercache.cached_tree(folder, f"k{i:02d}", lambda t: None)
+    assert len(list(folder.iterdir())) == layercache.KEEP + 2
