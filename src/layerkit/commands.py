@@ -80,6 +80,7 @@ if TYPE_CHECKING:  # each verb imports what only it needs: `inv build.all` start
     from layerkit.check.layer import LayerValidation
     from layerkit.deploy import deployer, stagelock
     from layerkit.deploy.clients import Clients
+    from layerkit.deploy.connect import StageSession
     from layerkit.deploy.executor import StepEvent
     from layerkit.deploy.package import PackageResult
     from layerkit.deploy.releases import Release
@@ -97,17 +98,17 @@ def _ignore(line: str) -> None:
 
 
 @contextlib.contextmanager
-def stage_clients(
+def stage_session(
     root: Path, stage: Stage, note: Callable[[str], None], *, writable: bool = True
-) -> Iterator[Clients]:
-    """:func:`layerkit.deploy.connect.stage_clients`, imported when a verb talks to a stage.
+) -> Iterator[StageSession]:
+    """:func:`layerkit.deploy.connect.announced_session`, imported when a verb talks to a stage.
 
     ``writable=False``: the verb only reads (the local stage's files are not written).
     """
-    from layerkit.deploy.connect import stage_clients as connect
+    from layerkit.deploy.connect import announced_session
 
-    with connect(root, stage, note, writable=writable) as clients:
-        yield clients
+    with announced_session(root, stage, note, writable=writable) as session:
+        yield session
 
 
 def _show_step(event: StepEvent, show: Callable[[str], None]) -> None:
@@ -1063,7 +1064,8 @@ def invoke(
         from layerkit.deploy import deployer
 
         root, st = _stage(project, stage)
-        with stage_clients(root, st, feedback.note) as clients:
+        with stage_session(root, st, feedback.note) as session:
+            clients = session.clients
             view = for_stage(project, st, region=_region(clients), overrides=overrides)
             names = view.function_names
             return StageInvokeOutput(
@@ -1160,7 +1162,8 @@ def deploy(
     overrides = parse_overrides(parameter_overrides, "--parameter-overrides")
     # refuse what does not resolve before connecting (the region is the clients' to decide)
     for_stage(project, st, region=PLACEHOLDER_REGION, overrides=overrides)
-    with stage_clients(root, st, feedback.note, writable=not dry_run) as clients:
+    with stage_session(root, st, feedback.note, writable=not dry_run) as session:
+        clients = session.clients
         view = for_stage(project, st, region=_region(clients), overrides=overrides)
         desired = deployer.desired_state(
             project,
@@ -1232,7 +1235,8 @@ def package(
     from layerkit.deploy.package import package as package_stage
 
     root, st = _stage(project, stage)
-    with stage_clients(root, st, feedback.note) as clients:
+    with stage_session(root, st, feedback.note) as session:
+        clients = session.clients
         result = package_stage(
             project,
             st,
@@ -1280,9 +1284,15 @@ def rollback(
 
     root, st = _stage(project, stage)
     health = _health_events(project, st)
-    with stage_clients(root, st, feedback.note) as clients:
+    with stage_session(root, st, feedback.note) as session:
+        clients = session.clients
         outcome = deployer.rollback(
-            clients, st, release, commit=git_commit(root), health_events=health
+            clients,
+            st,
+            release,
+            commit=git_commit(root),
+            health_events=health,
+            unusable=session.unusable,
         )
     return RollbackOutput(st, outcome)
 
@@ -1331,7 +1341,8 @@ def releases(
     from layerkit.deploy.releases import list_releases, read_drift
 
     root, st = _stage(project, stage)
-    with stage_clients(root, st, feedback.note, writable=False) as clients:
+    with stage_session(root, st, feedback.note, writable=False) as session:
+        clients = session.clients
         listed = list_releases(clients.s3, st, limit=limit)
         drift = read_drift(clients.lambda_, st, listed[-1:]) if limit > 0 else None
         return ReleasesOutput(st, listed, drift.describe() if drift else None)
@@ -1359,7 +1370,8 @@ def unlock(
     from layerkit.deploy import deployer
 
     root, st = _stage(project, stage)
-    with stage_clients(root, st, feedback.note) as clients:
+    with stage_session(root, st, feedback.note) as session:
+        clients = session.clients
         return UnlockOutput(st, deployer.unlock(clients, st))
 
 

@@ -8,7 +8,9 @@ rollback, releases). Each checks the artifact bytes, the releases, the aliases a
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import hashlib
 import shutil
 import signal
 from pathlib import Path
@@ -127,6 +129,33 @@ def test_a_damaged_stored_zip_is_named_with_the_releases_that_need_it(local_copy
     assert f"({stored}) is damaged" in str(info.value)
     assert stored.read_bytes() == damaged  # named, not deleted: the user decides
     assert (state / REQUESTS).read_bytes() == log
+
+
+@pytest.mark.parametrize("health_check", [False, True])
+def test_a_rollback_to_a_release_whose_stored_zip_is_damaged_is_refused(local_copy, health_check):
+    builder, state = local_copy
+    with local_stage(LOCAL, state) as opened:
+        (first,) = list_releases(opened.clients.s3, LOCAL)
+        deploy_with(opened.clients, change(builder), now=_later_clock())
+    # the core layer's first version: only the first release needs it (the change publishes 2)
+    core = hashlib.sha256((builder.root / "v1" / "layers" / "core.zip").read_bytes()).hexdigest()
+    stored = state / "artifacts" / f"{core}.zip"
+    stored.write_bytes(bytes(b ^ 0xFF for b in stored.read_bytes()))
+    files = snapshot(state, lock_file=False)
+    stage = dataclasses.replace(LOCAL, health_check=health_check)
+
+    with local_stage(stage, state) as opened:
+        before = stage_state(opened.clients)
+        assert set(opened.unusable) == {first.release_id}
+        with pytest.raises(DeployError) as info:
+            rollback(opened.clients, stage, first.release_id, unusable=opened.unusable)
+        after = stage_state(opened.clients)
+    message = str(info.value)
+    assert f"not rolling stage 'test' back to release {first.release_id}" in message
+    assert f"stored zip {stored} is damaged" in message
+    assert "Nothing was changed." in message
+    assert after == before  # no alias moved, no lock left, no release recorded
+    assert snapshot(state, lock_file=False) == files
 
 
 # ------------------------------------------------------------------------- drift

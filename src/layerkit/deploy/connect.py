@@ -8,9 +8,9 @@ AWS credential chain (:func:`layerkit.deploy.clients.clients_for`).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerkit.deploy.clients import Clients, clients_for
@@ -32,6 +32,8 @@ class StageSession:
     notes: tuple[str, ...] = ()  # what opening it found and did (the local stage's stale lock)
     endpoint: str | None = None  # the local stage's server
     replayed: int = 0  # requests the local stage replayed from its saved state
+    #: release id -> why it cannot run again (the local stage: a stored zip it needs is damaged)
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -55,14 +57,16 @@ def open_session(
         )
     folder = state_dir if state_dir is not None else root / STATE_DIR
     with local_stage(stage, folder, writable=writable) as local:
-        yield StageSession(stage, local.clients, local.notes, local.endpoint, local.replayed)
+        yield StageSession(
+            stage, local.clients, local.notes, local.endpoint, local.replayed, local.unusable
+        )
 
 
 @contextmanager
-def stage_clients(
+def announced_session(
     root: Path, stage: Stage, note: Callable[[str], None] = _ignore, *, writable: bool = True
-) -> Iterator[Clients]:
-    """Clients for ``stage`` of the project at ``root`` while the ``with`` block lasts.
+) -> Iterator[StageSession]:
+    """:func:`open_session`, with what opening the stage found told to ``note`` first.
 
     ``note`` is told where the local stage runs, what it replayed, and what opening it found (a
     lock a killed run left, a torn log line dropped, a damaged stored zip, ...). ``writable=False``:
@@ -78,4 +82,4 @@ def stage_clients(
             )
         for line in session.notes:
             note(line)
-        yield session.clients
+        yield session

@@ -35,9 +35,9 @@ import json
 import logging
 import tempfile
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,8 @@ class LocalStage:
     recording: Path | None  # the request log; None: nothing is recorded (read-only, throw-away)
     replayed: int  # requests replayed from the log at start
     notes: tuple[str, ...] = ()  # what the start found and did (a stale lock removed, ...)
+    #: release id -> why it cannot run again (a stored zip it needs is damaged)
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
 
 def _post(url: str, payload: object | None = None) -> None:
@@ -306,7 +308,14 @@ def _serve(
             notes += _stale_lock_notes(clients, stage, patched)
         # a change the log cannot keep is refused with a 400 that carries the paragraph saying
         # why (localstate._keep), so the command's own error names the folder and the fix
-        yield LocalStage(endpoint, clients, state.requests if patched else None, replayed, notes)
+        yield LocalStage(
+            endpoint,
+            clients,
+            state.requests if patched else None,
+            replayed,
+            notes,
+            dict(state.unusable) if state is not None else {},
+        )
     finally:
         if patched and previous is not None:
             recorder._record_request = previous

@@ -255,6 +255,8 @@ class StateDir:
         self.writable = writable
         self.store = ArtifactStore(self.root / ARTIFACTS)
         self.notes: list[str] = []  # what reading the state found (a torn tail, a damaged zip)
+        #: release id -> why it cannot run again (a stored zip it needs is damaged)
+        self.unusable: dict[str, str] = {}
         self._torn: TornTail | None = None  # cut off the file before the next append
         self.write_error: DeployError | None = None  # the first append the OS refused
 
@@ -346,14 +348,17 @@ class StateDir:
         """Hash every stored zip the log uploads; note each whose bytes differ from its name.
 
         Returns the damaged sha256s; each note names the zip, the releases that need it and
-        the fix.
+        the fix, and :attr:`unusable` maps each of those releases to its note.
         """
         needed = dict.fromkeys(e.artifact for e in journal.entries if e.artifact)
         bad = tuple(sha for sha in needed if sha and not self.store.verify(sha))
         if bad:
             by_sha = release_ids_by_artifact(journal.entries)
             for sha in bad:
-                self.notes.append(damaged_artifact(self.store, sha, by_sha.get(sha, ())))
+                why = damaged_artifact(self.store, sha, by_sha.get(sha, ()))
+                self.notes.append(why)
+                for release_id in by_sha.get(sha, ()):
+                    self.unusable.setdefault(release_id, why)
         return bad
 
     def append(self, entry: Entry) -> None:

@@ -60,6 +60,7 @@ def rollback(
     now: Callable[[], dt.datetime] = utcnow,
     waiter_delay: int = 1,
     health_events: Mapping[str, bytes] | None = None,
+    unusable: Mapping[str, str] | None = None,
 ) -> RollbackOutcome:
     """Move ``stage`` back to a recorded release (by default: the deploy before the live one).
 
@@ -68,15 +69,19 @@ def rollback(
     With the stage's ``health_check``, each version of the release is invoked first (with
     ``health_events[function folder]``, default the deploy's health event); one that fails stops
     the rollback before anything moves. Everything that can refuse (no release to go back to,
-    the release already running, a failing health check) is decided before the stage lock is
-    taken, so a refused rollback writes nothing; the choice is read again under the lock.
+    the release already running, a failing health check, a release in ``unusable`` — release id
+    to why it cannot run again, as the local stage says of a release whose stored zip is
+    damaged) is decided before the stage lock is taken, so a refused rollback writes nothing;
+    the choice is read again under the lock.
     Aliases move first (traffic), then ``$LATEST`` follows. Every step is attempted; failures
     are collected into one DeployError, and then no rollback release is recorded.
     """
     lam = clients.lambda_
+    unusable = unusable or {}
     history, target = _choose(clients, stage, release_id)
     if _already_running(lam, stage, history, target):
         return RollbackOutcome(stage.name, target, None, (), ())
+    _refuse_unusable(stage, target, unusable)
     notes: tuple[str, ...] = ()
     if stage.health_check:
         notes = _check_release(lam, stage, target, health_events or {})
@@ -88,8 +93,10 @@ def rollback(
         history, target = _choose(clients, stage, release_id)  # another may have run meanwhile
         if _already_running(lam, stage, history, target):
             return RollbackOutcome(stage.name, target, None, (), ())
-        if stage.health_check and target.release_id != checked.release_id:
-            notes = _check_release(lam, stage, target, health_events or {})
+        if target.release_id != checked.release_id:
+            _refuse_unusable(stage, target, unusable)
+            if stage.health_check:
+                notes = _check_release(lam, stage, target, health_events or {})
         wait = function_waiter(lam, waiter_delay)
         for fn in target.functions:  # traffic first: aliases
             try:
@@ -128,6 +135,16 @@ def rollback(
                 f"could not be recorded ({exc}); `inv releases` will not show it."
             ) from exc
     return RollbackOutcome(stage.name, target, record, tuple(restored), skipped, notes)
+
+
+def _refuse_unusable(stage: Stage, target: Release, unusable: Mapping[str, str]) -> None:
+    """DeployError if ``target`` is a release that cannot run again (``unusable`` says why)."""
+    why = unusable.get(target.release_id)
+    if why is not None:
+        raise DeployError(
+            f"not rolling stage {stage.name!r} back to release {target.release_id}: its code "
+            f"could not run. {why[0].upper()}{why[1:]} Nothing was changed."
+        )
 
 
 def _choose(
