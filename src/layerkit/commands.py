@@ -1165,6 +1165,8 @@ def deploy(
     with stage_session(root, st, feedback.note, writable=not dry_run) as session:
         clients = session.clients
         view = for_stage(project, st, region=_region(clients), overrides=overrides)
+        for line in view.not_deployed():
+            feedback.note(line)
         desired = deployer.desired_state(
             project,
             fresh.records,

@@ -55,7 +55,7 @@ from layerkit.deploy.state import read_current
 from layerkit.deploy.variants import layer_variants, variant_key
 from layerkit.errors import DeployError
 from layerkit.project.parameters import StageTemplate, for_stage
-from layerkit.project.spec import Project
+from layerkit.project.spec import Function, Project
 from layerkit.project.stages import DEFAULT_LOCAL_STAGE, Stage, get_stage
 from layerkit.runtime.lifecycle import RuntimeStatus, lifecycle_source, runtime_lifecycle
 from layerkit.runtime.target import Target
@@ -157,6 +157,8 @@ def desired_state(
     variants = layer_variants(project)
     layers = []
     for variant in variants:
+        if variant.logical_id in view.excluded:
+            continue
         tl = template_layers[variant.logical_id]
         layer = project.layer(variant.layer)
         records, out = build_of(variant.target)
@@ -181,6 +183,9 @@ def desired_state(
         )
     functions = []
     for fn in project.functions:
+        if fn.logical_id in view.excluded:
+            continue
+        _refuse_excluded_layers(project, fn, view)
         records, out = build_of(fn.target)
         path, sha, size = _artifact_entry(records, f"functions/{fn.name}.zip", out)
         functions.append(
@@ -202,6 +207,20 @@ def desired_state(
             )
         )
     return DesiredState(layers=tuple(layers), functions=tuple(functions), commit=commit)
+
+
+def _refuse_excluded_layers(project: Project, fn: Function, view: StageTemplate) -> None:
+    """DeployError if ``fn`` is deployed but attaches a layer its stage's Condition leaves out."""
+    ids = {tl.layer: tl.logical_id for tl in project.template.layers}
+    for name in fn.layers:
+        lid = ids.get(name, "")
+        if lid in view.excluded:
+            raise DeployError(
+                f"{project.config.template}: {fn.logical_id} attaches {lid}, whose Condition "
+                f"{view.excluded[lid]} is false on stage {view.stage}, so CloudFormation would "
+                f"not create it either; give {fn.logical_id} the same Condition, or change "
+                f"{lid}'s."
+            )
 
 
 # --------------------------------------------------------------------------- deploy / rollback

@@ -37,6 +37,7 @@ from layerkit.project.intrinsics import (
     IntrinsicError,
     Symbols,
     Unresolvable,
+    condition,
     resolve,
 )
 
@@ -311,6 +312,16 @@ class StageTemplate:
     environments: Mapping[str, Mapping[str, str]]  # function logical ID -> Environment
     health_events: Mapping[str, bytes]  # function logical ID -> health-check payload
     stack_name: str
+    #: logical ID -> the name of its ``Condition``, false on this stage: CloudFormation would not
+    #: create the resource, so layerkit's direct deploy leaves it out too
+    excluded: Mapping[str, str] = field(default_factory=dict)
+
+    def not_deployed(self) -> tuple[str, ...]:
+        """One line for each resource the stage leaves out, for a deploy's output."""
+        return tuple(
+            f"{lid} is not deployed to stage {self.stage}: its Condition {name} is false there"
+            for lid, name in sorted(self.excluded.items())
+        )
 
 
 def _resources(doc: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -426,6 +437,19 @@ def stage_template(
         mappings=doc.get("Mappings") or {},
         conditions=doc.get("Conditions") or {},
     )
+    excluded = {}
+    for lid in (*functions, *layers):
+        name = resources[lid].get("Condition") if isinstance(resources.get(lid), Mapping) else None
+        if name is None:
+            continue
+        where = f"{template}: {lid} Condition"
+        if not isinstance(name, str):
+            raise SpecError(
+                f"{where}: {name!r} is not a condition name; write the name of one of the "
+                "template's Conditions."
+            )
+        if not condition(name, base, where):
+            excluded[lid] = name
     fn_names = {}
     for lid in functions:
         raw = _props(resources.get(lid)).get("FunctionName")
@@ -454,6 +478,7 @@ def stage_template(
         environments=envs,
         health_events=dict(health or {}),
         stack_name=pseudo.get("AWS::StackName", ""),
+        excluded=excluded,
     )
 
 

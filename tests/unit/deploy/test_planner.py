@@ -357,3 +357,29 @@ def test_the_planner_imports_neither_boto3_nor_cfn_lint():
     assert "layerkit.deploy.models" in found
     for module in ("layerkit.deploy.releases", "layerkit.deploy.state"):
         assert "layerkit.deploy.planner" not in imported_modules(module)
+
+
+def test_desired_state_leaves_out_what_a_false_condition_leaves_out(tmp_path):
+    from dataclasses import replace
+
+    from layerkit.project.parameters import for_stage
+    from layerkit.project.stages import DEFAULT_LOCAL_STAGE
+
+    project = load_project(REPO)
+    dist, manifest = _dist(tmp_path)
+    view = for_stage(project, DEFAULT_LOCAL_STAGE)
+    predictions = project.function("predictions").logical_id
+    state = desired_state(
+        project, manifest, dist, view=replace(view, excluded={predictions: "IsProd"})
+    )
+    assert "predictions" not in {f.name for f in state.functions}
+    assert {f.name for f in state.functions} == {"data_validation", "feature_engineering"}
+    assert [x.name for x in state.layers] == [x.name for x in project.layers]
+
+    ml = next(tl.logical_id for tl in project.template.layers if tl.layer == "ml-libraries")
+    with pytest.raises(DeployError) as info:
+        desired_state(project, manifest, dist, view=replace(view, excluded={ml: "IsProd"}))
+    message = str(info.value)
+    attaching = project.function("feature_engineering").logical_id
+    assert f"{attaching} attaches {ml}, whose Condition IsProd is false on stage local" in message
+    assert f"give {attaching} the same Condition" in message

@@ -294,3 +294,40 @@ def test_samconfig_yaml_is_read_too(tmp_path: Path) -> None:
     found = read_samconfig(tmp_path, "prod")
     assert (found.file, found.env, found.stack_name) == ("samconfig.yaml", "default", "shop")
     assert found.parameter_overrides == {"Stage": "dev", "Owner": "team"}
+
+
+def test_a_resource_whose_condition_is_false_on_a_stage_is_left_out(
+    make_project: Callable[..., Path],
+) -> None:
+    template = STAGED.replace(
+        "  TopLayer:\n    Type: AWS::Serverless::LayerVersion\n",
+        "  TopLayer:\n    Type: AWS::Serverless::LayerVersion\n    Condition: IsProd\n",
+    )
+    project = load_project(make_project(template=template))
+    assert for_stage(project, PROD).excluded == {}
+    local = for_stage(project, DEFAULT_LOCAL_STAGE)
+    assert local.excluded == {"TopLayer": "IsProd"}
+    assert local.not_deployed() == (
+        "TopLayer is not deployed to stage local: its Condition IsProd is false there",
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "says"),
+    [
+        ("IsStaging", "condition 'IsStaging' is not defined under the template's Conditions"),
+        ("[IsProd]", "is not a condition name"),
+    ],
+)
+def test_a_bad_resource_condition_is_one_paragraph(
+    make_project: Callable[..., Path], condition: str, says: str
+) -> None:
+    template = STAGED.replace(
+        "  Fn:\n    Type: AWS::Serverless::Function\n",
+        f"  Fn:\n    Type: AWS::Serverless::Function\n    Condition: {condition}\n",
+    )
+    project = load_project(make_project(template=template))
+    with pytest.raises(SpecError) as info:
+        for_stage(project, PROD)
+    assert "template.yaml: Fn Condition" in str(info.value)
+    assert says in str(info.value)
