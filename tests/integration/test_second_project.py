@@ -2,7 +2,7 @@
 
 The project is written to a temporary folder the way `sam init` lays one out (the function's
 source folder as its CodeUri, next to template.yaml), plus one layer carrying a small pure-Python
-package from PyPI. It is locked, built, validated and deployed to the built-in local stage (no
+package from PyPI, and a function with a `Condition` that is false on the local stage. It is locked, built, validated and deployed to the built-in local stage (no
 stages file) with the command-line entry point, and the installed console script answers too.
 """
 
@@ -33,6 +33,15 @@ Globals:
     Architectures: [x86_64]
     Timeout: 10
 
+Parameters:
+  Stage:
+    Type: String
+    Default: dev
+    AllowedValues: [dev, local, prod]
+
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+
 Resources:
   SixLayer:
     Type: AWS::Serverless::LayerVersion
@@ -48,6 +57,13 @@ Resources:
       Handler: app.lambda_handler
       Layers:
         - !Ref SixLayer
+
+  AuditFunction:
+    Type: AWS::Serverless::Function
+    Condition: IsProd  # built like any function; deployed only where IsProd holds
+    Properties:
+      CodeUri: audit/
+      Handler: app.lambda_handler
 """
 
 APP = """\
@@ -82,6 +98,8 @@ def write_second_project(root: Path) -> Path:
     (fn / "app.py").write_text(APP)
     (fn / "requirements.txt").write_text("")
     (fn / "events" / "event.json").write_text('{"hello": "world"}\n')
+    (root / "audit").mkdir()
+    (root / "audit" / "app.py").write_text("def lambda_handler(event, context):\n    return 1\n")
     layer = root / "lambda_layers" / "six-layer"
     layer.mkdir(parents=True)
     (layer / "requirements.txt").write_text("six==1.17.0\n")
@@ -111,6 +129,7 @@ def test_a_second_project_locks_builds_validates_and_deploys_with_layerkit_alone
     assert layerkit(project, "build", "all") == 0
     out = capsys.readouterr().out
     assert f"{project / 'build'} (python3.12-x86_64)" in out
+    assert (project / "build" / "functions" / "audit.zip").is_file()  # as sam build does
     layer_zip = project / "build" / "layers" / "six-layer.zip"
     function_zip = project / "build" / "functions" / "hello_world.zip"  # the CodeUri folder
     with zipfile.ZipFile(layer_zip) as zf:
@@ -136,6 +155,8 @@ def test_a_second_project_locks_builds_validates_and_deploys_with_layerkit_alone
     out = capsys.readouterr().out
     assert "local stage: moto on http://127.0.0.1:" in out
     assert "local-hello-world:live -> 1  layers: " in out
+    assert "AuditFunction is not deployed to stage local: its Condition IsProd is false" in out
+    assert "local-audit" not in out
     assert "release " in out
 
     assert layerkit(project, "deploy") == 0
