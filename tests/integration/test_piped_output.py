@@ -62,9 +62,10 @@ def test_a_piped_build_and_deploy_write_one_line_per_event(tmp_path: Path) -> No
     assert re.search(r"MB zipped {2}\(\d+\.\ds\)$", done)
     # every line is an event, the folder, or the summary table (a row per artifact, unbroken)
     table = build[build.index(next(x for x in build if x.startswith("artifact "))) :]
-    assert len(table) == 2 + 2  # header, rule, the layer, the function
+    assert len(table) == 2 + 3  # header, rule, the layer, the two functions
     assert table[2].startswith("layers/six-layer.zip ")  # layers first
-    assert table[3].startswith("functions/hello_world.zip ")
+    assert table[3].startswith("functions/audit.zip ")
+    assert table[4].startswith("functions/hello_world.zip ")
     assert re.match(r"^-+( -+)+$", table[1])
 
     deploy = assert_log_lines(piped(project, "deploy").stdout)
