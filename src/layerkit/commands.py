@@ -1285,7 +1285,7 @@ def rollback(
     from layerkit.deploy import deployer
 
     root, st = _stage(project, stage)
-    health = _health_events(project, st)
+    health = _health_events(project)
     with stage_session(root, st, feedback.note) as session:
         clients = session.clients
         outcome = deployer.rollback(
@@ -1299,7 +1299,7 @@ def rollback(
     return RollbackOutput(st, outcome)
 
 
-def _health_events(project: ProjectLike, stage: Stage) -> dict[str, bytes]:
+def _health_events(project: ProjectLike) -> dict[str, bytes]:
     """Each function's health-check event by folder name, as the deploy sends it.
 
     A rollback of a folder that no longer loads as a project falls back to the default event.
@@ -1308,7 +1308,7 @@ def _health_events(project: ProjectLike, stage: Stage) -> dict[str, bytes]:
         loaded = open_project(project)
     except SpecError:
         return {}
-    events = health_events(loaded, stage)
+    events = health_events(loaded)
     return {fn.name: events[fn.logical_id] for fn in loaded.functions if fn.logical_id in events}
 
 

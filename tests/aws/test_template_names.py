@@ -113,7 +113,7 @@ def test_names_environment_and_health_checks_come_from_the_template(
     from layerkit.commands import _health_events
 
     outcome = rollback(
-        clients, STAGE, owner="pytest", now=clock, health_events=_health_events(project, STAGE)
+        clients, STAGE, owner="pytest", now=clock, health_events=_health_events(project)
     )
     assert [f.function_name for f in outcome.target.functions] == ["shop-fn-test"]
     # the rollback's health check sends the event the function's Metadata names

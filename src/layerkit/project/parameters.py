@@ -580,7 +580,7 @@ def for_stage(
     where = _display(project.template.path, project.root)
     given = stage_parameters(project, stage, region=region, overrides=overrides)
     values, pseudo = given.values, given.pseudo
-    health = health_events(project, stage)
+    health = health_events(project)
     layer_ids = {tl.logical_id: tl.layer for tl in project.template.layers}
     return stage_template(
         doc,
@@ -605,12 +605,11 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
-def health_events(project: Project, stage: Stage) -> dict[str, bytes]:
+def health_events(project: Project) -> dict[str, bytes]:
     """Each function's health-check event by logical ID (what deploy and rollback send).
 
-    ``stage`` is unused today: a function's health check is the same on every stage.
+    The same on every stage: a function's health check is part of the template.
     """
-    del stage
     resources = _resources(project.template.document)
     where = _display(project.template.path, project.root)
     return {

@@ -274,16 +274,16 @@ def test_health_check_selection(make_project: Callable[..., Path]) -> None:
     (root / "events").mkdir()
     (root / "events" / "probe.json").write_text('{"probe": 1}')
     project = load_project(root)
-    events = health_events(project, DEFAULT_LOCAL_STAGE)
+    events = health_events(project)
     assert events["Fn"] == DEFAULT_HEALTH_PAYLOAD
     assert json.loads(events["Other"]) == {"ping": True}
     assert events["Third"] == b'{"probe": 1}'  # the project's events/ when the folder has none
     (root / "functions" / "fn" / "events").mkdir()
     (root / "functions" / "fn" / "events" / "health.json").write_text('{"old": "convention"}')
-    assert health_events(project, DEFAULT_LOCAL_STAGE)["Fn"] == b'{"old": "convention"}'
+    assert health_events(project)["Fn"] == b'{"old": "convention"}'
     (root / "events" / "probe.json").unlink()
     with pytest.raises(SpecError, match=r"health-check is .events/probe\.json.; name an event"):
-        health_events(project, DEFAULT_LOCAL_STAGE)
+        health_events(project)
 
 
 def test_samconfig_yaml_is_read_too(tmp_path: Path) -> None:
