@@ -177,7 +177,7 @@ def _prune(folder: Path, now: float | None = None) -> None:
 
 
 def zip_sha256(archive: Path, cache: Path) -> str:
-    """The sha256 of ``archive``, remembered in the cache by path, size and mtime.
+    """The sha256 of ``archive``, remembered in the cache by path (with its size and mtime).
 
     Hashing the ML layer takes longer than a warm invoke should; a zip that is rewritten gets a
     new mtime (and almost always a new size), so it is hashed again.
@@ -185,7 +185,8 @@ def zip_sha256(archive: Path, cache: Path) -> str:
     import json
 
     info = Path(archive).stat()
-    key = f"{Path(archive).absolute()}|{info.st_size}|{info.st_mtime_ns}"
+    key = str(Path(archive).absolute())
+    seen = [info.st_size, info.st_mtime_ns]
     memo = Path(cache) / "sha256.json"
     try:
         known = json.loads(memo.read_text(encoding="utf-8"))
@@ -193,11 +194,13 @@ def zip_sha256(archive: Path, cache: Path) -> str:
         known = {}
     if not isinstance(known, dict):
         known = {}
-    digest = known.get(key)
-    if isinstance(digest, str) and len(digest) == 64:
-        return digest
+    entry = known.get(key)
+    if isinstance(entry, list) and entry[:2] == seen and len(str(entry[-1])) == 64:
+        return str(entry[-1])
     digest = sha256_file(Path(archive))
-    known[key] = digest
+    # one entry per path (a rebuilt zip replaces its own), none for zips that are gone
+    known = {k: v for k, v in known.items() if isinstance(v, list) and os.path.exists(k)}
+    known[key] = [*seen, digest]
     tmp = memo.with_name(f".sha256.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)

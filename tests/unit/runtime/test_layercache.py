@@ -155,3 +155,21 @@ def test_a_tree_used_within_in_use_s_is_never_deleted(tmp_path: Path) -> None:
     for i in range(layercache.KEEP + 2):  # all used just now: a sandbox may be reading each
         layercache.cached_tree(folder, f"k{i:02d}", lambda t: None)
     assert len(list(folder.iterdir())) == layercache.KEEP + 2
+
+
+def test_the_hash_memo_keeps_one_entry_per_existing_zip(tmp_path: Path) -> None:
+    import json
+
+    cache = tmp_path / "cache"
+    kept = make_zip(tmp_path / "kept.zip", {"a.py": "1"})
+    gone = make_zip(tmp_path / "gone.zip", {"b.py": "2"})
+    layercache.zip_sha256(kept, cache)
+    layercache.zip_sha256(gone, cache)
+    gone.unlink()
+    for version in range(3):  # rebuilt three times: one entry, the newest
+        make_zip(kept, {"a.py": str(version)})
+        os.utime(kept, ns=(version + 10, version + 10))
+        digest = layercache.zip_sha256(kept, cache)
+    memo = json.loads((cache / "sha256.json").read_text())
+    assert list(memo) == [str(kept.absolute())]
+    assert memo[str(kept.absolute())][-1] == digest == hashlib.sha256(kept.read_bytes()).hexdigest()
