@@ -181,11 +181,12 @@ def desired_state(
                 layer_name=name + variant.name_suffix if name else "",
             )
         )
+    left_out = {tl.layer: lid for lid, tl in template_layers.items() if lid in view.excluded}
     functions = []
     for fn in project.functions:
         if fn.logical_id in view.excluded:
             continue
-        _refuse_excluded_layers(project, fn, view)
+        _refuse_excluded_layers(project, fn, view, left_out)
         records, out = build_of(fn.target)
         path, sha, size = _artifact_entry(records, f"functions/{fn.name}.zip", out)
         functions.append(
@@ -209,12 +210,16 @@ def desired_state(
     return DesiredState(layers=tuple(layers), functions=tuple(functions), commit=commit)
 
 
-def _refuse_excluded_layers(project: Project, fn: Function, view: StageTemplate) -> None:
-    """DeployError if ``fn`` is deployed but attaches a layer its stage's Condition leaves out."""
-    ids = {tl.layer: tl.logical_id for tl in project.template.layers}
+def _refuse_excluded_layers(
+    project: Project, fn: Function, view: StageTemplate, left_out: Mapping[str, str]
+) -> None:
+    """DeployError if ``fn`` is deployed but attaches a layer its stage's Condition leaves out.
+
+    ``left_out``: layer name -> logical ID of each layer ``view`` excludes.
+    """
     for name in fn.layers:
-        lid = ids.get(name, "")
-        if lid in view.excluded:
+        lid = left_out.get(name)
+        if lid is not None:
             raise DeployError(
                 f"{project.config.template}: {fn.logical_id} attaches {lid}, whose Condition "
                 f"{view.excluded[lid]} is false on stage {view.stage}, so CloudFormation would "

@@ -136,12 +136,13 @@ def local_stage(
         raise DeployError(
             f"stage {stage.name!r} is not a local stage (set `local = true` in stages.toml)."
         )
+    cache = cache or layercache.configured_cache_dir()
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerkit-")))
             store = ArtifactStore(scratch / "artifacts")
             state = None
-            cache = cache or layercache.configured_cache_dir() or scratch / "cache"
+            cache = cache or scratch / "cache"
         else:
             if writable:
                 stack.enter_context(_exclusive(state_dir))
@@ -149,7 +150,7 @@ def local_stage(
             state.check_format()
             state.remove_partial_zips()
             store = state.store
-            cache = cache or layercache.configured_cache_dir() or Path(state_dir).parent / "cache"
+            cache = cache or Path(state_dir).parent / "cache"
         folder = cache
 
         def remembered(target: Target) -> Path:
