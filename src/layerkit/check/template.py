@@ -133,11 +133,13 @@ def stage_findings(
         try:
             for_stage(project, stage, region=PLACEHOLDER_REGION, overrides=overrides)
         except SpecError as exc:
+            # the finding is located in the template already: its message need not repeat it
+            reason = str(exc).removeprefix(f"{TEMPLATE_FILE}: ")
             found.append(
                 Finding(
                     Severity.ERROR,
                     TEMPLATE_FILE,
-                    f"stage {stage.name}: {exc}",
+                    f"stage {stage.name}: {reason}",
                     code="stage-values",
                     path=TEMPLATE_FILE,
                 )

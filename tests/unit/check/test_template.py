@@ -240,3 +240,14 @@ def test_validate_reports_per_stage_what_the_direct_deploy_would_refuse(
     assert "AllowedValues do not include (dev, local, prod)" in found.message
     # a value from the command line is checked the same way, on every stage
     assert len(stage_findings(project, {"Stage": "nope"})) == 2
+    # a resource Condition the template does not define: the template is named once
+    (root / "template.yaml").write_text(
+        template.replace("  Fn:\n    Type: AWS::Serverless::Function\n",
+                         "  Fn:\n    Type: AWS::Serverless::Function\n    Condition: IsProd\n")
+    )  # fmt: skip
+    messages = [f.message for f in stage_findings(load_project(root))]
+    assert any(
+        m.startswith("stage prod: Fn Condition: condition 'IsProd' is not defined")
+        for m in messages
+    ), messages
+    assert not any("template.yaml" in m for m in messages)  # the finding's location says it
